@@ -1,0 +1,187 @@
+"""The detectors, written with keras.layers and keras.ops only, so they run on any backend.
+
+Every model takes float32 pixels in 0..255 at its contract size (models/preprocessing.json)
+and rescales inside its first layer. Every single model outputs p(fake), shape (batch, 1).
+The ensemble outputs {"p_fake": (batch, 1), "members": (batch, n_members)}.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from models.preprocessing import input_spec
+
+SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+MOBILENET_WEIGHTS = {
+    0.25: "mobilenet_v1_0.25_224_imagenet",
+    1.0: "mobilenet_v1_1.0_224_imagenet_truncated",  # no conv_pw_13: use up to conv_pw_12_relu
+}
+
+
+def _input_and_rescale(architecture: str):
+    spec = input_spec(architecture)
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="pixels")
+    x = layers.Rescaling(spec.scale, spec.offset, name="rescale")(inputs)
+    return inputs, x
+
+
+def build_seed_cnn(dropout: float = 0.5) -> keras.Model:
+    """Our predecessors' DeepfakeDetector, layer for layer: 31,509,697 parameters."""
+    inputs, x = _input_and_rescale("seed-cnn")
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="seed_cnn")
+
+
+def build_tuned_cnn(filters=(32, 64, 128, 256), dense: int = 128, dropout: float = 0.4, l2: float = 1e-4) -> keras.Model:
+    """A deeper CNN with batch norm; `filters`, `dense` and `dropout` are tuned on validation."""
+    inputs, x = _input_and_rescale("tuned-cnn")
+    reg = keras.regularizers.L2(l2) if l2 else None
+    for i, f in enumerate(filters):
+        for j in range(2):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"block{i}_conv{j}")(x)
+            x = layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            x = layers.ReLU(name=f"block{i}_relu{j}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(dense, activation="relu", kernel_regularizer=reg)(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="tuned_cnn")
+
+
+def _separable_block(x, filters: int, stride: int, name: str):
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
+
+
+def build_tiny(widths=(32, 64, 96, 128, 192, 256), dropout: float = 0.3) -> keras.Model:
+    """The on-device model: depthwise-separable blocks that TF.js runs fast on wasm."""
+    inputs, x = _input_and_rescale("tiny")
+    x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(6.0, name="stem_relu")(x)
+    strides = (1, 2, 2, 2, 1, 2)
+    for i, (w, s) in enumerate(zip(widths, strides)):
+        x = _separable_block(x, w, s, f"sep{i}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def load_tfjs_weights(model: keras.Model, folder: Path) -> int:
+    """Assign weights from a TF.js weights manifest to the layers of `model` with the same
+    names; returns how many arrays were set. Layers absent from the manifest are left alone."""
+    manifest = json.loads((folder / "model.json").read_text())["weightsManifest"]
+    arrays = {}
+    for group in manifest:
+        shards = [folder / p for p in group["paths"]]
+        if not all(s.exists() for s in shards):
+            continue
+        buf = b"".join(s.read_bytes() for s in shards)
+        offset = 0
+        for w in group["weights"]:
+            n = int(np.prod(w["shape"])) if w["shape"] else 1
+            arrays[w["name"]] = np.frombuffer(buf, np.float32, n, offset).reshape(w["shape"])
+            offset += 4 * n
+    assigned = 0
+    for layer in model.layers:
+        names = [f"{layer.name}/{v.name}" for v in layer.weights]
+        if names and all(n in arrays for n in names):
+            layer.set_weights([arrays[n] for n in names])
+            assigned += len(names)
+    return assigned
+
+
+def build_backbone(kind: str = "mobilenet", alpha: float = 1.0, weights: str | None = "shared", weights_dir: Path | None = None):
+    """An ImageNet feature extractor taking inputs already scaled to [-1, 1].
+
+    weights: "shared" loads MobileNet v1 from ../shared/weights (TF.js files, by layer name);
+    "imagenet" lets Keras download (needs internet); None leaves it random."""
+    spec = input_spec("pretrained")
+    shape = (spec.input_size, spec.input_size, 3)
+    if kind == "xception":
+        return keras.applications.Xception(include_top=False, weights="imagenet" if weights else None, input_shape=shape, pooling=None)
+    if kind != "mobilenet":
+        raise ValueError(f"unknown backbone {kind!r}: use mobilenet or xception")
+    full = keras.applications.MobileNet(
+        input_shape=shape, alpha=alpha, include_top=False, weights="imagenet" if weights == "imagenet" else None
+    )
+    if weights == "shared":
+        folder = Path(weights_dir or SHARED_WEIGHTS) / MOBILENET_WEIGHTS[alpha]
+        if not (folder / "model.json").exists():
+            raise FileNotFoundError(
+                f"MobileNet weights not found in {folder}; pass --weights imagenet to download them, or none"
+            )
+        if load_tfjs_weights(full, folder) == 0:
+            raise ValueError(f"no weights in {folder} matched the MobileNet layers")
+    # The truncated 1.0 weights stop at block 12, so every variant ends there.
+    last = "conv_pw_12_relu" if alpha == 1.0 else full.layers[-1].name
+    return keras.Model(full.input, full.get_layer(last).output, name=f"mobilenet_{alpha}")
+
+
+def build_pretrained(backbone: str = "mobilenet", alpha: float = 1.0, weights: str | None = "shared",
+                     dropout: float = 0.3, weights_dir: Path | None = None) -> keras.Model:
+    """A pretrained backbone with a new head. Train the head first (backbone frozen), then
+    fine-tune: see training/train.py."""
+    inputs, x = _input_and_rescale("pretrained")
+    base = build_backbone(backbone, alpha, weights, weights_dir)
+    base._name = "backbone"
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="pretrained")
+
+
+@keras.saving.register_keras_serializable(package="unmask")
+class LogitStack(layers.Layer):
+    """p = sigmoid(sum_i w_i * logit(p_i) + b): a weighted vote in logit space."""
+
+    def __init__(self, n_members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_members = n_members
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(self.n_members,), initializer=keras.initializers.Constant(1.0 / self.n_members), name="w")
+        self.b = self.add_weight(shape=(), initializer="zeros", name="b")
+
+    def call(self, members):
+        p = ops.clip(members, 1e-6, 1 - 1e-6)
+        z = ops.log(p) - ops.log(1 - p)
+        return ops.sigmoid(ops.sum(z * self.w, axis=-1, keepdims=True) + self.b)
+
+    def get_config(self):
+        return {**super().get_config(), "n_members": self.n_members}
+
+
+def build_ensemble(members: list[keras.Model] | None = None) -> keras.Model:
+    """The tuned CNN and the pretrained network in one model. Each member sees the input
+    resized to its own contract size; their votes are stacked in logit space."""
+    if members is None:
+        members = [build_tuned_cnn(), build_pretrained(weights=None)]
+    spec = input_spec("ensemble")
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), name="pixels")
+    scores = []
+    for m in members:
+        size = m.input_shape[1]
+        x = inputs if size == spec.input_size else layers.Resizing(size, size, interpolation="bilinear", name=f"resize_{m.name}")(inputs)
+        scores.append(m(x))
+    stacked = layers.Concatenate(name="members")(scores) if len(scores) > 1 else scores[0]
+    p = LogitStack(len(members), name="p_fake")(stacked)
+    return keras.Model(inputs, {"p_fake": p, "members": stacked}, name="ensemble")

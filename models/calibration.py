@@ -1,0 +1,145 @@
+"""From a raw p(fake) to a verdict with a confidence that means what it says.
+
+A temperature is fitted on the validation split, so that calibrated probabilities match
+observed frequencies. Two thresholds, also chosen on validation, cut the calibrated
+probability into `real` / `uncertain` / `fake`, such that each confident verdict reaches
+`target_precision` there. extension/src/verdict.js applies the same rule in the browser.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+EPS = 1e-6
+VERDICTS = ("fake", "real", "uncertain")
+
+
+def logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+@dataclass
+class Calibration:
+    temperature: float = 1.0
+    fake_threshold: float = 0.5  # calibrated p >= this: fake
+    real_threshold: float = 0.5  # calibrated p <= this: real
+    target_precision: float = 0.9
+    # What the thresholds achieved where they were chosen (validation split).
+    fitted_on: dict = field(default_factory=dict)
+
+    def calibrate(self, p_raw):
+        return sigmoid(logit(p_raw) / self.temperature)
+
+    def verdict(self, p_raw: float) -> dict:
+        p = float(self.calibrate(p_raw))
+        if p >= self.fake_threshold:
+            verdict = "fake"
+        elif p <= self.real_threshold:
+            verdict = "real"
+        else:
+            verdict = "uncertain"
+        return {
+            "verdict": verdict,
+            # The calibrated probability that the likelier label is right.
+            "confidence": round(max(p, 1 - p), 4),
+            "p_fake": round(p, 4),
+            "p_fake_raw": round(float(p_raw), 4),
+        }
+
+    def verdicts(self, p_raw) -> list[str]:
+        p = self.calibrate(p_raw)
+        return np.where(p >= self.fake_threshold, "fake", np.where(p <= self.real_threshold, "real", "uncertain")).tolist()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Calibration":
+        if not d:
+            return cls()
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def fit_temperature(p_raw, labels) -> float:
+    """The temperature that minimises the negative log-likelihood of `labels` (1 = fake)."""
+    from scipy.optimize import minimize_scalar
+
+    z = logit(p_raw)
+    y = np.asarray(labels, dtype=np.float64)
+
+    def nll(log_t):
+        q = np.clip(sigmoid(z / np.exp(log_t)), EPS, 1 - EPS)
+        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def choose_thresholds(p_cal, labels, target_precision: float, min_support: int = 5) -> tuple[float, float, dict]:
+    """Lowest fake threshold and highest real threshold whose verdicts reach the target precision.
+
+    Where the target is out of reach, that verdict is never given (threshold 1.0 or 0.0),
+    which is honest: the model then says `uncertain` instead."""
+    p = np.asarray(p_cal, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    candidates = np.unique(np.concatenate([p, [0.5]]))
+
+    fake_t = 1.0 + EPS
+    for t in candidates[candidates >= 0.5]:  # ascending: first hit is the widest band
+        sel = p >= t
+        if sel.sum() >= min_support and y[sel].mean() >= target_precision:
+            fake_t = float(t)
+            break
+    real_t = -EPS
+    for t in candidates[candidates <= 0.5][::-1]:  # descending
+        sel = p <= t
+        if sel.sum() >= min_support and (1 - y[sel]).mean() >= target_precision:
+            real_t = float(t)
+            break
+    stats = threshold_stats(p, y, fake_t, real_t)
+    return fake_t, real_t, stats
+
+
+def threshold_stats(p_cal, labels, fake_t: float, real_t: float) -> dict:
+    p = np.asarray(p_cal, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    fake = p >= fake_t
+    real = p <= real_t
+    n = max(len(p), 1)
+    return {
+        "n": int(len(p)),
+        "precision_fake": float(y[fake].mean()) if fake.any() else None,
+        "precision_real": float((1 - y[real]).mean()) if real.any() else None,
+        "share_fake": float(fake.sum() / n),
+        "share_real": float(real.sum() / n),
+        "share_uncertain": float(1 - (fake.sum() + real.sum()) / n),
+    }
+
+
+def fit_calibration(p_raw, labels, target_precision: float = 0.9) -> Calibration:
+    t = fit_temperature(p_raw, labels)
+    cal = Calibration(temperature=t, target_precision=target_precision)
+    fake_t, real_t, stats = choose_thresholds(cal.calibrate(p_raw), labels, target_precision)
+    cal.fake_threshold, cal.real_threshold = fake_t, real_t
+    cal.fitted_on = stats
+    return cal
+
+
+def expected_calibration_error(p, labels, bins: int = 10) -> float:
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(ece)

@@ -1,0 +1,138 @@
+"""How a file becomes model input, read from the one contract in preprocessing.json.
+
+Two steps:
+- `load_image` decodes and validates a file (or bytes) into an RGB uint8 array, with
+  errors that say what is wrong.
+- `resize_for_model` applies the contract's crop and resize, giving float32 in 0..255.
+  The models rescale inside their first layer, with scale and offset from the contract.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+CONTRACT_PATH = Path(__file__).with_name("preprocessing.json")
+
+# Decoding more pixels than this is refused before decoding (decompression bombs).
+DEFAULT_MAX_PIXELS = 50_000_000
+MIN_SHORT_SIDE = 150  # training data below this is skipped; inference accepts smaller
+IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"}
+
+
+@lru_cache(maxsize=1)
+def contract() -> dict:
+    return json.loads(CONTRACT_PATH.read_text())
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one architecture expects: square input side and the in-model rescaling."""
+
+    input_size: int
+    scale: float
+    offset: float
+
+    def as_dict(self) -> dict:
+        c = contract()
+        return {
+            "input_size": self.input_size,
+            "color": c["color"],
+            "crop": c["crop"],
+            "resize": c["resize"],
+            "resize_doc": c["resize_doc"],
+            "input_dtype": c["input_dtype"],
+            "input_range": c["input_range"],
+            "scale": self.scale,
+            "offset": self.offset,
+        }
+
+
+def input_spec(architecture: str) -> InputSpec:
+    models = contract()["models"]
+    if architecture not in models:
+        raise KeyError(f"no preprocessing defined for {architecture!r}; known: {sorted(models)}")
+    m = models[architecture]
+    return InputSpec(int(m["input_size"]), float(m["scale"]), float(m["offset"]))
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image. `reason` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_short_side: int = 0) -> np.ndarray:
+    """Decode a path or bytes into an RGB uint8 array (H, W, 3), applying EXIF orientation
+    the way browsers do. GIFs give their first frame. Raises ImageError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    data = source if isinstance(source, (bytes, bytearray)) else None
+    try:
+        fp = io.BytesIO(data) if data is not None else open(source, "rb")
+    except OSError as e:
+        raise ImageError("unreadable", f"cannot open {source}: {e.strerror or e}") from e
+    with fp:
+        try:
+            # Our own pixel check below replaces Pillow's global bomb limit.
+            with Image.open(fp) as img:
+                fmt = img.format
+                if fmt not in IMAGE_FORMATS:
+                    raise ImageError("unsupported", f"unsupported image format {fmt}; use JPEG, PNG, WebP, GIF or BMP")
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageError(
+                        "too_many_pixels",
+                        f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                        "(possible decompression bomb); downscale it first",
+                    )
+                img.seek(0)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except ImageError:
+            raise
+        except UnidentifiedImageError as e:
+            raise ImageError("not_an_image", "not a recognised image file (JPEG, PNG, WebP, GIF or BMP)") from e
+        except Image.DecompressionBombError as e:
+            raise ImageError("too_many_pixels", f"decompression bomb refused: {e}") from e
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            msg = str(e)
+            reason = "truncated" if "truncated" in msg or isinstance(e, EOFError) else "corrupt"
+            raise ImageError(reason, f"image data is {reason}: {msg}") from e
+    if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ImageError("corrupt", "image has no pixels")
+    if min(rgb.shape[:2]) < min_short_side:
+        raise ImageError(
+            "too_small", f"image is {rgb.shape[1]}x{rgb.shape[0]}, under {min_short_side} px on its short side"
+        )
+    return rgb
+
+
+def resize_for_model(image, input_size: int):
+    """The contract's crop and resize in TensorFlow ops: uint8/float (H, W, 3) -> float32
+    (input_size, input_size, 3) in 0..255. extension/src/preprocess.js mirrors it op for op."""
+    import tensorflow as tf
+
+    x = tf.cast(image, tf.float32)
+    h, w = tf.shape(x)[0], tf.shape(x)[1]
+    s = tf.minimum(h, w)
+    x = x[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s, :]
+    # Box-average by an integer factor first, so that large images are not aliased.
+    k = tf.maximum(s // input_size, 1)
+    n = s // k
+    x = x[: n * k, : n * k, :]
+    x = tf.reduce_mean(tf.reshape(x, [n, k, n, k, 3]), axis=[1, 3])
+    x = tf.image.resize(x, [input_size, input_size], method="bilinear", antialias=False)
+    return tf.ensure_shape(x, [input_size, input_size, 3])
+
+
+def preprocess_file(source, input_size: int, **load_kwargs) -> np.ndarray:
+    """load_image then resize_for_model, as a numpy float32 array."""
+    return np.asarray(resize_for_model(load_image(source, **load_kwargs), input_size))

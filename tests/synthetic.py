@@ -1,0 +1,128 @@
+"""Small images, folders and videos made on the fly for tests. No test reads faces-v1.
+
+"fake" images carry a faint periodic high-frequency pattern (as upsampling generators leave),
+"real" ones are smooth, so a model can learn the difference in a few steps.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def face_image(label: str, size: int = 192, seed: int = 0) -> np.ndarray:
+    """An RGB uint8 cartoon face; `label` is "real" or "fake"."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(60, 200, 3)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.stack([base[c] + 40 * np.sin(2 * np.pi * (xx * rng.uniform(0.5, 1.5) + yy * rng.uniform(0.5, 1.5) + c)) for c in range(3)], -1)
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(pil)
+    c, r = size // 2, int(size * rng.uniform(0.28, 0.36))
+    skin = tuple(int(v) for v in rng.integers(150, 230, 3))
+    d.ellipse([c - r, c - int(r * 1.2), c + r, c + int(r * 1.2)], fill=skin)
+    for ex in (c - r // 2, c + r // 2):
+        d.ellipse([ex - r // 6, c - r // 3 - r // 8, ex + r // 6, c - r // 3 + r // 8], fill=(255, 255, 255))
+        d.ellipse([ex - r // 12, c - r // 3 - r // 12, ex + r // 12, c - r // 3 + r // 12], fill=(40, 30, 20))
+    d.rectangle([c - r // 12, c - r // 8, c + r // 12, c + r // 4], fill=tuple(max(0, s - 40) for s in skin))
+    d.arc([c - r // 2, c + r // 6, c + r // 2, c + r // 2 + r // 6], 20, 160, fill=(150, 40, 40), width=max(2, r // 15))
+    out = np.asarray(pil).astype(np.float32)
+    if label == "fake":
+        checker = ((np.indices((size, size)).sum(0) % 2) * 2 - 1)[..., None]
+        out += 18 * checker
+    else:
+        out = np.asarray(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).resize((size // 2, size // 2)).resize((size, size), Image.BILINEAR)).astype(np.float32)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def encode(img: np.ndarray, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, fmt, **({"quality": 95} | kw if fmt == "JPEG" else kw))
+    return buf.getvalue()
+
+
+def write_image(path: Path, img: np.ndarray, fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = fmt or {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "bmp": "BMP", "gif": "GIF"}[path.suffix[1:].lower()]
+    path.write_bytes(encode(img, fmt))
+    return path
+
+
+def bad_files(folder: Path) -> dict[str, Path]:
+    """One file of each kind of bad input, by reason."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = encode(face_image("real", 200, 99))
+    files = {
+        "corrupt": (folder / "corrupt.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4),
+        "truncated": (folder / "truncated.jpg", good[: len(good) // 2]),
+        "not_an_image": (folder / "notes.jpg", b"these are not pixels\n" * 20),
+        "empty": (folder / "empty.png", b""),
+        "too_small": (folder / "tiny.png", encode(face_image("real", 64, 5), "PNG")),
+    }
+    for path, data in files.values():
+        path.write_bytes(data)
+    return {k: p for k, (p, _) in files.items()}
+
+
+def decompression_bomb(path: Path, side: int = 20000) -> Path:
+    """A small PNG that decodes to side x side pixels."""
+    img = Image.new("1", (side, side))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def image_tree(root: Path, n_per_label: int = 12, size: int = 192, sources=("alpha", "beta"), seed: int = 0) -> Path:
+    """root/SOURCE/{real,fake}/*.jpg: the "real/ and fake/ at any depth" layout."""
+    k = seed
+    for source in sources:
+        for label in ("real", "fake"):
+            for i in range(n_per_label):
+                write_image(root / source / label / f"{source}_{label}_{i:03d}.jpg", face_image(label, size, k))
+                k += 1
+    return root
+
+
+def manifest_folder(root: Path, n_per_label: int = 12, size: int = 192, sources=("alpha", "beta"), group_size: int = 3, seed: int = 0) -> Path:
+    """A faces-v1-like folder with manifest.csv (path,label,source,group); `group_size`
+    consecutive images of one source share a group."""
+    rows, k = [], seed
+    for source in sources:
+        for label in ("real", "fake"):
+            for i in range(n_per_label):
+                rel = f"{source}/{label}/{k:05d}.jpg"
+                write_image(root / rel, face_image(label, size, k))
+                rows.append({"path": rel, "label": label, "source": source, "group": f"{source}-g{i // group_size}"})
+                k += 1
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["path", "label", "source", "group"])
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+def write_video(path: Path, label: str = "real", seconds: float = 2.0, fps: int = 10, size: int = 256, seed: int = 0, codec: str | None = None) -> Path:
+    """A short video of a cartoon face drifting across the frame (mp4/webm/mov by suffix)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codec = codec or {".webm": "libvpx", ".mov": "mpeg4", ".mp4": "mpeg4"}.get(path.suffix, "mpeg4")
+    face = face_image(label, size // 2, seed)
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(int(seconds * fps)):
+            frame = np.full((size, size, 3), rng.integers(30, 90), np.uint8)
+            off = (i * 3) % (size // 4)
+            frame[size // 4 + off // 2 : size // 4 + off // 2 + size // 2, off : off + size // 2] = face
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

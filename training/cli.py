@@ -1,0 +1,56 @@
+"""`unmask`: one command line over the whole toolchain.
+
+Each subcommand lives in its own module, which provides `add_arguments(parser)` and
+`run(args) -> int`. Modules import TensorFlow inside `run`, so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "train": ("training.train", "train a detector on a folder of real and fake images or videos"),
+    "evaluate": ("training.evaluate", "evaluate a detector: metrics per source, plots, calibration, model card"),
+    "check": ("training.inference", "give the verdict on image or video files"),
+    "predict": ("training.predict", "write path,p_fake,verdict for every image below a folder"),
+    "explain": ("training.explain", "show what the detector looked at (Grad-CAM, LIME, feature maps)"),
+    "convert": ("converter.export", "export a detector to a TensorFlow.js graph model with metadata"),
+    "serve": ("server.serve", "run the second-opinion server under gunicorn"),
+}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unmask", description="Unmask: deepfake detection toolchain.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, FileNotFoundError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"unmask {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
