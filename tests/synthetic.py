@@ -126,3 +126,39 @@ def write_video(path: Path, label: str = "real", seconds: float = 2.0, fps: int 
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def small_detector(folder: Path, architecture: str = "tiny", steps: int = 0, seed: int = 0, fake_threshold: float = 0.6, real_threshold: float = 0.4):
+    """A detector saved to `folder` as training would leave it, quick to build: the real
+    architecture (small variants for tuned-cnn and the ensemble), optionally fitted for a few
+    steps on synthetic faces, with a hand-set calibration."""
+    import keras
+
+    from models import architectures
+    from models.calibration import Calibration
+    from models.detector import Detector
+    from models.preprocessing import input_spec
+
+    keras.utils.set_random_seed(seed)
+    members = None
+    if architecture == "ensemble":
+        members = [architectures.build_tuned_cnn(filters=(8, 16), dense=16), architectures.build_pretrained(alpha=0.25, weights=None)]
+        model = architectures.build_ensemble(members)
+    elif architecture == "tuned-cnn":
+        model = architectures.build_tuned_cnn(filters=(8, 16), dense=16)
+    elif architecture == "pretrained":
+        model = architectures.build_pretrained(alpha=0.25, weights=None)
+    else:
+        model = {"tiny": architectures.build_tiny, "seed-cnn": architectures.build_seed_cnn}[architecture]()
+    if steps:
+        size = input_spec(architecture).input_size
+        x = np.stack([face_image(lbl, size, i) for i in range(16) for lbl in ("real", "fake")]).astype("float32")
+        y = np.array([0.0, 1.0] * 16, "float32")[:, None]
+        model.compile("adam", {"p_fake": "binary_crossentropy"} if members else "binary_crossentropy")
+        model.fit(x, {"p_fake": y} if members else y, batch_size=8, epochs=steps, verbose=0)
+    cal = Calibration(temperature=1.0, fake_threshold=fake_threshold, real_threshold=real_threshold, target_precision=0.9)
+    det = Detector(model, architecture, cal, {"name": architecture, "version": "test"})
+    if members:
+        det.info["members"] = ["tuned-cnn", "pretrained"]
+    det.save(folder)
+    return det
