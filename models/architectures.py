@@ -101,7 +101,9 @@ def load_tfjs_weights(model: keras.Model, folder: Path) -> int:
             offset += 4 * n
     assigned = 0
     for layer in model.layers:
-        names = [f"{layer.name}/{v.name}" for v in layer.weights]
+        # TF.js (Keras 2) calls a depthwise kernel "depthwise_kernel"; Keras 3 calls it "kernel".
+        prefix = "depthwise_" if isinstance(layer, layers.DepthwiseConv2D) else ""
+        names = [f"{layer.name}/{prefix}{v.name}" for v in layer.weights]
         if names and all(n in arrays for n in names):
             layer.set_weights([arrays[n] for n in names])
             assigned += len(names)
