@@ -7,6 +7,7 @@ The ensemble outputs {"p_fake": (batch, 1), "members": (batch, n_members)}.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -15,7 +16,7 @@ from keras import layers, ops
 
 from models.preprocessing import input_spec
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+SHARED_WEIGHTS = Path(os.environ.get("UNMASK_SHARED_WEIGHTS", Path(__file__).resolve().parents[2] / "shared" / "weights"))
 MOBILENET_WEIGHTS = {
     0.25: "mobilenet_v1_0.25_224_imagenet",
     1.0: "mobilenet_v1_1.0_224_imagenet_truncated",  # no conv_pw_13: use up to conv_pw_12_relu
@@ -60,24 +61,13 @@ def build_tuned_cnn(filters=(32, 64, 128, 256), dense: int = 128, dropout: float
     return keras.Model(inputs, outputs, name="tuned_cnn")
 
 
-def _separable_block(x, filters: int, stride: int, name: str):
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
-    x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
-    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
-    return layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
-
-
-def build_tiny(widths=(32, 64, 96, 128, 192, 256), dropout: float = 0.3) -> keras.Model:
-    """The on-device model: depthwise-separable blocks that TF.js runs fast on wasm."""
+def build_tiny(weights: str | None = "shared", dropout: float = 0.3, weights_dir: Path | None = None) -> keras.Model:
+    """The on-device model: MobileNet v1 at width 0.25 (depthwise-separable blocks, which TF.js
+    runs fast on wasm), ImageNet-pretrained, with a new head. About 219k parameters."""
     inputs, x = _input_and_rescale("tiny")
-    x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(6.0, name="stem_relu")(x)
-    strides = (1, 2, 2, 2, 1, 2)
-    for i, (w, s) in enumerate(zip(widths, strides)):
-        x = _separable_block(x, w, s, f"sep{i}")
+    base = build_backbone("mobilenet", 0.25, weights, weights_dir, input_size=input_spec("tiny").input_size)
+    base._name = "backbone"
+    x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
@@ -110,13 +100,14 @@ def load_tfjs_weights(model: keras.Model, folder: Path) -> int:
     return assigned
 
 
-def build_backbone(kind: str = "mobilenet", alpha: float = 1.0, weights: str | None = "shared", weights_dir: Path | None = None):
+def build_backbone(kind: str = "mobilenet", alpha: float = 1.0, weights: str | None = "shared", weights_dir: Path | None = None,
+                   input_size: int | None = None):
     """An ImageNet feature extractor taking inputs already scaled to [-1, 1].
 
     weights: "shared" loads MobileNet v1 from ../shared/weights (TF.js files, by layer name);
     "imagenet" lets Keras download (needs internet); None leaves it random."""
-    spec = input_spec("pretrained")
-    shape = (spec.input_size, spec.input_size, 3)
+    size = input_size or input_spec("pretrained").input_size
+    shape = (size, size, 3)
     if kind == "xception":
         return keras.applications.Xception(include_top=False, weights="imagenet" if weights else None, input_shape=shape, pooling=None)
     if kind != "mobilenet":

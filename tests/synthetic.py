@@ -149,7 +149,7 @@ def small_detector(folder: Path, architecture: str = "tiny", steps: int = 0, see
     elif architecture == "pretrained":
         model = architectures.build_pretrained(alpha=0.25, weights=None)
     else:
-        model = {"tiny": architectures.build_tiny, "seed-cnn": architectures.build_seed_cnn}[architecture]()
+        model = architectures.build_tiny(weights=None) if architecture == "tiny" else architectures.build_seed_cnn()
     if steps:
         size = input_spec(architecture).input_size
         x = np.stack([face_image(lbl, size, i) for i in range(16) for lbl in ("real", "fake")]).astype("float32")
