@@ -1,0 +1,127 @@
+"""The second-opinion server: a Flask application factory.
+
+    gunicorn -c server/gunicorn_conf.py      # or: unmask serve [--bind HOST:PORT]
+
+`create_app(config)` reads settings from the environment (server/config.py), which the dict
+`config` overrides, loads the model once for this process, and mounts two blueprints: the
+JSON API under /api/v1 (server/api.py) and the page at / (server/pages.py).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from flask import Flask, g, request
+
+from server.config import Config, parse_rate
+
+log = logging.getLogger("unmask.server")
+
+
+@dataclass
+class ServerState:
+    config: Config
+    detection: object
+    limiter: object
+
+
+def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
+    """The application. `load_model=False` leaves the model unloaded (for tools that only
+    inspect the routes); requests that need it then answer 503."""
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from server import api, pages, uploads
+    from server.detection import Detection, ModelUnavailable
+    from server.ratelimit import RateLimiter
+
+    cfg = Config.from_env().updated(config).validate()
+    _log_through_gunicorn()
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.config["UNMASK_VERSION"] = _package_version()
+    # Werkzeug's own cap: nothing larger than a video is read at all.
+    app.config["MAX_CONTENT_LENGTH"] = max(cfg.max_image_bytes, cfg.max_video_bytes) + api.FORM_OVERHEAD
+    app.json.sort_keys = False
+    if cfg.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    limit, period = parse_rate(cfg.rate_limit)
+    detection = Detection(cfg)
+    app.extensions["unmask"] = ServerState(cfg, detection, RateLimiter(limit, period, cfg.ratelimit_db))
+    uploads.sweep_orphans(cfg.tmp_dir)  # files of workers that were killed
+    if load_model:
+        detection.load()
+
+    if cfg.cors_origins:
+        from flask_cors import CORS
+
+        CORS(app, resources={r"/api/*": {"origins": cfg.cors_origins}}, allow_headers=["Content-Type", "X-API-Key"],
+             expose_headers=["Retry-After", "X-Unmask-Target"], methods=["GET", "POST", "OPTIONS"], max_age=600)
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+
+    @app.errorhandler(api.ApiError)
+    def _api_error(e):
+        return api.error_response(e.status, e.code, e.message, e.headers)
+
+    @app.errorhandler(uploads.UploadError)
+    def _upload_error(e):
+        return api.error_response(e.status, e.code, e.message)
+
+    @app.errorhandler(ModelUnavailable)
+    def _no_model(e):
+        return api.error_response(503, "model_unavailable", f"the model is not available: {e}")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e):
+        messages = {
+            404: "no such page or endpoint; see /api/v1/openapi.json for the API",
+            405: f"{request.method} is not allowed here; see /api/v1/openapi.json",
+            413: "the upload is larger than the limit: images up to "
+                 f"{cfg.max_image_bytes / 2**20:.0f} MB, videos up to {cfg.max_video_bytes / 2**20:.0f} MB",
+        }
+        code = (e.name or "error").lower().replace(" ", "_")
+        return api.error_response(e.code or 500, code, messages.get(e.code, e.description or e.name))
+
+    @app.errorhandler(Exception)
+    def _crash(e):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return api.error_response(500, "internal_error", "the server failed on this request; try again, "
+                                  "and report it if it keeps happening")
+
+    @app.before_request
+    def _start_clock():
+        g.setdefault("started", time.perf_counter())
+
+    @app.after_request
+    def _access_log(resp):
+        # What happened, never what was sent: no file names, no content.
+        if request.path.startswith("/api/"):
+            ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+            log.info("%s %s %d in=%s out=%s %.0fms%s", request.method, request.path, resp.status_code,
+                     request.content_length or 0, resp.calculate_content_length() or "-", ms,
+                     f" verdict={g.verdict}" if "verdict" in g else "")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return resp
+
+    return app
+
+
+def _log_through_gunicorn() -> None:
+    """Under gunicorn, our lines go where its error log goes."""
+    gunicorn_log = logging.getLogger("gunicorn.error")
+    if gunicorn_log.handlers and not log.handlers:
+        log.handlers = list(gunicorn_log.handlers)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unmask")
+    except PackageNotFoundError:
+        return "unknown"

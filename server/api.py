@@ -1,0 +1,196 @@
+"""The JSON API, version 1: /api/v1/... (described by server/openapi.json).
+
+Every error is a JSON body {"error": CODE, "message": "...", "status": N} whose message
+says what went wrong and what to do about it.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from server import uploads
+from server.ratelimit import retry_after_header
+from server.uploads import IMAGE_KINDS, VIDEO_KINDS
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger("unmask.server")
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+PUBLIC = {"api.health", "api.openapi"}  # no key and no rate limit: monitors poll these
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the file
+# models.preprocessing.ImageError reasons -> HTTP status (default 400)
+IMAGE_ERROR_STATUS = {"unsupported": 415, "too_many_pixels": 413}
+VIDEO_ERROR_STATUS = {"too_long": 413, "unreadable": 500}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    resp = jsonify({"error": code, "message": message, "status": status})
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _state():
+    return current_app.extensions["unmask"]
+
+
+# --- guards: size, key, rate ------------------------------------------------------------
+@bp.before_request
+def guard():
+    cfg = _state().config
+    limits = {"api.check": cfg.max_image_bytes, "api.explain": cfg.max_image_bytes, "api.check_video": cfg.max_video_bytes}
+    if request.endpoint in limits:
+        # Werkzeug refuses a larger body with 413 before reading it.
+        request.max_content_length = limits[request.endpoint] + FORM_OVERHEAD
+    if request.endpoint in PUBLIC or request.method == "OPTIONS":
+        return None
+    # The rate limit comes first, so that guessing the key is rate limited too.
+    limiter = _state().limiter
+    if limiter.enabled:
+        wait = limiter.hit(request.remote_addr or "unknown")
+        if wait > 0:
+            retry = retry_after_header(wait)
+            raise ApiError(429, "rate_limited", f"too many requests from this client (limit {cfg.rate_limit}); "
+                           f"retry after {retry} s", {"Retry-After": retry})
+    if cfg.api_key:
+        sent = request.headers.get("X-API-Key", "")
+        if not sent or not hmac.compare_digest(sent.encode(), cfg.api_key.encode()):
+            why = "is wrong" if sent else "is missing"
+            raise ApiError(401, "unauthorized", f"the API key {why}: send it in the X-API-Key header")
+    return None
+
+
+# --- endpoints --------------------------------------------------------------------------
+@bp.post("/check")
+def check():
+    """Verdict, confidence, each member's score and provenance for one image."""
+    state = _state()
+    detection = state.detection
+    detection.require()
+    upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
+    image = _decode(upload)
+    prediction = detection.predict([image])[0]
+    provenance = _provenance(upload)
+    body = detection.image_result(prediction, provenance)
+    body.update(_common(upload, detection), image={"width": int(image.shape[1]), "height": int(image.shape[0])},
+                provenance=provenance)
+    _store(upload, body)
+    g.verdict = body["verdict"]
+    return jsonify(body)
+
+
+@bp.post("/check/video")
+def check_video():
+    """Scores of sampled frames (faces cropped), an aggregate verdict and a timeline."""
+    from training.video import VideoError, extract_faces
+
+    state = _state()
+    cfg = state.config
+    detection = state.detection
+    detection.require()
+    upload = uploads.read_upload(request, VIDEO_KINDS, cfg.max_video_bytes)
+    with uploads.temp_file(cfg.tmp_dir, upload.data, uploads.EXTENSION[upload.kind]) as path:
+        try:
+            frames = extract_faces(path, n_frames=cfg.video_frames)
+        except VideoError as e:
+            raise ApiError(VIDEO_ERROR_STATUS.get(e.reason, 400), e.reason, str(e)) from None
+    provenance = _provenance(upload)
+    body = detection.video_result(frames, provenance)
+    body.update(_common(upload, detection), provenance=provenance,
+                video={"duration_s": frames.duration_s, "frame_count": frames.frame_count,
+                       "container": frames.container, "truncated": frames.truncated})
+    _store(upload, body)
+    g.verdict = body["verdict"]
+    return jsonify(body)
+
+
+@bp.post("/explain")
+def explain():
+    """A PNG of the image with the Grad-CAM heatmap laid over it."""
+    state = _state()
+    target = request.args.get("target", "verdict")
+    if target not in ("verdict", "fake", "real"):
+        raise ApiError(400, "bad_target", "target must be verdict, fake or real")
+    state.detection.require()
+    upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
+    image = _decode(upload)
+    png, target = state.detection.explain_png(image, target)
+    resp = Response(png, mimetype="image/png")
+    resp.headers["X-Unmask-Target"] = target
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/health")
+def health():
+    body = _state().detection.health()
+    body["version"] = current_app.config["UNMASK_VERSION"]
+    return jsonify(body), (200 if body["status"] == "ok" else 503)
+
+
+@bp.get("/models")
+def models():
+    info = _state().detection.model_info()
+    return jsonify({"models": [info]})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return Response(OPENAPI_PATH.read_bytes(), mimetype="application/json")
+
+
+# --- helpers ----------------------------------------------------------------------------
+def _decode(upload):
+    from models.preprocessing import ImageError, load_image
+
+    cfg = _state().config
+    try:
+        return load_image(upload.data, max_pixels=cfg.max_pixels, min_short_side=cfg.min_short_side)
+    except ImageError as e:
+        message = str(e)
+        if e.reason == "not_an_image":
+            message = f"the file starts like a {upload.label} but cannot be decoded: it is damaged"
+        elif e.reason == "too_small":
+            message += "; send a larger image of the face"
+        raise ApiError(IMAGE_ERROR_STATUS.get(e.reason, 400), e.reason if e.reason != "not_an_image" else "corrupt", message) from None
+
+
+def _provenance(upload) -> dict:
+    from server import provenance
+
+    try:
+        return provenance.inspect(upload.data, upload.kind)
+    except Exception as e:  # provenance is extra evidence; its failure must not lose the verdict
+        log.warning("provenance check failed: %s", type(e).__name__)
+        return {"generator_evidence": False, "summary": "the provenance check failed on this file",
+                "findings": [], "c2pa": {"present": False}, "metadata": {}, "error": type(e).__name__}
+
+
+def _common(upload, detection) -> dict:
+    d = detection.require()
+    return {
+        "model": {"name": d.name, "version": d.version, "device": detection.device},
+        "file": {"type": upload.label, "bytes": len(upload.data)},
+        "time_ms": round((time.perf_counter() - g.started) * 1000, 1),
+    }
+
+
+def _store(upload, body: dict) -> None:
+    folder = _state().config.upload_dir
+    if folder:
+        path = uploads.store(upload, folder)
+        meta = {k: body.get(k) for k in ("verdict", "confidence", "p_fake", "basis", "model")}
+        path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta))
+        body["stored"] = True

@@ -1,0 +1,55 @@
+"""gunicorn configuration, from the environment (server/config.py: gunicorn_settings).
+
+    UNMASK_BIND=0.0.0.0:8000 UNMASK_WORKERS=2 gunicorn -c server/gunicorn_conf.py
+
+Each worker is a process with its own copy of the model (loaded once, when it starts) and
+UNMASK_THREADS threads whose requests the micro-batcher gathers. Workers are not preloaded:
+TensorFlow must start after the fork.
+"""
+import os
+import shutil
+import tempfile
+
+from server.config import Config, gunicorn_settings
+
+_s = gunicorn_settings()
+bind = _s["bind"]
+workers = _s["workers"]
+threads = _s["threads"]
+worker_class = "gthread"
+timeout = _s["timeout"]
+graceful_timeout = _s["graceful_timeout"]
+keepalive = _s["keepalive"]
+loglevel = _s["loglevel"]
+errorlog = "-"
+accesslog = _s["accesslog"]
+# The path only: query strings and bodies never reach the log.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+wsgi_app = "server:create_app()"
+preload_app = False
+# gunicorn 25+ opens a control socket in $HOME by default; two servers would share it.
+control_socket_disable = True
+proc_name = "unmask-server"
+
+
+def on_starting(server):
+    # One rate-limit store for all workers, unless one is configured.
+    if os.environ.get("UNMASK_RATE_LIMIT") and not os.environ.get("UNMASK_RATELIMIT_DB"):
+        folder = tempfile.mkdtemp(prefix="unmask-ratelimit-")
+        os.environ["UNMASK_RATELIMIT_DB"] = os.path.join(folder, "buckets.sqlite")
+        server._unmask_ratelimit_dir = folder
+
+
+def on_exit(server):
+    folder = getattr(server, "_unmask_ratelimit_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def child_exit(server, worker):
+    # A worker killed mid-request cannot remove its temporary files: remove them for it.
+    from server.uploads import sweep_orphans
+
+    removed = sweep_orphans(Config.from_env().tmp_dir, pid=worker.pid)
+    if removed:
+        server.log.info("removed %d temporary file(s) left by worker %s", removed, worker.pid)

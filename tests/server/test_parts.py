@@ -1,0 +1,303 @@
+"""The server's parts on their own: type sniffing, provenance, the verdict rule, the
+micro-batcher (with the real ensemble), the rate limiter, settings and the OpenAPI document."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server import provenance
+from server.config import Config, gunicorn_settings, parse_bind, parse_rate
+from server.detection import combine, timeline
+from server.ratelimit import RateLimiter, retry_after_header
+from server.uploads import sniff, sweep_orphans, temp_file
+from tests.server import files
+from tests.server.c2pa_signing import CAPTURE, TRAINED, sign
+from tests.synthetic import encode, face_image, write_video
+
+
+# --- sniffing ---------------------------------------------------------------------------
+def test_sniff_tells_types_from_content(tmp_path):
+    img = face_image("real", 64, 0)
+    assert sniff(encode(img, "JPEG")) == "jpeg"
+    assert sniff(encode(img, "PNG")) == "png"
+    assert sniff(encode(img, "WEBP")) == "webp"
+    assert sniff(encode(img, "GIF")) == "gif"
+    assert sniff(encode(img, "BMP")) == "bmp"
+    assert sniff(write_video(tmp_path / "a.mp4", seconds=0.5).read_bytes()) == "mp4"
+    assert sniff(write_video(tmp_path / "a.webm", seconds=0.5).read_bytes()) == "webm"
+    assert sniff(write_video(tmp_path / "a.mov", seconds=0.5).read_bytes()) in ("mov", "mp4")
+    assert sniff(b"GIF87a" + bytes(20)) == "gif"
+    assert sniff(b"these are not pixels") is None
+    assert sniff(b"") is None
+
+
+def test_temp_files_are_removed_even_on_error(tmp_path):
+    with pytest.raises(RuntimeError):
+        with temp_file(str(tmp_path), b"video bytes", ".mp4") as p:
+            assert p.read_bytes() == b"video bytes"
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_removes_files_of_dead_workers_only(tmp_path):
+    dead = multiprocessing.get_context("spawn").Process(target=int)
+    dead.start()
+    dead.join()
+    mine = tmp_path / f"unmask-{os.getpid()}-{'a' * 32}.mp4"
+    orphan = tmp_path / f"unmask-{dead.pid}-{'b' * 32}.mp4"
+    other = tmp_path / "someone-elses.mp4"
+    for p in (mine, orphan, other):
+        p.write_bytes(b"x")
+    assert sweep_orphans(str(tmp_path)) == 1
+    assert mine.exists() and other.exists() and not orphan.exists()
+    assert sweep_orphans(str(tmp_path), pid=os.getpid()) == 1
+    assert not mine.exists() and other.exists()
+
+
+# --- provenance -------------------------------------------------------------------------
+def test_c2pa_generated_image_is_evidence_and_validates():
+    data = sign(encode(face_image("real", 200, 1)), "image/jpeg", TRAINED, generator="Test Diffusion")
+    p = provenance.inspect(data, "jpeg")
+    c = p["c2pa"]
+    assert c["present"] and c["ai_generated"]
+    assert c["validation_state"] == "Valid"  # intact, but our test CA is on no trust list
+    assert "signingCredential.untrusted" in c["validation_failures"]
+    assert c["claim_generator"].startswith("Test Diffusion")
+    assert p["generator_evidence"] is True
+    assert any(f["source"] == "c2pa" and f["evidence"] for f in p["findings"])
+
+
+def test_c2pa_camera_credentials_are_not_evidence_either_way():
+    data = sign(encode(face_image("real", 200, 2)), "image/jpeg", CAPTURE, generator="Test Camera")
+    p = provenance.inspect(data, "jpeg")
+    assert p["c2pa"]["present"] and not p["c2pa"]["ai_generated"]
+    assert p["generator_evidence"] is False
+
+
+def test_c2pa_tampered_file_is_reported_invalid():
+    data = bytearray(sign(encode(face_image("real", 200, 3)), "image/jpeg", TRAINED))
+    data[-400] ^= 0xFF  # a pixel byte changed after signing
+    c = provenance.inspect(bytes(data), "jpeg")["c2pa"]
+    assert c["validation_state"] == "Invalid"
+    assert "assertion.dataHash.mismatch" in c["validation_failures"]
+
+
+def test_c2pa_remote_manifest_is_reported_not_fetched(listener):
+    data = sign(encode(face_image("real", 200, 4)), "image/jpeg", TRAINED, remote_url=listener.url + "/manifest.c2pa")
+    c = provenance.inspect(data, "jpeg")["c2pa"]
+    assert c["present"] and c["remote"] and c["remote_url"].startswith(listener.url)
+    assert listener.hits == []
+
+
+def test_png_generator_chunks_are_evidence():
+    for key in ("parameters", "prompt", "workflow"):
+        p = provenance.inspect(files.png_with_text({key: "a portrait, Steps: 20, Sampler: Euler a"}), "png")
+        assert p["generator_evidence"], key
+        assert key in p["metadata"]["png_text"]
+    compressed = provenance.inspect(files.png_with_text({"prompt": '{"3": {"class_type": "KSampler"}}'}, compressed=True), "png")
+    assert compressed["generator_evidence"]
+    plain = provenance.inspect(files.png_with_text({"Title": "holiday", "Author": "me"}), "png")
+    assert plain["generator_evidence"] is False
+    assert plain["metadata"]["png_text"] == {"Title": "holiday", "Author": "me"}
+
+
+def test_compressed_text_chunks_are_inflated_with_a_cap():
+    texts = provenance.png_text_chunks(files.png_with_ztxt_bomb(size=64 * 1024 * 1024))
+    assert len(texts["parameters"]) == provenance.MAX_TEXT
+
+
+def test_exif_software_and_user_comment():
+    sd = provenance.inspect(files.jpeg_with_exif("Stable Diffusion XL"), "jpeg")
+    assert sd["generator_evidence"] and sd["metadata"]["software"] == "Stable Diffusion XL"
+    gimp = provenance.inspect(files.jpeg_with_exif("GIMP 2.10"), "jpeg")
+    assert gimp["generator_evidence"] is False
+    assert gimp["findings"] and gimp["findings"][0]["evidence"] is False
+    comment = b"UNICODE\x00" + "a face\nSteps: 30, Sampler: DPM++ 2M, CFG scale: 7".encode("utf-16-be")
+    a1111 = provenance.inspect(files.jpeg_with_exif(user_comment=comment), "jpeg")
+    assert a1111["generator_evidence"] and "Steps: 30" in a1111["metadata"]["exif_user_comment"]
+
+
+def test_iptc_digital_source_type_in_xmp():
+    ai = provenance.inspect(files.jpeg_with_xmp("trainedAlgorithmicMedia"), "jpeg")
+    assert ai["generator_evidence"]
+    assert ai["metadata"]["iptc_digital_source_type"] == [files.IPTC + "trainedAlgorithmicMedia"]
+    camera = provenance.inspect(files.jpeg_with_xmp("digitalCapture"), "jpeg")
+    assert camera["generator_evidence"] is False
+
+
+def test_no_metadata_means_nothing():
+    p = provenance.inspect(encode(face_image("real", 200, 5)), "jpeg")
+    assert p["generator_evidence"] is False and p["findings"] == [] and p["c2pa"] == {"present": False}
+
+
+# --- the verdict rule -------------------------------------------------------------------
+def _model(verdict, p):
+    return {"verdict": verdict, "confidence": round(max(p, 1 - p), 4), "p_fake": p, "p_fake_raw": p}
+
+
+def test_provenance_pushes_towards_fake_only():
+    evidence, none = {"generator_evidence": True}, {"generator_evidence": False}
+    for verdict, p in (("real", 0.1), ("uncertain", 0.5)):
+        out = combine(_model(verdict, p), evidence)
+        assert out["verdict"] == "fake" and out["basis"] == "provenance" and out["confidence"] is None
+        assert out["model_verdict"]["verdict"] == verdict
+        assert combine(_model(verdict, p), none)["verdict"] == verdict
+    fake = combine(_model("fake", 0.93), evidence)
+    assert fake["verdict"] == "fake" and fake["confidence"] == 0.93 and fake["basis"] == "model+provenance"
+    # Credentials of a camera are not evidence: they leave every verdict as it was.
+    camera = provenance.inspect(sign(encode(face_image("real", 200, 6)), "image/jpeg", CAPTURE), "jpeg")
+    for verdict, p in (("fake", 0.9), ("uncertain", 0.5), ("real", 0.1)):
+        assert combine(_model(verdict, p), camera)["verdict"] == verdict
+
+
+def test_timeline_merges_runs_of_equal_verdicts():
+    rows = [{"time_s": t, "verdict": v, "p_fake": p} for t, v, p in
+            [(0.0, "real", 0.1), (0.5, "real", 0.2), (1.0, "fake", 0.8), (1.5, None, None), (2.0, "fake", 0.9)]]
+    assert timeline(rows) == [
+        {"start_s": 0.0, "end_s": 0.5, "verdict": "real", "frames": 2, "max_p_fake": 0.2},
+        {"start_s": 1.0, "end_s": 1.0, "verdict": "fake", "frames": 1, "max_p_fake": 0.8},
+        {"start_s": 1.5, "end_s": 1.5, "verdict": "not_scored", "frames": 1, "max_p_fake": None},
+        {"start_s": 2.0, "end_s": 2.0, "verdict": "fake", "frames": 1, "max_p_fake": 0.9},
+    ]
+
+
+# --- the micro-batcher, with the real ensemble ------------------------------------------
+@pytest.fixture(scope="module")
+def ensemble(models_dir):
+    from models.detector import Detector
+
+    return Detector.load(models_dir / "ensemble")
+
+
+def test_batcher_gathers_concurrent_requests_into_one_call(ensemble):
+    from server.batcher import MicroBatcher
+
+    inputs = [ensemble.prepare(face_image(lbl, 160 + i, i)) for i in range(6) for lbl in ("real", "fake")]
+    expected = ensemble.predict_prepared(np.stack(inputs))
+    batcher = MicroBatcher(ensemble.predict_prepared, max_batch=8, max_wait_s=0.5)
+    results = [None] * len(inputs)
+    start = threading.Barrier(len(inputs))
+
+    def client(i):
+        start.wait()
+        results[i] = batcher.run([inputs[i]])[0]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stats = batcher.stats()
+    assert stats["inputs"] == len(inputs)
+    assert stats["largest_batch"] == 8  # max_batch caps it
+    assert stats["model_calls"] < len(inputs)
+    for got, want in zip(results, expected):  # each request got its own answer
+        assert got.p_fake_raw == pytest.approx(want.p_fake_raw, abs=1e-4)
+        assert got.members == pytest.approx(want.members, abs=1e-4)
+
+
+def test_batcher_off_calls_the_model_per_request(ensemble):
+    from server.batcher import MicroBatcher
+
+    batcher = MicroBatcher(ensemble.predict_prepared, max_batch=4, enabled=False)
+    inputs = [ensemble.prepare(face_image("fake", 200, i)) for i in range(5)]
+    out = batcher.run(inputs)
+    assert len(out) == 5 and batcher.stats()["model_calls"] == 2  # 4 + 1
+
+
+def test_batcher_passes_failures_to_every_waiter():
+    from server.batcher import MicroBatcher
+
+    def broken(batch):
+        raise ValueError("model failed")
+
+    batcher = MicroBatcher(broken, max_batch=4, max_wait_s=0.2)
+    futures = [batcher.submit(np.zeros((2, 2, 3), np.float32)) for _ in range(3)]
+    for f in futures:
+        with pytest.raises(ValueError, match="model failed"):
+            f.result(10)
+    # and it keeps serving afterwards
+    batcher.fn = lambda batch: [float(x.sum()) for x in batch]
+    assert batcher.run([np.ones((2, 2, 3), np.float32)]) == [12.0]
+
+
+# --- the rate limiter -------------------------------------------------------------------
+def test_rate_limit_per_client_with_refill():
+    rl = RateLimiter(3, 60.0)
+    assert [rl.hit("a", now=100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = rl.hit("a", now=100.0)
+    assert wait == pytest.approx(20.0)  # one token every 20 s
+    assert retry_after_header(wait) == "20" and retry_after_header(0.2) == "1"
+    assert rl.hit("b", now=100.0) == 0.0  # another client has its own bucket
+    assert rl.hit("a", now=121.0) == 0.0  # refilled
+
+
+def _hammer(db, n, out):
+    rl = RateLimiter(10, 3600.0, db)
+    out.put(sum(rl.hit("client") == 0.0 for _ in range(n)))
+
+
+def test_rate_limit_is_shared_by_processes(tmp_path):
+    db = str(tmp_path / "buckets.sqlite")
+    RateLimiter(10, 3600.0, db)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(db, 8, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    allowed = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert sum(allowed) == 10  # 16 tries across two processes, 10 allowed in all
+
+
+# --- settings ---------------------------------------------------------------------------
+def test_settings_parse_and_refuse_nonsense(monkeypatch):
+    assert parse_rate("60/minute") == (60, 60.0) and parse_rate("5/s") == (5, 1.0) and parse_rate("") == (0, 0.0)
+    with pytest.raises(ValueError, match="COUNT/minute"):
+        parse_rate("lots")
+    assert parse_bind("127.0.0.1:8000") == ("127.0.0.1", 8000) and parse_bind("[::1]:80") == ("::1", 80)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        parse_bind("localhost")
+    monkeypatch.setenv("UNMASK_MAX_IMAGE_BYTES", "1000")
+    monkeypatch.setenv("UNMASK_CORS_ORIGINS", "chrome-extension://abc, https://example.org")
+    monkeypatch.setenv("UNMASK_BATCHING", "off")
+    cfg = Config.from_env()
+    assert cfg.max_image_bytes == 1000 and cfg.batching is False
+    assert cfg.cors_origins == ["chrome-extension://abc", "https://example.org"]
+    monkeypatch.setenv("UNMASK_WORKERS", "3")
+    monkeypatch.setenv("UNMASK_THREADS", "2")
+    monkeypatch.setenv("UNMASK_BIND", "0.0.0.0:9000")
+    s = gunicorn_settings()
+    assert (s["workers"], s["threads"], s["bind"]) == (3, 2, "0.0.0.0:9000")
+    monkeypatch.setenv("UNMASK_WORKERS", "many")
+    with pytest.raises(ValueError, match="UNMASK_WORKERS"):
+        gunicorn_settings()
+    with pytest.raises(ValueError, match="unknown server setting"):
+        Config().updated({"max_imgae_bytes": 1})
+
+
+# --- the OpenAPI document ---------------------------------------------------------------
+def test_openapi_document_matches_the_routes():
+    from server import create_app
+
+    app = create_app(load_model=False)
+    doc = json.loads((Path(__file__).resolve().parents[2] / "server" / "openapi.json").read_text())
+    documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
+    routed = {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert documented == routed
+    # every reference resolves
+    text = json.dumps(doc)
+    for ref in set(__import__("re").findall(r'"\$ref": "#/components/schemas/(\w+)"', text)):
+        assert ref in doc["components"]["schemas"], ref
