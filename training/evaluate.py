@@ -1,0 +1,372 @@
+"""Evaluate a detector: metrics per source, calibration, plots, metrics.json and a model card.
+
+    unmask evaluate runs/tiny                                  # the run's test split
+    unmask evaluate runs/tiny --data ../shared/data/faces-v1   # the same, data moved
+    unmask evaluate ensemble --data photos/ --split all        # every image of a folder
+    unmask evaluate runs/tiny --degrade web                    # half size, then JPEG q60
+
+Reported: accuracy, precision, recall, F1 and ROC AUC (pooled, p(fake) >= 0.5 is "fake");
+the confusion matrix and classification report; per source, the AUC where a source has both
+labels and, for every source, TPR/TNR at 0.5 and the share of fakes called `fake` and of
+reals called `real` at the shipped thresholds; the mean AUC over the sources with both
+labels; calibration: ECE before and after, the precision of confident verdicts, coverage
+and the share uncertain.
+
+Written to --out (default: the model's folder for its own test split, else a subfolder
+eval-SPLIT[-web]): metrics.json, predictions.csv, MODEL_CARD.md and PNGs (training_curves,
+roc, confusion, verdicts, reliability, scores).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+THRESHOLD = 0.5  # the binary decision for accuracy/precision/recall: calibrated p(fake) >= 0.5
+DEGRADATIONS = ("web",)
+
+
+def add_arguments(p):
+    p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder, a .keras file, or tiny / ensemble")
+    p.add_argument("--data", help="data folder (test split: where the run's data now lies; all: the folder to score)")
+    p.add_argument("--split", choices=("test", "all"),
+                   help="test: the run's recorded test split (split.json); all: every image of --data "
+                        "(default: test when the model folder has a split.json, else all)")
+    p.add_argument("--out", help="folder for the results (default: see above)")
+    p.add_argument("--degrade", choices=DEGRADATIONS, help="web: evaluate copies at half size, re-saved as JPEG q60")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# --- metrics ----------------------------------------------------------------------------
+def _auc(y, p):
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if len(set(np.asarray(y).tolist())) == 2 else None
+
+
+def _rate(mask) -> float | None:
+    return float(np.mean(mask)) if np.size(mask) else None
+
+
+def compute_metrics(p_raw, labels, sources, calibration) -> dict:
+    """Every number of the report from raw scores, labels (1 fake) and source names."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+
+    from models.calibration import expected_calibration_error, threshold_stats
+
+    p_raw = np.asarray(p_raw, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    src = np.asarray(sources)
+    p = calibration.calibrate(p_raw)
+    pred = (p >= THRESHOLD).astype(np.int64)
+    verdicts = np.asarray(calibration.verdicts(p_raw))
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, labels=[1], average=None, zero_division=0)
+    overall = {
+        "n": int(len(y)),
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision[0]),
+        "recall": float(recall[0]),
+        "f1": float(f1[0]),
+        "roc_auc": _auc(y, p_raw),
+        "threshold": THRESHOLD,
+        "confusion_matrix": confusion_matrix(y, pred, labels=[0, 1]).tolist(),  # rows true real/fake
+        "verdict_matrix": [[int(((y == t) & (verdicts == v)).sum()) for v in ("real", "uncertain", "fake")] for t in (0, 1)],
+        "classification_report": classification_report(y, pred, labels=[0, 1], target_names=["real", "fake"],
+                                                       output_dict=True, zero_division=0),
+        "classification_report_text": classification_report(y, pred, labels=[0, 1], target_names=["real", "fake"],
+                                                            zero_division=0, digits=3),
+    }
+    per_source = {}
+    for name in sorted(set(src.tolist())):
+        m = src == name
+        ys, ps, vs = y[m], p[m], verdicts[m]
+        reals, fakes = ys == 0, ys == 1
+        per_source[name] = {
+            "n": int(m.sum()),
+            "n_real": int(reals.sum()),
+            "n_fake": int(fakes.sum()),
+            "roc_auc": _auc(ys, p_raw[m]),
+            "accuracy": float(np.mean((ps >= THRESHOLD) == (ys == 1))),
+            "tpr": _rate(ps[fakes] >= THRESHOLD),          # detection rate at 0.5
+            "tnr": _rate(ps[reals] < THRESHOLD),           # true-negative rate at 0.5
+            "fake_verdict_rate_on_fakes": _rate(vs[fakes] == "fake"),  # at the shipped threshold
+            "real_verdict_rate_on_reals": _rate(vs[reals] == "real"),
+            "false_fake_rate_on_reals": _rate(vs[reals] == "fake"),
+            "share_uncertain": _rate(vs == "uncertain"),
+        }
+    two = [k for k, v in per_source.items() if v["roc_auc"] is not None]
+    stats = threshold_stats(p, y, calibration.fake_threshold, calibration.real_threshold)
+    target = calibration.target_precision
+
+    def met(x):
+        return None if x is None else bool(x >= target)
+
+    cal = {
+        "fitted": bool(calibration.fitted_on),
+        "temperature": calibration.temperature,
+        "fake_threshold": calibration.fake_threshold,
+        "real_threshold": calibration.real_threshold,
+        "target_precision": target,
+        "fitted_on": calibration.fitted_on,
+        "ece_raw": expected_calibration_error(p_raw, y),
+        "ece_calibrated": expected_calibration_error(p, y),
+        "precision_fake": stats["precision_fake"],
+        "precision_real": stats["precision_real"],
+        "target_met_fake": met(stats["precision_fake"]),
+        "target_met_real": met(stats["precision_real"]),
+        "share_fake": stats["share_fake"],
+        "share_real": stats["share_real"],
+        "share_uncertain": stats["share_uncertain"],
+        "coverage": 1.0 - stats["share_uncertain"],
+    }
+    return {
+        "overall": overall,
+        "per_source": per_source,
+        "two_label_sources": two,
+        "mean_auc_two_label_sources": float(np.mean([per_source[k]["roc_auc"] for k in two])) if two else None,
+        "calibration": cal,
+    }
+
+
+def member_metrics(members: np.ndarray, names: list[str], labels, sources) -> dict:
+    """Pooled and mean-per-source AUC of each ensemble member's own score."""
+    y, src = np.asarray(labels), np.asarray(sources)
+    out = {}
+    for j, name in enumerate(names):
+        s = members[:, j]
+        aucs = [a for a in (_auc(y[src == k], s[src == k]) for k in sorted(set(src.tolist()))) if a is not None]
+        out[name] = {"roc_auc": _auc(y, s), "mean_auc_two_label_sources": float(np.mean(aucs)) if aucs else None}
+    return out
+
+
+# --- plots ------------------------------------------------------------------------------
+def make_plots(out_dir: Path, p_raw, labels, sources, calibration, metrics: dict, history_csv=None) -> dict:
+    from sklearn.metrics import roc_curve
+
+    from training import plots
+
+    y, src = np.asarray(labels), np.asarray(sources)
+    p = calibration.calibrate(p_raw)
+    made = {}
+    if history_csv and Path(history_csv).is_file():
+        if plots.training_curves(history_csv, out_dir / "training_curves.png"):
+            made["training_curves"] = "training_curves.png"
+    curves = {}
+    if metrics["overall"]["roc_auc"] is not None:
+        fpr, tpr, _ = roc_curve(y, p_raw)
+        curves["all sources"] = (fpr, tpr, metrics["overall"]["roc_auc"])
+    for name in metrics["two_label_sources"]:
+        m = src == name
+        fpr, tpr, _ = roc_curve(y[m], p_raw[m])
+        curves[name] = (fpr, tpr, metrics["per_source"][name]["roc_auc"])
+    if curves:
+        plots.roc(curves, out_dir / "roc.png", title="ROC, pooled and per source")
+        made["roc"] = "roc.png"
+    plots.confusion(metrics["overall"]["confusion_matrix"], out_dir / "confusion.png",
+                    title=f"Confusion matrix at p(fake) >= {THRESHOLD}")
+    made["confusion"] = "confusion.png"
+    plots.confusion(metrics["overall"]["verdict_matrix"], out_dir / "verdicts.png",
+                    col_labels=("real", "uncertain", "fake"), title="Verdicts at the shipped thresholds", xlabel="verdict")
+    made["verdicts"] = "verdicts.png"
+    cal = metrics["calibration"]
+    plots.reliability(p_raw, p, y, out_dir / "reliability.png", ece_raw=cal["ece_raw"], ece_cal=cal["ece_calibrated"])
+    made["reliability"] = "reliability.png"
+    plots.score_histograms(p, y, src, out_dir / "scores.png", calibration.fake_threshold, calibration.real_threshold)
+    made["scores"] = "scores.png"
+    return made
+
+
+# --- running it -------------------------------------------------------------------------
+def web_transform(name: str | None):
+    if name is None:
+        return None
+    if name == "web":
+        from training.augment import web_degrade
+
+        return web_degrade
+    raise ValueError(f"unknown degradation {name!r}; known: {', '.join(DEGRADATIONS)}")
+
+
+def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: str | None = None,
+                      data_info: dict | None = None, batch_size: int = 32, progress: bool = True,
+                      command: str | None = None, quiet: bool = False) -> dict:
+    """Score `samples` (objects with path, label, source, group), compute every metric, and
+    write metrics.json, predictions.csv, the PNGs and MODEL_CARD.md into `out_dir`.
+    Unreadable files are left out and listed. Returns the metrics dict."""
+    from training.model_card import write as write_card
+    from training.predict import score_files
+
+    samples = list(samples)
+    if not samples:
+        raise ValueError("nothing to evaluate: the sample list is empty")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    scored = list(score_files(detector, [s.path for s in samples], transform=web_transform(degrade), batch_size=batch_size,
+                              progress=progress, desc=f"evaluating {detector.name}" + (f" ({degrade})" if degrade else "")))
+    ok = [s for s in scored if s.error is None]
+    errors = [{"path": samples[s.index].path, "reason": s.error_reason, "message": s.error} for s in scored if s.error]
+    if not ok:
+        raise ValueError(f"none of the {len(samples)} images could be read (first: {errors[0]['path']}: {errors[0]['message']})")
+    used = [samples[s.index] for s in ok]
+    p_raw = np.array([s.p_raw for s in ok])
+    y = np.array([s.label for s in used])
+    src = np.array([s.source for s in used])
+    cal = detector.calibration
+    metrics = {
+        "model": {"name": detector.name, "architecture": detector.architecture, "version": detector.version,
+                  "path": str(detector.path) if detector.path else None,
+                  "parameters": int(detector.model.count_params())},
+        "data": {**(data_info or {}), "degrade": degrade, "n_scored": len(ok), "n_real": int((y == 0).sum()),
+                 "n_fake": int((y == 1).sum()), "errors": errors},
+        **compute_metrics(p_raw, y, src, cal),
+    }
+    metrics["data"].setdefault("root", "(samples)")
+    metrics["data"].setdefault("split", "given")
+    if ok[0].members is not None:
+        names = detector.member_names or [f"member{j}" for j in range(len(ok[0].members))]
+        metrics["members"] = member_metrics(np.stack([s.members for s in ok]), names, y, src)
+    metrics["plots"] = make_plots(out_dir, p_raw, y, src, cal, metrics, history_csv)
+    metrics["command"] = command or "unmask evaluate MODEL --data DIR"
+    metrics["seconds"] = round(time.time() - started, 1)
+
+    with open(out_dir / "predictions.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "source", "label", "p_fake_raw", "p_fake", "verdict", "error"])
+        by_index = {s.index: s for s in scored}
+        for i, sample in enumerate(samples):
+            s = by_index[i]
+            label = "fake" if sample.label == 1 else "real"
+            if s.error:
+                w.writerow([sample.path, sample.source, label, "", "", "error", f"{s.error_reason}: {s.error}"])
+            else:
+                v = cal.verdict(s.p_raw)
+                w.writerow([sample.path, sample.source, label, f"{s.p_raw:.6f}", v["p_fake"], v["verdict"], ""])
+    metrics["files"] = ["metrics.json", "predictions.csv", "MODEL_CARD.md"] + list(metrics["plots"].values())
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+    degraded = None
+    if not degrade and (out_dir / "eval-test-web" / "metrics.json").is_file():
+        degraded = json.loads((out_dir / "eval-test-web" / "metrics.json").read_text())  # from an earlier --degrade web
+    write_card(out_dir / "MODEL_CARD.md", metrics, detector.info, degraded)
+    if not quiet:
+        print(format_report(metrics, out_dir))
+    return metrics
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def format_report(m: dict, out_dir: Path) -> str:
+    from training.model_card import thresholds_text
+    def f(x):
+        return "  n/a" if x is None else f"{x:.3f}"
+
+    def pct(x):
+        return "   n/a" if x is None else f"{100 * x:5.1f}%"
+
+    o, c, d = m["overall"], m["calibration"], m["data"]
+    lines = [f"{m['model']['name']} ({m['model']['architecture']}) on {d['root']} [{d['split']}"
+             + (f", degraded: {d['degrade']}" if d.get("degrade") else "") + f"]: {d['n_scored']} images"
+             + (f", {len(d['errors'])} unreadable (listed in metrics.json)" if d["errors"] else ""),
+             f"  accuracy {f(o['accuracy'])}  precision {f(o['precision'])}  recall {f(o['recall'])}  "
+             f"F1 {f(o['f1'])}  ROC AUC {f(o['roc_auc'])}",
+             "", o["classification_report_text"].rstrip(), "",
+             f"  {'source':<20}{'real':>6}{'fake':>6}{'AUC':>7}{'acc':>7}{'TPR':>7}{'TNR':>7}"
+             f"{'fake->fake':>12}{'real->real':>12}{'uncert.':>9}"]
+    for name, s in m["per_source"].items():
+        lines.append(f"  {name:<20}{s['n_real']:>6}{s['n_fake']:>6}{f(s['roc_auc']):>7}{f(s['accuracy']):>7}"
+                     f"{f(s['tpr']):>7}{f(s['tnr']):>7}{pct(s['fake_verdict_rate_on_fakes']):>12}"
+                     f"{pct(s['real_verdict_rate_on_reals']):>12}{pct(s['share_uncertain']):>9}")
+    lines.append(f"  mean AUC over sources with both labels ({', '.join(m['two_label_sources']) or 'none'}): "
+                 f"{f(m['mean_auc_two_label_sources'])}")
+    rule = thresholds_text(c["fake_threshold"], c["real_threshold"]).replace("**", "").replace(" calibrated p(fake)", "")
+    lines.append(f"  calibration{'' if c['fitted'] else ' (NOT fitted: defaults)'}: T {c['temperature']:.3f}, "
+                 f"{rule}; ECE {c['ece_raw']:.3f} raw -> "
+                 f"{c['ece_calibrated']:.3f} calibrated; precision fake {f(c['precision_fake'])}, real "
+                 f"{f(c['precision_real'])} (target {c['target_precision']:.2f}); coverage {pct(c['coverage'])}, "
+                 f"uncertain {pct(c['share_uncertain'])}")
+    for name, s in (m.get("members") or {}).items():
+        lines.append(f"  member {name}: AUC {f(s['roc_auc'])}, mean AUC (two-label sources) {f(s['mean_auc_two_label_sources'])}")
+    lines.append(f"  wrote {', '.join(m['files'])} to {out_dir}")
+    return "\n".join(lines)
+
+
+def _split_counts(splits: dict) -> dict:
+    return {k: {"total": len(v), "real": sum(s.label == 0 for s in v), "fake": sum(s.label == 1 for s in v)}
+            for k, v in splits.items()}
+
+
+def evaluate_run(run_dir, data_root=None, *, out_dir=None, degrade: str | None = None, batch_size: int = 32,
+                 progress: bool = True) -> dict:
+    """The run's test split (RUN_DIR/split.json), results into `out_dir` (default RUN_DIR)."""
+    from models.detector import Detector
+    from training.data import load_split
+
+    run_dir = Path(run_dir)
+    detector = Detector.load(run_dir)
+    splits = load_split(run_dir, data_root)
+    if not splits.get("test"):
+        raise ValueError(f"the test split in {run_dir / 'split.json'} is empty; evaluate a folder with --split all")
+    root = data_root or json.loads((run_dir / "split.json").read_text()).get("data")
+    cmd = ["unmask", "evaluate", str(run_dir)] + (["--data", str(data_root)] if data_root else []) + \
+          (["--degrade", degrade] if degrade else [])
+    return evaluate_detector(
+        detector, splits["test"], out_dir or run_dir, history_csv=run_dir / "history.csv", degrade=degrade,
+        data_info={"root": str(root), "split": "test", "splits": _split_counts(splits)}, batch_size=batch_size,
+        progress=progress, command=shlex.join(cmd))
+
+
+def evaluate_folder(model, data_root, *, out_dir, degrade: str | None = None, batch_size: int = 32,
+                    progress: bool = True) -> dict:
+    """Every readable image of a data folder (training.data.load_dataset)."""
+    from models.detector import Detector
+    from training.data import load_dataset
+
+    detector = Detector.load(model)
+    ds = load_dataset(data_root, progress=progress)
+    print(ds.format_summary(), file=sys.stderr)
+    folder = detector.path if detector.path else Path(".")
+    history = Path(folder) / "history.csv"
+    cmd = ["unmask", "evaluate", str(model), "--data", str(data_root), "--split", "all"] + (["--degrade", degrade] if degrade else [])
+    return evaluate_detector(
+        detector, ds.samples, out_dir, history_csv=history if history.is_file() else None, degrade=degrade,
+        data_info={"root": str(ds.root), "split": "all", "layout": ds.layout,
+                   "skipped_while_reading": ds.summary().get("skipped")},
+        batch_size=batch_size, progress=progress, command=shlex.join(cmd))
+
+
+def run(args) -> int:
+    from models.detector import resolve
+
+    where = resolve(args.model)  # ModelNotFound (a FileNotFoundError) says how to get one
+    folder = where if where.is_dir() else where.parent
+    has_split = (folder / "split.json").is_file() and where.is_dir()
+    split = args.split or ("test" if has_split else "all")
+    if split == "test" and not has_split:
+        raise ValueError(f"{args.model} has no recorded test split ({folder / 'split.json'}); "
+                         "evaluate a whole folder with --data DIR --split all")
+    if split == "all" and not args.data:
+        raise ValueError("--split all needs --data DIR: the folder of real and fake images to evaluate on")
+    suffix = f"-{args.degrade}" if args.degrade else ""
+    if split == "test":
+        out = Path(args.out) if args.out else (folder if not args.degrade else folder / f"eval-test{suffix}")
+        evaluate_run(folder, args.data, out_dir=out, degrade=args.degrade, batch_size=args.batch_size,
+                     progress=not args.quiet)
+    else:
+        out = Path(args.out) if args.out else folder / f"eval-{Path(args.data).resolve().name}{suffix}"
+        evaluate_folder(args.model, args.data, out_dir=out, degrade=args.degrade, batch_size=args.batch_size,
+                        progress=not args.quiet)
+    return 0

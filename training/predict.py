@@ -1,0 +1,156 @@
+"""Score every image below a folder into a CSV.
+
+    unmask predict --model ensemble photos/ --out preds.csv
+
+Writes path,p_fake,verdict,confidence,p_fake_raw,error: one row per image file (by
+extension: .jpg .jpeg .png .webp .gif .bmp), paths relative to the folder, in sorted order.
+p_fake is the calibrated probability; verdict is fake, real or uncertain, or `error` for a
+file that could not be read (the error column says why; the run goes on). Images are read
+on both cores and scored in batches. A summary goes to stderr. Exit status: 0 when every
+file was scored, 1 when some were errors (their rows are in the CSV all the same).
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+COLUMNS = ["path", "p_fake", "verdict", "confidence", "p_fake_raw", "error"]
+
+
+def add_arguments(p):
+    p.add_argument("folder", metavar="DIR", help="folder to score (recursively)")
+    p.add_argument("--model", required=True, help="tiny, ensemble, a run folder or a .keras file")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@dataclass
+class Scored:
+    """One file's outcome: the raw p(fake) (and the members' for an ensemble), or an error."""
+
+    index: int
+    p_raw: float | None = None
+    members: np.ndarray | None = None
+    error_reason: str | None = None
+    error: str | None = None
+
+
+def _load_prepared(detector, source, transform):
+    from models.preprocessing import ImageError, load_image
+
+    try:
+        if not isinstance(source, (bytes, bytearray)) and Path(source).is_file() and Path(source).stat().st_size == 0:
+            return None, ("empty", "the file is empty (0 bytes)")
+        image = load_image(source)
+        if transform is not None:
+            image = transform(image)
+        return detector.prepare(image), None
+    except ImageError as e:
+        return None, (e.reason, str(e))
+    except Exception as e:  # noqa: BLE001  one strange file must not stop the run
+        return None, ("error", f"{type(e).__name__}: {e}")
+
+
+def score_files(detector, sources: list, *, transform: Callable | None = None, batch_size: int = 32,
+                workers: int = 2, progress: bool = True, desc: str = "scoring") -> Iterator[Scored]:
+    """Raw scores for image files (paths or bytes), in order, read and prepared by
+    `workers` threads while the model scores the previous batch. `transform` (uint8 ->
+    uint8) is applied after decoding, e.g. a web degradation."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    ahead = 2 * batch_size  # prepared images waiting at most: bounds memory on big folders
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures, next_i = {}, 0
+
+        def fill():
+            nonlocal next_i
+            while next_i < len(sources) and len(futures) < ahead:
+                futures[next_i] = pool.submit(_load_prepared, detector, sources[next_i], transform)
+                next_i += 1
+
+        start = 0
+        try:
+            while start < len(sources):
+                fill()
+                stop = min(start + batch_size, len(sources))
+                results = [futures.pop(i).result() for i in range(start, stop)]
+                fill()  # keep the threads busy while the model runs
+                good = [i for i, (x, _) in enumerate(results) if x is not None]
+                p, members = (detector.raw_scores(np.stack([results[i][0] for i in good]), batch_size=batch_size)
+                              if good else (np.zeros(0), None))
+                where = {i: k for k, i in enumerate(good)}
+                for i, (x, err) in enumerate(results):
+                    if x is None:
+                        yield Scored(start + i, error_reason=err[0], error=err[1])
+                    else:
+                        k = where[i]
+                        yield Scored(start + i, float(p[k]), None if members is None else members[k])
+                bar.update(stop - start)
+                start = stop
+        finally:
+            for f in futures.values():
+                f.cancel()
+            bar.close()
+
+
+def find_images(folder) -> tuple[list[Path], int]:
+    """Image files below `folder` (sorted), and how many other files were passed over."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is a file; give the folder that holds the images (or use `unmask check FILE`)")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    return images, len(files) - len(images)
+
+
+def run(args) -> int:
+    from models.detector import Detector
+
+    folder = Path(args.folder)
+    images, others = find_images(folder)
+    if not images:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) below {folder}"
+                         + (f"; {others} other file(s) passed over" if others else ""))
+    detector = Detector.load(args.model)
+    cal = detector.calibration
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    verdicts, errors = Counter(), Counter()
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        for s in score_files(detector, images, batch_size=args.batch_size, progress=not args.quiet,
+                             desc=f"{detector.name} on {folder}"):
+            rel = images[s.index].relative_to(folder).as_posix()
+            if s.error is not None:
+                row = {"path": rel, "p_fake": "", "verdict": "error", "confidence": "", "p_fake_raw": "",
+                       "error": f"{s.error_reason}: {s.error}"}
+                errors[s.error_reason] += 1
+            else:
+                v = cal.verdict(s.p_raw)
+                row = {"path": rel, "p_fake": v["p_fake"], "verdict": v["verdict"], "confidence": v["confidence"],
+                       "p_fake_raw": v["p_fake_raw"], "error": ""}
+            verdicts[row["verdict"]] += 1
+            writer.writerow(row)
+    n_err = sum(errors.values())
+    print(f"{len(images)} images scored by {detector.name} {detector.version}: "
+          + ", ".join(f"{verdicts[v]} {v}" for v in ("fake", "real", "uncertain", "error")), file=sys.stderr)
+    if n_err:
+        print("errors: " + ", ".join(f"{n} {r}" for r, n in errors.most_common())
+              + f" (see the error column of {out})", file=sys.stderr)
+    if others:
+        print(f"{others} file(s) without an image extension were passed over", file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
+    return 1 if n_err else 0

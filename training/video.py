@@ -1,0 +1,262 @@
+"""Faces from a video: decode with PyAV, sample frames evenly, find the largest face.
+
+    frames = extract_faces("clip.mp4", n_frames=16)
+    for f in frames:
+        f.time_s, f.frame_index, f.box   # box is (x, y, w, h) in frame pixels, or None
+        f.face                           # RGB uint8 square crop around the face, or None
+        f.frame                          # the whole RGB frame (for a fallback)
+
+When no face is found in a frame, `face` and `box` are None. Callers may then score the
+frame itself (the preprocessing contract takes its centre square) and must say so; see
+training/inference.py. Faces come from OpenCV's Haar cascade, whose weights ship inside
+opencv-python-headless 4.x, so nothing is downloaded.
+
+Bad input raises VideoError (a ValueError) with `.reason`: not_a_video, no_video_stream,
+corrupt, empty or too_long, and a message saying what to do.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# Containers we read. FFmpeg also opens single images (jpeg_pipe, png_pipe...), which
+# are not videos and must go through the image path instead.
+VIDEO_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi")
+MAX_DURATION_S = 30 * 60          # longer videos are refused before anything is decoded
+MAX_FRAMES_SCANNED = 2000         # decode budget; beyond it we seek instead of reading through
+FACE_MARGIN = 0.3                 # crop side = face side * (1 + 2 * margin), like faces-v1's crops
+DETECT_MAX_SIDE = 640             # frames are shrunk to this for detection only (speed)
+
+
+class VideoError(ValueError):
+    """A file that cannot be used as a video. `reason` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class FaceFrame:
+    time_s: float                   # seconds from the start of the video stream
+    frame_index: int                # position of the frame in presentation order
+    face: np.ndarray | None         # RGB uint8 square crop with margin, or None: no face found
+    box: tuple | None               # (x, y, w, h) of the detected face in the frame, or None
+    frame: np.ndarray | None = field(default=None, repr=False)  # the whole RGB frame
+
+
+class VideoFaces(list):
+    """The list of FaceFrame, plus what we learnt about the video while reading it."""
+
+    def __init__(self, frames, *, container: str, duration_s: float, frame_count: int, truncated: bool):
+        super().__init__(frames)
+        self.container = container
+        self.duration_s = duration_s
+        self.frame_count = frame_count
+        # The container promised more than the stream held (a cut-off download, say).
+        self.truncated = truncated
+
+    @property
+    def n_faces(self) -> int:
+        return sum(f.face is not None for f in self)
+
+
+def looks_like_video(head: bytes) -> bool:
+    """True for the magic bytes of MP4/MOV (ISO BMFF), WebM/Matroska (EBML) and AVI.
+    HEIC/AVIF images are ISO BMFF too, so their brands are excluded."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return head[8:12] not in (b"heic", b"heix", b"avif", b"avis", b"mif1", b"msf1")
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return True
+    return head[:4] == b"RIFF" and head[8:12] == b"AVI "
+
+
+# --- face detection ---------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _cascade():
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"cannot load the Haar cascade {path}; install opencv-python-headless 4.x (5.x ships none)")
+    return cascade
+
+
+def detect_face(image: np.ndarray) -> tuple | None:
+    """(x, y, w, h) of the largest frontal face in an RGB uint8 image, or None."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    gray = cv2.equalizeHist(gray)
+    min_side = max(24, round(min(gray.shape) * 0.08))
+    found, hits = _cascade().detectMultiScale2(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+    if len(found) == 0:
+        return None
+    # A false hit on some texture gathers few overlapping detections (a real face, dozens):
+    # keep those with at least half the hits of the strongest, then take the largest.
+    strong = [b for b, n in zip(found, hits) if n >= 0.5 * max(hits)]
+    x, y, bw, bh = max(strong, key=lambda b: int(b[2]) * int(b[3]))
+    return tuple(int(round(v / scale)) for v in (x, y, bw, bh))
+
+
+def crop_face(image: np.ndarray, box: tuple, margin: float = FACE_MARGIN) -> np.ndarray:
+    """A square crop centred on `box`, grown by `margin` on each side, shifted (not padded)
+    to stay inside the image, and no larger than the image's short side."""
+    h, w = image.shape[:2]
+    x, y, bw, bh = box
+    side = min(int(round(max(bw, bh) * (1 + 2 * margin))), h, w)
+    cx, cy = x + bw / 2, y + bh / 2
+    left = int(round(min(max(cx - side / 2, 0), w - side)))
+    top = int(round(min(max(cy - side / 2, 0), h - side)))
+    return np.ascontiguousarray(image[top : top + side, left : left + side])
+
+
+# --- decoding ---------------------------------------------------------------------------
+def _open(source):
+    import av
+
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise VideoError("empty", "the video file is empty (0 bytes)")
+        head, fp = bytes(source[:16]), io.BytesIO(source)
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as e:
+            raise VideoError("unreadable", f"cannot open {source}: {e.strerror or e}") from e
+        if size == 0:
+            raise VideoError("empty", f"{path.name} is empty (0 bytes)")
+        fp = str(path)
+    try:
+        container = av.open(fp, metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        if looks_like_video(head):
+            raise VideoError("corrupt", f"the video is damaged or cut off and cannot be opened ({e.strerror or e}); "
+                             "download or export it again") from e
+        raise VideoError("not_a_video", "not a video file: use MP4, WebM or MOV") from e
+    if container.format.name not in VIDEO_CONTAINERS:
+        container.close()
+        raise VideoError("not_a_video", f"not a video file ({container.format.name}): use MP4, WebM or MOV")
+    return container
+
+
+def _stream_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # av.time_base: microseconds
+    return None
+
+
+def _to_rgb(frame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+def _decode_targets(container, stream, targets: list[int], all_pts: list[int], max_frames_scanned: int, sequential: bool):
+    """Decoded frames for the wanted presentation timestamps `targets` (sorted), as
+    {pts: frame}. Reads straight through when `sequential`, else seeks to each target."""
+    import av
+
+    wanted, got, scanned = set(targets), {}, 0
+
+    def frames_from_here():
+        nonlocal scanned
+        for packet in container.demux(stream):
+            try:
+                for frame in packet.decode():
+                    scanned += 1
+                    yield frame
+            except av.error.FFmpegError:
+                continue  # one damaged packet loses its frame, not the video
+
+    if sequential:
+        for k, frame in enumerate(frames_from_here()):
+            t = frame.pts if frame.pts is not None else (all_pts[k] if k < len(all_pts) else None)
+            if t in wanted:
+                got[t] = frame
+                if len(got) == len(wanted):
+                    break
+        return got, scanned
+    for t in targets:
+        container.seek(int(t), stream=stream, backward=True, any_frame=False)
+        for frame in frames_from_here():
+            if frame.pts is not None and frame.pts >= t:
+                got[t] = frame
+                break
+        if scanned > max_frames_scanned:
+            raise VideoError("too_long", f"decoding the sampled frames needed over {max_frames_scanned} frames "
+                             "(few keyframes in a long video); trim the video to the part you want checked")
+    return got, scanned
+
+
+def extract_faces(source, n_frames: int = 16, max_frames_scanned: int = MAX_FRAMES_SCANNED,
+                  max_duration_s: float = MAX_DURATION_S, keep_frames: bool = True) -> VideoFaces:
+    """Sample `n_frames` frames evenly over a video (path or bytes) and find the largest
+    face in each. Frames come back in time order; fewer when the video has fewer frames.
+
+    Videos of up to `max_frames_scanned` frames are decoded straight through (exact and
+    robust); longer ones are sampled by seeking, and refused as too_long if seeking still
+    needs more than `max_frames_scanned` decoded frames. Raises VideoError."""
+    import av
+
+    if n_frames < 1:
+        raise ValueError("n_frames must be at least 1")
+    container = _open(source)
+    try:
+        if not container.streams.video:
+            raise VideoError("no_video_stream", "the file holds no video stream (audio only?)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # both cores decode
+        declared = _stream_duration(container, stream)
+        if declared is not None and declared > max_duration_s:
+            raise VideoError("too_long", f"the video lasts {declared / 60:.1f} minutes, over the limit of "
+                             f"{max_duration_s / 60:.0f}; trim it to the part you want checked")
+        # Pass 1: demux only (no decoding) to learn every frame's timestamp.
+        try:
+            pts = sorted({p.pts for p in container.demux(stream) if p.size and p.pts is not None})
+        except av.error.FFmpegError as e:
+            raise VideoError("corrupt", f"the video stream is damaged ({e.strerror or e})") from e
+        if not pts:
+            raise VideoError("empty", "the video holds no frames")
+        tb = float(stream.time_base)
+        start = pts[0]
+        last_s = (pts[-1] - start) * tb
+        if last_s > max_duration_s:
+            raise VideoError("too_long", f"the video lasts over {max_duration_s / 60:.0f} minutes; trim it")
+        n = min(n_frames, len(pts))
+        indices = sorted({int((k + 0.5) * len(pts) / n) for k in range(n)})
+        targets = [pts[i] for i in indices]
+        # Pass 2: decode the sampled frames.
+        container.seek(start, stream=stream, backward=True, any_frame=False)
+        sequential = len(pts) <= max_frames_scanned
+        got, _ = _decode_targets(container, stream, targets, pts, max_frames_scanned, sequential)
+        if not got:
+            raise VideoError("corrupt", "no frame of the video could be decoded; the file is damaged")
+        frames = []
+        for i, t in zip(indices, targets):
+            if t not in got:
+                continue  # that frame was damaged
+            rgb = _to_rgb(got[t])
+            box = detect_face(rgb)
+            frames.append(FaceFrame(
+                time_s=round((t - start) * tb, 4), frame_index=i,
+                face=crop_face(rgb, box) if box else None, box=box, frame=rgb if keep_frames else None,
+            ))
+        frame_period = (last_s / (len(pts) - 1)) if len(pts) > 1 else 0.0
+        truncated = declared is not None and last_s + 2 * frame_period < declared * 0.9
+        return VideoFaces(frames, container=container.format.name, duration_s=round(last_s + frame_period, 4),
+                          frame_count=len(pts), truncated=truncated)
+    finally:
+        container.close()
