@@ -76,6 +76,10 @@ class Detector:
 
     @property
     def spec(self) -> InputSpec:
+        # A saved detector keeps the contract it was trained with, even if the contract moves on.
+        saved = self.info.get("preprocessing")
+        if saved:
+            return InputSpec(int(saved["input_size"]), float(saved["scale"]), float(saved["offset"]))
         return input_spec(self.architecture)
 
     @property
