@@ -156,9 +156,33 @@ def small_detector(folder: Path, architecture: str = "tiny", steps: int = 0, see
         y = np.array([0.0, 1.0] * 16, "float32")[:, None]
         model.compile("adam", {"p_fake": "binary_crossentropy"} if members else "binary_crossentropy")
         model.fit(x, {"p_fake": y} if members else y, batch_size=8, epochs=steps, verbose=0)
+    settle_batchnorm(model, input_spec(architecture).input_size)
     cal = Calibration(temperature=1.0, fake_threshold=fake_threshold, real_threshold=real_threshold, target_precision=0.9)
     det = Detector(model, architecture, cal, {"name": architecture, "version": "test"})
     if members:
         det.info["members"] = ["tuned-cnn", "pretrained"]
     det.save(folder)
     return det
+
+
+def settle_batchnorm(model, size: int) -> None:
+    """Set batch norm's moving statistics to those of a batch of synthetic faces (one pass at
+    momentum 0), as a longer training would; otherwise a briefly fitted model scores every
+    image alike, and tests that compare scores could not fail."""
+    import keras
+
+    def bn_layers(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                yield from bn_layers(layer)
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                yield layer
+
+    x = np.stack([face_image(lbl, size, i) for i in range(16) for lbl in ("real", "fake")]).astype("float32")
+    found = list(bn_layers(model))
+    momenta = [layer.momentum for layer in found]
+    for layer in found:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer, m in zip(found, momenta):
+        layer.momentum = m
