@@ -1,0 +1,500 @@
+"""Train a detector on a folder of real and fake images (or videos) and leave a run folder
+with the model, its calibration, its data split, its history and its evaluation.
+
+  unmask train --model tiny --data ../shared/data/faces-v1 --out runs/tiny
+
+Steps, in order: read and check the data (the summary lists skipped files); split it 80/10/10
+by group; build the tf.data pipelines; build the model (or resume it); fit with checkpoints,
+early stopping, TensorBoard logs and a CSV history; save the detector; fit the calibration
+on the validation split; evaluate on the test split.
+
+Per model: `tiny` and `pretrained` (ImageNet MobileNet backbones) train their head with the
+backbone frozen (--epochs), then fine-tune the backbone (--fine-tune-epochs). `ensemble`
+loads trained members (--members RUN_A,RUN_B) and fits only the stacking weights on the
+validation split. `tuned-cnn --tune N` first searches N configurations with short runs
+(training/tune.py).
+
+RUN_DIR afterwards: model.keras, detector.json (with calibration and training summary),
+split.json, data.json (every skipped file), history.csv, checkpoints/{last,best}.keras,
+logs/ (TensorBoard), and what `unmask evaluate` writes.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+
+from training.cli import CLIError
+
+# Defaults per model for 2 CPU cores. tiny on faces-v1 (8,100 training images) was measured
+# with --limit 3000 under a shared load: a head epoch ~75 s and a fine-tuning epoch ~110 s
+# at full size, so 2 + 13 epochs take about half an hour (each run's detector.json records
+# its own epoch_seconds). The others are slower per image; see the README for their times.
+DEFAULTS = {
+    "tiny": {"epochs": 2, "batch_size": 32, "lr": 1e-3, "fine_tune_epochs": 13},
+    "seed-cnn": {"epochs": 10, "batch_size": 32, "lr": 1e-4},
+    "tuned-cnn": {"epochs": 20, "batch_size": 32, "lr": 1e-3},
+    "pretrained": {"epochs": 3, "batch_size": 32, "lr": 1e-3, "fine_tune_epochs": 3},
+    "ensemble": {"epochs": 300, "batch_size": 64, "lr": 0.05},
+}
+MONITOR = "val_auc"
+BN_MOMENTUM = 0.9  # see faster_batch_norm
+# Where fine-tuning starts in a pretrained MobileNet backbone. The 0.25-wide one in tiny is
+# small enough to adapt whole (from its first conv); the full-width one adapts its top blocks.
+FINE_TUNE_FROM = {"tiny": "conv1", "pretrained": "conv_dw_10"}
+STATE_FILE = "state.json"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from models.preprocessing import contract  # not the registry: it imports Keras, and --help must be fast
+
+    p.add_argument("--model", required=True, choices=list(contract()["models"]), help="which detector to train")
+    p.add_argument("--data", help="data folder: real/ and fake/ below it, a manifest.csv, or videos with metadata.json "
+                                  "(--resume and ensemble: optional, the recorded split is used)")
+    p.add_argument("--out", help="run folder to write (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--epochs", type=int, help="epochs (tiny, pretrained: of the head phase); default per model")
+    p.add_argument("--batch-size", type=int, help="batch size; default per model")
+    p.add_argument("--lr", type=float, help="learning rate; default per model")
+    p.add_argument("--seed", type=int, default=1337, help="seed for the split, shuffling, augmentation and weights")
+    p.add_argument("--balance", choices=["class-weight", "oversample", "none"], default="class-weight",
+                   help="how to handle imbalanced labels (default class-weight)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation and web degradations")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR from its last checkpoint and epoch, on its recorded split (raise --epochs or "
+                        "--fine-tune-epochs to train a finished run further)")
+    p.add_argument("--patience", type=int, default=4, help="early stopping: epochs without a better val AUC")
+    p.add_argument("--limit", type=int, default=0, help="use only about N images (whole groups), for quick runs")
+    p.add_argument("--target-precision", type=float, default=0.9,
+                   help="precision that a confident fake/real verdict must reach on validation (default 0.9)")
+    p.add_argument("--min-short-side", type=int, default=150, help="skip images smaller than this on their short side")
+    p.add_argument("--frames-per-video", type=int, default=8, help="frames sampled from each video")
+    p.add_argument("--cache-dir", help="where face crops from videos are kept (default ~/.cache/unmask/faces)")
+    g = p.add_argument_group("tiny and pretrained (ImageNet MobileNet backbones)")
+    g.add_argument("--weights", choices=["shared", "imagenet", "none"], default="shared",
+                   help="backbone weights: shared (MobileNet v1 from ../shared/weights), imagenet (download), "
+                        "none (random: one phase, everything trained)")
+    g.add_argument("--alpha", type=float, choices=[0.25, 1.0], default=1.0, help="pretrained: MobileNet width")
+    g.add_argument("--fine-tune-epochs", type=int, help="epochs fine-tuning the backbone after the head; default per model")
+    g = p.add_argument_group("ensemble")
+    g.add_argument("--members", help="comma-separated run folders of the trained members, e.g. runs/tuned,runs/pretrained")
+    g = p.add_argument_group("tuned-cnn")
+    g.add_argument("--tune", type=int, default=0, metavar="N", help="first try N configurations on validation")
+    g.add_argument("--tune-epochs", type=int, default=2, help="epochs per tuning trial")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the evaluation at the end")
+
+
+def run(args) -> int:
+    import keras
+
+    import models.architectures  # noqa: F401  registers custom layers for loading checkpoints
+    from training.data import DatasetError
+
+    settings = {**DEFAULTS[args.model], **{k: v for k, v in {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "fine_tune_epochs": args.fine_tune_epochs,
+    }.items() if v is not None}}
+    run_dir = Path(args.out or f"runs/{args.model}-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    state = prepare_run_dir(run_dir, args)
+    keras.utils.set_random_seed(args.seed)
+    started = time.time()
+
+    # 1-2. Data: read, check, split (a resumed run keeps its split).
+    if args.model == "ensemble":
+        members, data_root, layout, summary, splits = ensemble_members_and_data(args)
+    else:
+        members = None
+        data_root, layout, summary, splits = read_and_split(args, run_dir, resume=args.resume)
+    print_split(splits)
+    from training.data import save_split
+
+    save_split(run_dir, data_root, args.seed, splits)
+    (run_dir / "data.json").write_text(json.dumps(summary, indent=1))
+    if not splits["train"] and args.model != "ensemble":
+        raise DatasetError("the training split is empty; add more images (or a larger --limit)")
+    if not splits["val"]:
+        raise DatasetError("the validation split is empty: too few groups to split 80/10/10; add more images")
+
+    # 3-5. Model and fit.
+    if args.model == "ensemble":
+        model, epochs_run = fit_ensemble(members, splits, settings, args, run_dir)
+    else:
+        model, epochs_run = fit_model(splits, settings, args, run_dir, state)
+
+    # 6. Save, calibrate on validation, evaluate.
+    from models.detector import Detector
+
+    detector = Detector(model, args.model, info={"name": args.model})
+    if members:
+        detector.info["members"] = [m.architecture for m in members]
+        detector.info["member_runs"] = [str(m.path) for m in members]
+    training_info = {
+        "data": data_root, "layout": layout, "counts": summary.get("counts"), "labels": summary.get("labels"),
+        "skipped": summary.get("skipped"),
+        "split_sizes": {k: {"total": len(v), "real": sum(s.label == 0 for s in v), "fake": sum(s.label == 1 for s in v)}
+                        for k, v in splits.items()},
+        "seed": args.seed, "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "settings": settings, "epochs_run": epochs_run, "backend": keras.backend.backend(),
+        "epoch_seconds": read_state(run_dir).get("epoch_seconds", []),
+        "seconds": round(time.time() - started, 1),
+    }
+    detector.save(run_dir, training=training_info)
+    calibrate(detector, splits["val"], args)
+    write_state(run_dir, {**read_state(run_dir), "done": True})
+    print(f"saved detector to {run_dir} ({detector.model.count_params():,} parameters)")
+    if not splits["test"]:
+        print("note: the test split is empty (too few groups of images), so there is nothing to evaluate on; "
+              "evaluate on another folder with `unmask evaluate RUN_DIR --data DIR --split all`")
+    elif not args.no_evaluate:
+        evaluate(run_dir)
+    return 0
+
+
+# --- run folder ---------------------------------------------------------------------------
+def prepare_run_dir(run_dir: Path, args) -> dict:
+    ckpt = run_dir / "checkpoints"
+    if args.resume:
+        if not (ckpt / "last.keras").exists() and args.model != "ensemble":
+            raise CLIError(f"nothing to resume in {run_dir}: no checkpoints/last.keras. Run without --resume.")
+        state = read_state(run_dir)
+        if state.get("model") not in (None, args.model):
+            raise CLIError(f"{run_dir} is a {state['model']} run; resume it with --model {state['model']}")
+        return state
+    if (run_dir / "model.keras").exists() or (ckpt / "last.keras").exists():
+        raise CLIError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    state = {"model": args.model, "epoch": 0, "phase": "train", "best": None}
+    write_state(run_dir, state)
+    return state
+
+
+def read_state(run_dir: Path) -> dict:
+    path = run_dir / "checkpoints" / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_state(run_dir: Path, state: dict) -> None:
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints" / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+# --- data ---------------------------------------------------------------------------------
+def read_and_split(args, run_dir: Path, resume: bool):
+    from training.data import load_dataset, load_split, split_dataset, subsample
+
+    if resume and (run_dir / "split.json").exists():
+        old = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
+        splits = load_split(run_dir, args.data)  # --data only where the data has moved
+        recorded = json.loads((run_dir / "split.json").read_text())["data"]
+        data_root = os.path.abspath(args.data) if args.data else recorded
+        print(f"resuming with the split recorded in {run_dir / 'split.json'} (data: {data_root})")
+        return data_root, old.get("layout"), old, splits
+    if not args.data:
+        raise CLIError("--data is required: a folder of real/ and fake/ images, a manifest.csv folder, or videos")
+    dataset = load_dataset(args.data, min_short_side=args.min_short_side, frames_per_video=args.frames_per_video,
+                           cache_dir=args.cache_dir)
+    print(dataset.format_summary(), flush=True)
+    samples = dataset.samples
+    if args.limit:
+        samples = subsample(samples, args.limit, args.seed)
+        print(f"--limit {args.limit}: using {len(samples)} of {len(dataset.samples)} images")
+    return str(dataset.root), dataset.layout, dataset.summary(), split_dataset(samples, args.seed)
+
+
+def print_split(splits) -> None:
+    parts = [f"{name} {len(items)} ({sum(s.label == 0 for s in items)} real, {sum(s.label == 1 for s in items)} fake)"
+             for name, items in splits.items()]
+    print("split: " + ", ".join(parts), flush=True)
+
+
+def pipelines(splits, input_size: int, settings: dict, args):
+    """(train, val) datasets of (pixels, labels, weights); class weights go in the weights."""
+    from training.pipeline import class_weights, make_dataset
+
+    class_weight = class_weights(splits["train"]) if args.balance == "class-weight" and splits["train"] else None
+    if class_weight:
+        print(f"class weights: real {class_weight[0]:.3f}, fake {class_weight[1]:.3f}")
+    train = make_dataset(splits["train"], input_size, settings["batch_size"], training=True, augment=not args.no_augment,
+                         seed=args.seed, balance="oversample" if args.balance == "oversample" else "none",
+                         class_weight=class_weight, with_weights=True) if splits["train"] else None
+    val = make_dataset(splits["val"], input_size, settings["batch_size"], training=False, with_weights=True)
+    return train, val
+
+
+# --- fitting one model --------------------------------------------------------------------
+def compile_model(model, lr: float) -> None:
+    import keras
+
+    # Weighted metrics honour the pipeline's weights: a file that no longer decodes has weight
+    # 0, and training metrics are class-balanced under --balance class-weight (AUC is unchanged).
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="binary_crossentropy",
+        weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
+                 keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")],
+    )
+
+
+def callbacks(run_dir: Path, phase: str, best, patience: int, append_history: bool):
+    import keras
+
+    ckpt = run_dir / "checkpoints"
+    began = {}
+
+    def remember(epoch, logs):
+        state = read_state(run_dir)
+        value = (logs or {}).get(MONITOR)
+        if value is not None and (state.get("best") is None or value > state["best"]):
+            state["best"] = float(value)
+        seconds = state.get("epoch_seconds", [])[:epoch] + [round(time.time() - began["t"], 2)]  # train + validation
+        write_state(run_dir, {**state, "epoch": epoch + 1, "phase": phase, "epoch_seconds": seconds})
+
+    return [
+        keras.callbacks.ModelCheckpoint(ckpt / "last.keras"),
+        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=MONITOR, mode="max", save_best_only=True,
+                                        initial_value_threshold=best),
+        keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: began.update(t=time.time()),
+                                       on_epoch_end=remember),  # after the checkpoint, so state matches it
+        keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, mode="max", factor=0.5, patience=max(1, patience // 2), min_lr=1e-6),
+        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience),
+        keras.callbacks.CSVLogger(run_dir / "history.csv", append=append_history),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
+    ]
+
+
+def fit_model(splits, settings: dict, args, run_dir: Path, state: dict):
+    """Build (or resume) and fit one model; returns (model with the best val AUC weights, epochs run).
+
+    A model with a pretrained backbone (tiny, pretrained) trains in two phases: the head with
+    the backbone frozen for `epochs`, then the backbone from FINE_TUNE_FROM upwards at a tenth
+    of the rate for `fine_tune_epochs`. Other models train in one phase."""
+    import keras
+
+    from models.registry import get
+
+    arch = get(args.model)
+    train_ds, val_ds = pipelines(splits, arch.spec.input_size, settings, args)
+    ckpt = run_dir / "checkpoints"
+    epochs = settings["epochs"]
+
+    if args.resume:
+        model = keras.saving.load_model(ckpt / "last.keras")  # with its optimizer state
+        start, phase = int(state.get("epoch", 0)), state.get("phase", "train")
+        print(f"resuming {run_dir} at epoch {start} ({phase} phase)", flush=True)
+    else:
+        model = build_model(args, settings, train_ds, val_ds, run_dir)
+        start, phase = 0, "train"
+        if has_pretrained_backbone(model, args):
+            set_backbone_trainable(model, False)
+            phase = "head"
+        compile_model(model, settings["lr"])
+        model.summary(print_fn=lambda line, **_: print(line), line_length=100)
+    two_phase = phase in ("head", "fine-tune")
+    fine_tune = settings.get("fine_tune_epochs", 0) if two_phase else 0
+
+    # Phase 1: the whole model, or the head on a frozen pretrained backbone.
+    if phase in ("train", "head") and start < epochs:
+        if phase == "head":
+            print(f"training the head for {epochs} epochs with the backbone frozen", flush=True)
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, shuffle=False,
+                  callbacks=callbacks(run_dir, phase, read_state(run_dir).get("best"), args.patience, start > 0), verbose=1)
+        start = read_state(run_dir).get("epoch", epochs)
+    # Phase 2: fine-tune the top of the backbone at a tenth of the rate.
+    if fine_tune:
+        if phase != "fine-tune":
+            phase, start = "fine-tune", max(start, epochs)
+            set_backbone_trainable(model, True, FINE_TUNE_FROM.get(args.model))
+            compile_model(model, settings["lr"] / 10)
+            write_state(run_dir, {**read_state(run_dir), "phase": phase, "epoch": start})
+            print(f"fine-tuning the backbone from {FINE_TUNE_FROM.get(args.model)} up for {fine_tune} epochs "
+                  f"at lr {settings['lr'] / 10:g}", flush=True)
+        total = epochs + fine_tune
+        if start < total:
+            model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=start, shuffle=False,
+                      callbacks=callbacks(run_dir, phase, read_state(run_dir).get("best"), args.patience, True), verbose=1)
+    epochs_run = int(read_state(run_dir).get("epoch", 0))
+    if (ckpt / "best.keras").exists():
+        model = keras.saving.load_model(ckpt / "best.keras", compile=False)
+        print(f"kept the weights with the best val AUC ({read_state(run_dir).get('best')})")
+    return model, epochs_run
+
+
+def backbone_of(model):
+    """The pretrained feature extractor inside `model` (a nested model), or None."""
+    import keras
+
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    named = [layer for layer in nested if layer.name == "backbone"]
+    return (named or nested or [None])[0]
+
+
+def has_pretrained_backbone(model, args) -> bool:
+    return args.weights != "none" and backbone_of(model) is not None
+
+
+def build_model(args, settings, train_ds, val_ds, run_dir: Path):
+    model = _build(args, settings, train_ds, val_ds, run_dir)
+    faster_batch_norm(model, inside_backbone=not has_pretrained_backbone(model, args))
+    return model
+
+
+def faster_batch_norm(model, momentum: float = BN_MOMENTUM, inside_backbone: bool = True) -> None:
+    """Batch norm's moving statistics start at mean 0, variance 1 and, at Keras's default
+    momentum 0.99, need about a thousand steps to forget that. Until then the model gives
+    near-constant scores in inference mode (validation AUC stuck at 0.5), which misleads
+    early stopping and ruins short runs. A faster average fixes it. A pretrained backbone
+    keeps its ImageNet statistics (they stay frozen), so it is left alone."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+        elif isinstance(layer, keras.Model) and inside_backbone:
+            faster_batch_norm(layer, momentum)
+
+
+def _build(args, settings, train_ds, val_ds, run_dir: Path):
+    from models import architectures
+
+    weights = None if args.weights == "none" else args.weights
+    if args.model == "pretrained":
+        return architectures.build_pretrained(alpha=args.alpha, weights=weights)
+    if args.model == "tiny":
+        return architectures.build_tiny(weights=weights)
+    if args.model == "tuned-cnn" and args.tune:
+        from training.tune import search
+
+        best = search(train_ds, val_ds, args.tune, args.tune_epochs, args.seed, run_dir / "tuning")
+        c = best["config"]
+        settings["lr"] = c["lr"]
+        settings["tuned"] = c
+        return architectures.build_tuned_cnn(filters=tuple(c["filters"]), dense=c["dense"], dropout=c["dropout"])
+    from models.registry import build
+
+    return build(args.model)
+
+
+def set_backbone_trainable(model, trainable: bool, from_layer: str | None = None) -> None:
+    """Freeze the whole backbone, or unfreeze it from `from_layer` upwards (None: all of it).
+    Batch norm stays frozen either way: its statistics come from ImageNet and small batches
+    would spoil them."""
+    import keras
+
+    backbone = backbone_of(model)
+    if not trainable:
+        backbone.trainable = False
+        return
+    backbone.trainable = True
+    names = [layer.name for layer in backbone.layers]
+    cut = names.index(from_layer) if from_layer in names else 0
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+# --- the ensemble -------------------------------------------------------------------------
+def ensemble_members_and_data(args):
+    """Load the member detectors; take the data split from the first member's run (so the
+    ensemble's test split is the members' test split), or split --data."""
+    from models.detector import Detector
+    from training.data import load_split
+
+    if not args.members:
+        raise CLIError("--model ensemble needs --members RUN_A,RUN_B (run folders of trained members)")
+    members = [Detector.load(p.strip()) for p in args.members.split(",") if p.strip()]
+    if len(members) < 2:
+        raise CLIError("an ensemble needs at least two --members")
+    first = Path(args.members.split(",")[0].strip())
+    if (first / "split.json").exists():
+        splits = load_split(first, args.data)
+        data_root = str(Path(os.path.abspath(args.data))) if args.data else json.loads((first / "split.json").read_text())["data"]
+        summary = json.loads((first / "data.json").read_text()) if (first / "data.json").exists() else {}
+        print(f"using the split of {first} ({data_root})")
+        return members, data_root, summary.get("layout"), summary, splits
+    data_root, layout, summary, splits = read_and_split(args, Path(args.out or "."), resume=False)
+    return members, data_root, layout, summary, splits
+
+
+def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
+    """Freeze the members; fit only the logit-stacking weights, on the validation split.
+    Member scores are computed once, then the stack (a weight per member and a bias) is
+    fitted on them; the same arithmetic as inside the ensemble, at a fraction of the cost."""
+    import keras
+    import numpy as np
+
+    from models.architectures import LogitStack, build_ensemble
+    from models.preprocessing import input_spec
+
+    nets, seen = [], set()
+    for i, m in enumerate(members):
+        net = m.model
+        net.trainable = False
+        if net.name in seen:  # two members of one architecture: layer names must differ
+            net.name = f"{net.name}_{i}"
+        seen.add(net.name)
+        nets.append(net)
+    model = build_ensemble(nets)
+    _, val_ds = pipelines(splits, input_spec("ensemble").input_size, settings, args)
+    scores, labels = [], []
+    for x, y, w in val_ds:
+        keep = np.asarray(w) > 0  # files that still decode
+        scores.append(np.asarray(model(x, training=False)["members"])[keep])
+        labels.append(np.asarray(y)[keep])
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    print(f"fitting the stacking weights on {len(labels)} validation images", flush=True)
+
+    inputs = keras.Input((len(nets),))
+    stack = keras.Model(inputs, LogitStack(len(nets), name="p_fake")(inputs))
+    stack.compile(keras.optimizers.Adam(settings["lr"]), "binary_crossentropy",
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
+    stack.fit(scores, labels, epochs=settings["epochs"], batch_size=settings["batch_size"], verbose=0,
+              callbacks=[keras.callbacks.CSVLogger(run_dir / "history.csv")])
+    model.get_layer("p_fake").set_weights(stack.get_layer("p_fake").get_weights())
+    w, b = stack.get_layer("p_fake").get_weights()
+    print("stacking weights: " + ", ".join(f"{m.architecture} {wi:.3f}" for m, wi in zip(members, w)) + f", bias {float(b):.3f}")
+    model.save(run_dir / "checkpoints" / "last.keras")
+    write_state(run_dir, {**read_state(run_dir), "epoch": settings["epochs"], "phase": "stacking"})
+    return model, settings["epochs"]
+
+
+# --- after training -----------------------------------------------------------------------
+def predict_split(model, samples, input_size: int, batch_size: int = 64):
+    """(p_fake, labels) over samples, read through the same pipeline as training."""
+    import numpy as np
+
+    from training.pipeline import make_dataset
+
+    ps, ys = [], []
+    for x, y in make_dataset(samples, input_size, batch_size, training=False):
+        out = model(x, training=False)
+        ps.append(np.asarray(out["p_fake"] if isinstance(out, dict) else out).reshape(-1))
+        ys.append(np.asarray(y).reshape(-1))
+    return np.concatenate(ps), np.concatenate(ys).astype(int)
+
+
+def calibrate(detector, val_samples, args) -> None:
+    from models.calibration import fit_calibration
+
+    p, y = predict_split(detector.model, val_samples, detector.spec.input_size)
+    cal = fit_calibration(p, y, args.target_precision)
+    detector.calibration = cal
+    detector.save_info()
+    s = cal.fitted_on
+    fake = f"fake if p >= {cal.fake_threshold:.3f}" if cal.fake_threshold <= 1 else "never fake"
+    real = f"real if p <= {cal.real_threshold:.3f}" if cal.real_threshold >= 0 else "never real"
+    print(f"calibration on {len(y)} validation images: temperature {cal.temperature:.3f}; {fake}, {real} "
+          f"(each at precision >= {cal.target_precision:.2f} on validation, or never given); "
+          f"uncertain share {s['share_uncertain']:.1%}")
+    if len(y) < 100:
+        print(f"warning: calibration from only {len(y)} validation images is rough; train on more data")
+
+
+def evaluate(run_dir: Path) -> None:
+    try:
+        from training.evaluate import evaluate_run
+    except ImportError as e:
+        if e.name != "training.evaluate":
+            raise
+        print(f"note: training/evaluate.py is not available; run `unmask evaluate {run_dir}` once it is")
+        return
+    evaluate_run(run_dir)
