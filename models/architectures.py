@@ -70,7 +70,6 @@ def build_tiny(weights: str | None = "shared", dropout: float = 0.3, weights_dir
     runs fast on wasm), ImageNet-pretrained, with a new head. About 219k parameters."""
     inputs, x = _input_and_rescale("tiny")
     base = build_backbone("mobilenet", 0.25, weights, weights_dir, input_size=input_spec("tiny").input_size)
-    base._name = "backbone"
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout)(x)
@@ -138,7 +137,6 @@ def build_pretrained(backbone: str = "mobilenet", alpha: float = 1.0, weights: s
     fine-tune: see training/train.py."""
     inputs, x = _input_and_rescale("pretrained")
     base = build_backbone(backbone, alpha, weights, weights_dir)
-    base._name = "backbone"
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout)(x)
