@@ -1,0 +1,324 @@
+"""Export a detector to a TensorFlow.js graph model, with metadata.json, for the browser.
+
+MODEL (tiny, ensemble, a run folder or a .keras file) goes through a Keras ExportArchive
+(a SavedModel, as `Model.export` writes, traced in inference mode) and the tensorflowjs converter into DIR: model.json, its weight shards and
+metadata.json (preprocessing contract, labels, calibration, thresholds, name, version, training
+summary, and the size and sha256 of every file).
+
+Every quantization is converted and its size printed. The model is refused, naming the
+operation, if TensorFlow.js or its wasm backend cannot run it. With --data LABELLED_DIR each
+quantization's accuracy is measured by running the converted graph in TensorFlow.js under Node
+(wasm backend, files decoded and prepared as the extension does) and compared with Keras; a
+quantization that moves accuracy by more than one point is never written. `--quantize auto`
+(the default with --data) picks the smallest that keeps it and passes the parity check. Before
+anything is written, the parity check (converter/parity.py) compares the chosen conversion with
+Keras on a fixed image set: for none and float16 every |p_fake difference| must be at most 0.01
+with equal verdicts. The table also gives, per quantization, the largest |p_fake difference| and
+the verdicts that differ from Keras on the --data images.
+
+The model the extension ships is made with:
+  unmask convert tiny --out extension/model --quantize auto --data ../shared/data/faces-v1
+(a run folder with split.json is measured on its test split; otherwise every image of --data).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+QUANTIZATIONS = ("none", "float16", "uint8")
+QUANTIZATION_MAPS = {"none": None, "float16": {"float16": "*"}, "uint8": {"uint8": "*"}}
+MAX_ACCURACY_MOVE = 0.01  # one percentage point
+SHARD_BYTES = 4 * 1024 * 1024
+
+
+def add_arguments(p):
+    p.add_argument("model", metavar="MODEL", help="tiny, ensemble, a training run folder or a .keras file")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write model.json, its shards and metadata.json into")
+    p.add_argument("--quantize", choices=("auto", *QUANTIZATIONS), default=None,
+                   help="weight quantization; auto (the default with --data) picks the smallest that keeps "
+                        "accuracy within one point of Keras; without --data the default is float16")
+    p.add_argument("--data", metavar="LABELLED_DIR",
+                   help="labelled images (real/ and fake/ folders, or manifest.csv) to measure each quantization's accuracy on")
+    p.add_argument("--split", choices=("test", "all"), default="test",
+                   help="with --data: the run's test split when MODEL has a split.json (default), or every image")
+    p.add_argument("--parity-images", metavar="DIR", help="JPEG/PNG files for the parity check (default: the fixed generated set)")
+    p.add_argument("--skip-js-checks", action="store_true",
+                   help="do not run TensorFlow.js under Node (no wasm kernel check, parity or TF.js accuracy); "
+                        "metadata.json records that the conversion was not verified")
+
+
+def run(args) -> int:
+    from converter.parity import ParityError
+    from training.cli import CLIError
+
+    try:
+        convert(args.model, args.out, quantize=args.quantize, data=args.data, split=args.split,
+                parity_images=args.parity_images, js_checks=not args.skip_js_checks)
+    except (ConversionError, ParityError) as e:
+        raise CLIError(str(e)) from e
+    return 0
+
+
+class ConversionError(RuntimeError):
+    """A conversion that ran but must not be shipped (parity failed, accuracy moved)."""
+
+
+def _log(msg: str):
+    print(msg, flush=True)
+
+
+def convert(model, out, *, quantize: str | None = None, data=None, split: str = "test", parity_images=None,
+            js_checks: bool = True, log=_log) -> dict:
+    """Convert `model` (a Detector or what Detector.load takes) into `out`; returns the
+    metadata written. Raises ModelNotFound, UnsupportedOps, ConversionError, ValueError."""
+    from converter import metadata as meta_mod
+    from converter import ops
+    from converter.parity import check_parity, node_problem, NodeUnavailable
+    from models.detector import Detector
+
+    if quantize is None:
+        quantize = "auto" if data else "float16"
+    if quantize not in ("auto", *QUANTIZATIONS):
+        raise ValueError(f"unknown quantization {quantize!r}; use auto, {', '.join(QUANTIZATIONS)}")
+    if quantize == "auto" and not data:
+        raise ValueError("--quantize auto chooses by measured accuracy: give --data LABELLED_DIR, or name none, float16 or uint8")
+    if data and not js_checks:
+        raise ValueError("--data measures accuracy in TensorFlow.js under Node, which --skip-js-checks turns off")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    if js_checks and (problem := node_problem()):
+        raise NodeUnavailable(f"{problem}; or pass --skip-js-checks to convert without verifying")
+
+    detector = model if isinstance(model, Detector) else Detector.load(model)
+    log(f"Converting {detector.name} {detector.version} ({detector.architecture}, {detector.model.count_params():,} parameters)")
+    samples, data_note = (_labelled_samples(detector, data, split, log) if data else (None, None))
+
+    with tempfile.TemporaryDirectory(prefix="unmask-convert-") as tmp:
+        tmp = Path(tmp)
+        saved = tmp / "saved_model"
+        log("  exporting a SavedModel (keras ExportArchive, inference mode)")
+        try:
+            _export_saved_model(detector.model, saved)
+        except Exception as e:  # Keras raises many kinds; say which step failed
+            raise ValueError(f"Keras could not export {detector.name} as a SavedModel: {e}") from e
+        layer_names = _layer_names(detector.model)
+        graph_ops = ops.check_graph_ops(saved, layer_names)
+        log(f"  graph ops: {', '.join(graph_ops)} (all in the TensorFlow.js op list)")
+
+        dirs = {q: tmp / q for q in QUANTIZATIONS}
+        for q in QUANTIZATIONS:
+            _tfjs_convert(saved, dirs[q], q)
+            meta_mod.write(dirs[q], meta_mod.build(detector, dirs[q], q))
+        sizes = {q: sum(e["bytes"] for e in meta_mod.file_entries(dirs[q], meta_mod.model_files(dirs[q]))) for q in QUANTIZATIONS}
+
+        checks: dict = {}
+        if js_checks:
+            kernels = ops.check_wasm_kernels(dirs["none"], layer_names=layer_names)
+            log(f"  wasm kernels: {', '.join(kernels)} (all registered by @tensorflow/tfjs-backend-wasm)")
+            checks["wasm_kernels"] = kernels
+        else:
+            checks["wasm_kernels"] = "not checked (--skip-js-checks)"
+
+        accuracy = _measure_accuracy(detector, samples, dirs, data_note, log) if samples else None
+        candidates = _candidates(quantize, sizes, accuracy)
+        _print_table(sizes, accuracy, candidates[0], log)
+
+        chosen = candidates[0]
+        if js_checks:
+            # The first candidate (smallest first) whose parity check passes is written.
+            for i, chosen in enumerate(candidates):
+                log(f"  parity check of {chosen} against Keras")
+                report = check_parity(dirs[chosen], detector, parity_images)
+                log("  " + report.format().replace("\n", "\n  "))
+                if report.passed:
+                    break
+                if i + 1 == len(candidates):
+                    raise ConversionError(f"parity failed for {chosen}; nothing was written to {out}:\n{report.format()}")
+                log(f"  parity failed for {chosen}: trying {candidates[i + 1]}")
+            checks["parity"] = {k: v for k, v in report.as_dict().items() if k not in ("rows", "tfjs_dir", "keras_model")}
+            checks["parity"]["images"] = "fixed generated set" if parity_images is None else str(parity_images)
+        else:
+            checks["parity"] = "not checked (--skip-js-checks)"
+
+        conversion = _conversion_info(sizes, accuracy, checks)
+        metadata = meta_mod.build(detector, dirs[chosen], chosen, conversion)
+        meta_mod.write(dirs[chosen], metadata)
+        _install(dirs[chosen], out, meta_mod.model_files(dirs[chosen]) + [meta_mod.METADATA_FILE])
+
+    total = sum(e["bytes"] for e in metadata["files"]) + (out / meta_mod.METADATA_FILE).stat().st_size
+    log(f"Wrote {out}: {chosen}, {len(metadata['files']) + 1} files, {total / 1024:,.1f} KB in all")
+    return metadata
+
+
+def _export_saved_model(model, path: Path):
+    """Model.export, but tracing the call with training=False: plain export leaves nested
+    models (the ensemble's members) in training mode, and their dropout's seed updates then
+    break freezing."""
+    import keras
+    import tensorflow as tf
+
+    shape = tuple(model.inputs[0].shape)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda pixels: model(pixels, training=False),
+                         input_signature=[tf.TensorSpec((None, *shape[1:]), tf.float32, name="pixels")])
+    archive.write_out(str(path), verbose=False)
+
+
+def _layer_names(model) -> list[str]:
+    """Every layer name, nested models included, to name the layer behind a graph node."""
+    names = []
+    for layer in model.layers:
+        names.append(layer.name)
+        if hasattr(layer, "layers"):
+            names += _layer_names(layer)
+    return names
+
+
+def _tfjs_convert(saved: Path, dest: Path, quantization: str):
+    from converter import ops
+
+    ops.import_tensorflowjs()
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_conv
+
+    try:
+        tfjs_conv.convert_tf_saved_model(str(saved), str(dest), quantization_dtype_map=QUANTIZATION_MAPS[quantization],
+                                         weight_shard_size_bytes=SHARD_BYTES)
+    except ValueError as e:
+        unsupported = ops.from_converter_error(e)
+        raise (unsupported or ValueError(f"tensorflowjs_converter failed ({quantization}): {e}")) from e
+
+
+def _labelled_samples(detector, data, split: str, log):
+    """The samples to measure accuracy on, and a note saying which they are."""
+    from training.data import SPLIT_FILE, load_dataset, load_split
+
+    folder = Path(detector.path) if detector.path else None
+    if split == "test" and folder and (folder / SPLIT_FILE).is_file():
+        samples = load_split(folder, data)["test"]
+        if not samples:
+            raise ValueError(f"the test split in {folder / SPLIT_FILE} is empty; use --split all")
+        note = f"test split of run {folder.name} ({Path(data).name})"
+    else:
+        samples = load_dataset(data).samples
+        note = f"every image of {Path(data).name}" + (" (MODEL has no split.json)" if split == "test" else "")
+    log(f"  accuracy will be measured on {len(samples):,} labelled images: {note}")
+    return samples, note
+
+
+def _measure_accuracy(detector, samples, dirs: dict, note: str, log) -> dict:
+    """Accuracy (p_fake >= 0.5 called fake) of Keras and of each conversion in TF.js, on the
+    images that every one of them could read."""
+    import numpy as np
+
+    from converter.parity import keras_predictions, tfjs_predictions
+
+    paths = [Path(s.path) for s in samples]
+    labels = {str(p.resolve()): s.label for p, s in zip(paths, samples)}
+    log(f"  Keras on {len(paths):,} images (Pillow decoding)")
+    keras = keras_predictions(detector, paths, progress=True)
+    tfjs, runtime = {}, {}
+    for q, d in dirs.items():
+        log(f"  TF.js {q} on {len(paths):,} images")
+        tfjs[q], runtime = tfjs_predictions(d, paths)
+    usable = [k for k in labels if isinstance(keras.get(k), float) and all("p_fake_raw" in tfjs[q].get(k, {}) for q in dirs)]
+    if not usable:
+        raise ValueError("no labelled image could be read by both Pillow and the TF.js side; see the files in --data")
+    y = np.array([labels[k] for k in usable])
+    result = {
+        "data": note, "images": len(usable), "unreadable": len(labels) - len(usable),
+        "rule": "p_fake >= 0.5 is fake",
+        "measured_with": f"the converted graph in TensorFlow.js {runtime.get('tfjs')} under Node on the {runtime.get('backend')} "
+                         f"backend, files decoded by {runtime.get('jpeg_decoder')} (JPEG) / pngjs (PNG) and prepared by "
+                         "extension/src/preprocess.js; Keras on Pillow-decoded files",
+        "keras": float(np.mean(np.array([keras[k] >= 0.5 for k in usable]) == y)),
+    }
+    keras_p = np.array([keras[k] for k in usable])
+    keras_verdicts = detector.calibration.verdicts(keras_p)
+    for q in dirs:
+        p = np.array([tfjs[q][k]["p_fake_raw"] for k in usable])
+        result[q] = float(np.mean((p >= 0.5) == y))
+        # Parity on these images too: reported here, enforced on the fixed set (converter.parity).
+        result[f"{q}_max_abs_diff"] = float(np.max(np.abs(p - keras_p)))
+        result[f"{q}_verdicts_differ"] = int(sum(tfjs[q][k]["verdict"] != v for k, v in zip(usable, keras_verdicts)))
+    return result
+
+
+def _candidates(quantize: str, sizes: dict, accuracy: dict | None) -> list[str]:
+    """The quantizations that may be written, in order of preference: for auto, those that
+    keep accuracy within one point of Keras, smallest first; else the one asked for, unless
+    it moves accuracy by more than a point."""
+    def moved(q):
+        return abs(accuracy[q] - accuracy["keras"])
+
+    if quantize == "auto":
+        keeps = [q for q in sorted(QUANTIZATIONS, key=sizes.get) if moved(q) <= MAX_ACCURACY_MOVE + 1e-12]
+        if not keeps:
+            raise ConversionError("every quantization, none included, moves accuracy by more than one point from Keras: "
+                                  "the TF.js pipeline does not match Python; run `python -m converter.parity` to find out why")
+        return keeps
+    if accuracy and moved(quantize) > MAX_ACCURACY_MOVE + 1e-12:
+        raise ConversionError(f"{quantize} moves accuracy by {100 * moved(quantize):.2f} points (more than 1) on "
+                              f"{accuracy['images']:,} images, so it is not written; use --quantize auto")
+    return [quantize]
+
+
+def _print_table(sizes: dict, accuracy: dict | None, first_choice: str, log):
+    head = f"  {'quantization':<14}{'model size':>12}"
+    if accuracy:
+        head += f"{'TF.js accuracy':>17}{'vs Keras':>11}{'max |dp|':>10}{'verdicts differ':>17}"
+    log(head)
+    for q in QUANTIZATIONS:
+        line = f"  {q:<14}{sizes[q] / 1024:>9,.1f} KB"
+        if accuracy:
+            move = 100 * (accuracy[q] - accuracy["keras"])
+            line += f"{100 * accuracy[q]:>16.2f}%{move:>+8.2f} pt{accuracy[f'{q}_max_abs_diff']:>10.4f}{accuracy[f'{q}_verdicts_differ']:>17,}"
+            if abs(move) > 100 * MAX_ACCURACY_MOVE + 1e-9:
+                line += "  moves accuracy by more than 1 point"
+        if q == first_choice:
+            line += "  <- chosen"
+        log(line)
+    if accuracy:
+        log(f"  Keras: {100 * accuracy['keras']:.2f}% on {accuracy['images']:,} images ({accuracy['data']}"
+            + (f"; {accuracy['unreadable']} unreadable skipped" if accuracy["unreadable"] else "") + ")")
+        log(f"  measured with {accuracy['measured_with']}; |dp| and verdicts compare each image's p_fake with Keras's")
+    else:
+        log("  (accuracy not measured: give --data LABELLED_DIR)")
+
+
+def _conversion_info(sizes: dict, accuracy: dict | None, checks: dict) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from converter.ops import import_tensorflowjs
+
+    tensorflowjs = import_tensorflowjs()
+    return {
+        "tool": "unmask convert",
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tensorflow": tf.__version__, "keras": keras.__version__, "tensorflowjs": tensorflowjs.__version__,
+        "model_bytes_by_quantization": sizes,
+        "accuracy": accuracy,
+        **checks,
+    }
+
+
+def _install(src: Path, out: Path, names: list[str]):
+    """Copy the conversion into `out`, removing the files of an earlier one there."""
+    out.mkdir(parents=True, exist_ok=True)
+    stale = [p for p in out.glob("group*-shard*of*.bin")] + [out / "model.json", out / "metadata.json"]
+    for p in stale:
+        if p.is_file() and p.name not in names:
+            p.unlink()
+    for name in names:
+        shutil.copyfile(src / name, out / name)
+
+
+if __name__ == "__main__":  # python -m converter.export ... behaves as `unmask convert ...`
+    from training.cli import main
+
+    sys.exit(main(["convert", *sys.argv[1:]]))

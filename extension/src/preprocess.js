@@ -1,0 +1,102 @@
+// Pixels -> model input, the same steps as models.preprocessing.resize_for_model in Python.
+//
+// The contract (input size, crop, resize, value range) comes from the converter's
+// metadata.json, which copied it from models/preprocessing.json. Steps, for an image h x w:
+//   1. centre square crop of side s = min(h, w) at ((h - s) // 2, (w - s) // 2);
+//   2. box average: k = max(floor(s / size), 1), n = floor(s / k); keep the first n*k rows
+//      and columns and average each k x k block (Python: reshape [n,k,n,k,3], mean over 1, 3);
+//   3. bilinear resize n x n -> size x size, half-pixel centres, no antialiasing.
+// Output: float32 [1, size, size, 3] in 0..255; the model rescales inside its first layer.
+//
+// Steps 1-2 run in plain JS: a block sum of 8-bit values is an integer below 2^24, so it is
+// exact in any order, and one division gives the same float32 as TensorFlow's reduce_mean
+// while never holding the full-size image as a float tensor. Step 3 is tf.image.resizeBilinear,
+// the same kernel definition as TensorFlow's ResizeBilinear.
+import * as tf from '@tensorflow/tfjs-core';
+
+const SUPPORTED = {color: 'RGB', crop: 'center-square', resize: 'box-then-bilinear', input_dtype: 'float32'};
+
+// Throws unless `spec` (metadata.preprocessing) is a contract this module implements, so a
+// changed contract fails loudly instead of silently giving different inputs.
+export function checkSpec(spec) {
+  if (!spec || typeof spec !== 'object') throw new Error('metadata has no preprocessing section');
+  for (const [key, want] of Object.entries(SUPPORTED)) {
+    if (spec[key] !== want) {
+      throw new Error(`preprocessing ${key} is ${JSON.stringify(spec[key])}, but preprocess.js implements ${JSON.stringify(want)}; update extension/src/preprocess.js with models/preprocessing.py`);
+    }
+  }
+  const size = spec.input_size;
+  if (!Number.isInteger(size) || size < 1) throw new Error(`preprocessing input_size must be a positive integer, got ${size}`);
+  const range = spec.input_range;
+  if (!Array.isArray(range) || range[0] !== 0 || range[1] !== 255) {
+    throw new Error(`preprocessing input_range must be [0, 255], got ${JSON.stringify(range)}`);
+  }
+  return size;
+}
+
+// {data, width, height} with 4 (RGBA, as ImageData) or 3 (RGB) bytes per pixel -> channels.
+function channelsOf(pixels) {
+  const {data, width, height} = pixels || {};
+  if (!data || !Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new Error('pixels must be {data, width, height} with a positive integer width and height');
+  }
+  const per = data.length / (width * height);
+  if (per !== 4 && per !== 3) {
+    throw new Error(`pixels.data has ${data.length} values for ${width}x${height}: expected RGBA (x4) or RGB (x3)`);
+  }
+  return per;
+}
+
+// Steps 1 and 2: the centre square, box-averaged by an integer factor. Returns the n x n x 3
+// float32 values and n. Exported for tests and benchmarks.
+export function cropAndBox(pixels, size) {
+  const ch = channelsOf(pixels);
+  const {data, width: w, height: h} = pixels;
+  const s = Math.min(h, w);
+  const top = Math.floor((h - s) / 2);
+  const left = Math.floor((w - s) / 2);
+  const k = Math.max(Math.floor(s / size), 1);
+  const n = Math.floor(s / k);
+  const out = new Float32Array(n * n * 3);
+  const rowSums = new Float64Array(n * 3);
+  const area = k * k;
+  for (let by = 0; by < n; by++) {
+    rowSums.fill(0);
+    for (let dy = 0; dy < k; dy++) {
+      let src = ((top + by * k + dy) * w + left) * ch;
+      for (let bx = 0; bx < n; bx++) {
+        const o = bx * 3;
+        for (let dx = 0; dx < k; dx++, src += ch) {
+          rowSums[o] += data[src];
+          rowSums[o + 1] += data[src + 1];
+          rowSums[o + 2] += data[src + 2];
+        }
+      }
+    }
+    const base = by * n * 3;
+    for (let i = 0; i < n * 3; i++) out[base + i] = rowSums[i] / area;
+  }
+  return {values: out, n};
+}
+
+// One image -> float32 tensor [1, size, size, 3] in 0..255. The caller disposes it.
+export function preprocess(pixels, spec) {
+  const size = checkSpec(spec);
+  const {values, n} = cropAndBox(pixels, size);
+  return tf.tidy(() => {
+    const boxed = tf.tensor3d(values, [n, n, 3], 'float32');
+    const resized = tf.image.resizeBilinear(boxed, [size, size], false, true);
+    return tf.expandDims(resized, 0);
+  });
+}
+
+// Several images -> float32 tensor [batch, size, size, 3]. The caller disposes it.
+export function preprocessBatch(pixelsList, spec) {
+  if (!Array.isArray(pixelsList) || pixelsList.length === 0) throw new Error('preprocessBatch needs a non-empty array of pixels');
+  const one = pixelsList.map((p) => preprocess(p, spec));
+  try {
+    return tf.concat(one, 0);
+  } finally {
+    one.forEach((t) => t.dispose());
+  }
+}

@@ -1,0 +1,42 @@
+// From a raw p(fake) to a verdict: the rule of models.calibration.Calibration.verdict in Python.
+//
+// The calibrated probability is sigmoid(logit(p_raw) / temperature). At or above
+// fake_threshold the verdict is "fake", at or below real_threshold "real", else "uncertain".
+// The confidence is the calibrated probability that the likelier label is right; a raw score
+// is never shown as a confidence.
+
+const EPS = 1e-6; // models.calibration.EPS
+
+export const VERDICTS = Object.freeze(['fake', 'real', 'uncertain']);
+
+const round4 = (x) => Math.round(x * 1e4) / 1e4;
+
+// Throws unless `cal` (metadata.calibration) has the numbers the rule needs.
+export function checkCalibration(cal) {
+  if (!cal || typeof cal !== 'object') throw new Error('metadata has no calibration section');
+  for (const key of ['temperature', 'fake_threshold', 'real_threshold']) {
+    if (typeof cal[key] !== 'number' || !Number.isFinite(cal[key])) {
+      throw new Error(`calibration ${key} must be a number, got ${JSON.stringify(cal[key])}`);
+    }
+  }
+  if (cal.temperature <= 0) throw new Error(`calibration temperature must be positive, got ${cal.temperature}`);
+  return cal;
+}
+
+export function calibrate(pRaw, cal) {
+  const p = Math.min(Math.max(pRaw, EPS), 1 - EPS);
+  const z = (Math.log(p) - Math.log1p(-p)) / cal.temperature;
+  return 1 / (1 + Math.exp(-z));
+}
+
+export function verdict(pRaw, cal) {
+  if (typeof pRaw !== 'number' || Number.isNaN(pRaw)) throw new Error(`p_fake must be a number, got ${pRaw}`);
+  const p = calibrate(pRaw, cal);
+  const label = p >= cal.fake_threshold ? 'fake' : p <= cal.real_threshold ? 'real' : 'uncertain';
+  return {
+    verdict: label,
+    confidence: round4(Math.max(p, 1 - p)),
+    p_fake: round4(p),
+    p_fake_raw: round4(pRaw),
+  };
+}

@@ -1,0 +1,242 @@
+"""`unmask convert`: the files it writes, their metadata, and the models it refuses."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.converter.helpers import node_or_skip
+
+pytestmark = pytest.mark.slow
+
+
+def test_each_quantization_writes_a_graph_model_with_true_metadata(converted, tiny_detector):
+    from models.preprocessing import contract, input_spec
+
+    sizes = {}
+    for q, (folder, meta, lines) in converted.items():
+        on_disk = json.loads((folder / "metadata.json").read_text())
+        assert on_disk == meta
+        assert meta["format"] == "unmask-detector-tfjs" and meta["format_version"] == 1
+        assert (meta["name"], meta["version"], meta["architecture"]) == ("tiny", "test", "tiny")
+        assert meta["model"]["quantization"] == q
+        assert meta["preprocessing"] == {**input_spec("tiny").as_dict(), "contract_version": contract()["version"]}
+        assert meta["calibration"] == tiny_detector.calibration.to_dict()
+        assert meta["labels"]["1"] == "fake" and meta["labels"]["0"] == "real"
+
+        # Every file written besides metadata.json is listed with its true size and sha256.
+        model_json = json.loads((folder / "model.json").read_text())
+        shards = [p for g in model_json["weightsManifest"] for p in g["paths"]]
+        assert sorted(e["path"] for e in meta["files"]) == sorted(["model.json", *shards])
+        assert sorted(p.name for p in folder.iterdir()) == sorted(["model.json", "metadata.json", *shards])
+        for e in meta["files"]:
+            data = (folder / e["path"]).read_bytes()
+            assert e["bytes"] == len(data)
+            assert e["sha256"] == hashlib.sha256(data).hexdigest()
+
+        # The float weights are stored at the quantization asked for (int32 constants stay).
+        dtypes = {w.get("quantization", {}).get("dtype", w["dtype"]) for g in model_json["weightsManifest"] for w in g["weights"]
+                  if w["dtype"] == "float32"}
+        assert dtypes == ({"float32"} if q == "none" else {q}), dtypes
+        sizes[q] = sum(e["bytes"] for e in meta["files"])
+
+        # The size table printed every quantization, and which one was written.
+        table = "\n".join(lines)
+        for other in ("none", "float16", "uint8"):
+            assert other in table
+        assert f"{q}" in next(ln for ln in lines if "<- chosen" in ln)
+        assert meta["conversion"]["model_bytes_by_quantization"][q] == sizes[q]
+        assert meta["conversion"]["parity"]["passed"] is True
+        assert "Relu6" in meta["conversion"]["wasm_kernels"]
+    assert sizes["none"] > sizes["float16"] > sizes["uint8"]
+
+
+def test_training_summary_is_copied_from_the_detector(tmp_path):
+    """Only the summary travels: not the local data path or the command line."""
+    from converter.export import convert
+    from tests.synthetic import small_detector
+
+    det = small_detector(tmp_path / "det", "tiny", steps=0)
+    det.save(tmp_path / "det", training={"data": "/home/someone/faces-v1", "layout": "manifest", "labels": {"real": 5, "fake": 7},
+                                          "split_sizes": {"train": {"total": 10}}, "seed": 3, "args": {"data": "/home/someone"}})
+    meta = convert(tmp_path / "det", tmp_path / "out", quantize="float16", js_checks=False, log=lambda _: None)
+    assert meta["conversion"]["parity"] == "not checked (--skip-js-checks)"
+    assert meta["training"] == {"data": "faces-v1", "layout": "manifest", "labels": {"real": 5, "fake": 7},
+                                "split_sizes": {"train": {"total": 10}}, "seed": 3}
+
+
+def test_reconverting_into_a_folder_replaces_the_old_files(converted, tiny_detector, tmp_path):
+    from converter.export import convert
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "group1-shard9of9.bin").write_bytes(b"old shard")
+    (out / "README.txt").write_text("not ours")
+    convert(tiny_detector.path, out, quantize="uint8", js_checks=False, log=lambda _: None)
+    assert not (out / "group1-shard9of9.bin").exists()
+    assert (out / "README.txt").read_text() == "not ours"
+
+
+def test_auto_needs_data(tiny_detector, tmp_path):
+    from converter.export import convert
+
+    with pytest.raises(ValueError, match="--data"):
+        convert(tiny_detector.path, tmp_path / "out", quantize="auto", log=lambda _: None)
+
+
+def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_path):
+    """Accuracy figures are real: Keras's equals a recount with Detector.predict_file, and
+    the quantization written is the smallest within one point of it."""
+    node_or_skip()
+    from converter.export import MAX_ACCURACY_MOVE, convert
+    from tests.synthetic import image_tree
+
+    data = image_tree(tmp_path / "data", n_per_label=6, size=300, sources=("alpha",))
+    lines: list[str] = []
+    meta = convert(tiny_detector.path, tmp_path / "out", data=data, log=lines.append)
+    acc = meta["conversion"]["accuracy"]
+    files = sorted(data.rglob("*.jpg"))
+    truth = [1 if p.parent.name == "fake" else 0 for p in files]
+    keras_fake = [tiny_detector.predict_file(p).p_fake_raw >= 0.5 for p in files]
+    assert acc["images"] == len(files) == 12
+    assert acc["keras"] == pytest.approx(sum(int(f) == t for f, t in zip(keras_fake, truth)) / len(files))
+    sizes = meta["conversion"]["model_bytes_by_quantization"]
+    keeps = [q for q in ("none", "float16", "uint8") if abs(acc[q] - acc["keras"]) <= MAX_ACCURACY_MOVE]
+    assert meta["model"]["quantization"] == min(keeps, key=sizes.get)
+    assert "TensorFlow.js" in acc["measured_with"] and "wasm" in acc["measured_with"]
+    # Per-image agreement on the labelled images is reported too; unquantized it is exact.
+    assert acc["none_max_abs_diff"] <= 0.01 and acc["none_verdicts_differ"] == 0
+    assert any("TF.js accuracy" in ln for ln in lines)
+
+
+def test_a_quantization_that_moves_accuracy_is_refused():
+    from converter.export import ConversionError, _candidates
+
+    sizes = {"none": 400, "float16": 200, "uint8": 100}
+    accuracy = {"keras": 0.90, "none": 0.90, "float16": 0.895, "uint8": 0.85, "images": 200}
+    assert _candidates("auto", sizes, accuracy) == ["float16", "none"]
+    assert _candidates("float16", sizes, accuracy) == ["float16"]
+    assert _candidates("uint8", sizes, None) == ["uint8"]  # nothing measured, nothing to refuse on
+    with pytest.raises(ConversionError, match="uint8 moves accuracy by 5.00 points"):
+        _candidates("uint8", sizes, accuracy)
+    with pytest.raises(ConversionError, match="does not match Python"):
+        _candidates("auto", sizes, {**accuracy, "none": 0.8, "float16": 0.8, "uint8": 0.8})
+
+
+# --- refusals and bad input ----------------------------------------------------------------
+def _model_with(op_layer):
+    import keras
+
+    from models.calibration import Calibration
+    from models.detector import Detector
+    from models.preprocessing import input_spec
+
+    size = input_spec("tiny").input_size
+    inputs = keras.Input((size, size, 3), name="pixels")
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = op_layer(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    model = keras.Model(inputs, outputs, name="tiny")
+    return Detector(model, "tiny", Calibration(), {"name": "odd", "version": "test"})
+
+
+def test_refuses_an_op_tensorflowjs_lacks_and_names_it(tmp_path, capsys):
+    """Erfinv is not in the TF.js op list: refused before conversion, naming op and layer."""
+    import keras
+
+    from converter.export import convert
+    from converter.ops import UnsupportedOps
+
+    @keras.saving.register_keras_serializable(package="tests_converter")
+    class ErfinvLayer(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.erfinv(keras.ops.clip(x, -0.9, 0.9))
+
+    det = _model_with(ErfinvLayer(name="inverse_erf"))
+    with pytest.raises(UnsupportedOps) as err:
+        convert(det, tmp_path / "out", quantize="none", js_checks=False, log=lambda _: None)
+    assert "Erfinv" in err.value.ops
+    assert "Erfinv" in str(err.value) and "inverse_erf" in str(err.value) and "TensorFlow.js cannot run" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+    # Through the command line: one clear line, exit status 2.
+    det.save(tmp_path / "run")
+    from training.cli import main
+
+    assert main(["convert", str(tmp_path / "run"), "--out", str(tmp_path / "out2")]) == 2
+    msg = capsys.readouterr().err
+    assert "unmask convert: error:" in msg and "Erfinv" in msg
+
+
+def test_refuses_an_op_the_wasm_backend_lacks_and_names_it(tmp_path):
+    """Einsum is in the TF.js op list but has no wasm kernel: found by running it in Node."""
+    node_or_skip()
+    import keras
+
+    from converter.export import convert
+    from converter.ops import UnsupportedOps
+
+    @keras.saving.register_keras_serializable(package="tests_converter")
+    class EinsumLayer(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.einsum("bi,bj->bij", x, x)[:, :, 0]
+
+    det = _model_with(EinsumLayer(name="outer_product"))
+    with pytest.raises(UnsupportedOps) as err:
+        convert(det, tmp_path / "out", quantize="none", log=lambda _: None)
+    assert "Einsum" in err.value.ops
+    assert "wasm backend cannot run" in str(err.value) and "outer_product" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_or_corrupt_model_gives_a_clear_error(tmp_path, capsys):
+    from training.cli import main
+
+    assert main(["convert", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "no model at" in capsys.readouterr().err
+
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"PK\x03\x04 this is not a keras archive")
+    assert main(["convert", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load the model" in err and str(bad) in err
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    assert main(["convert", str(run), "--out", str(tmp_path / "out")]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_must_be_a_folder(tiny_detector, tmp_path):
+    from converter.export import convert
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        convert(tiny_detector.path, tmp_path / "file", log=lambda _: None)
+
+
+def test_missing_node_gives_a_clear_error(tiny_detector, tmp_path, monkeypatch):
+    from converter import parity
+    from converter.export import convert
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node on it
+    with pytest.raises(FileNotFoundError, match="Node.js is not installed.*--skip-js-checks"):
+        convert(tiny_detector.path, tmp_path / "out", log=lambda _: None)
+    assert parity.node_problem().startswith("Node.js is not installed")
+
+
+def test_empty_or_missing_data_folder_gives_a_clear_error(tiny_detector, tmp_path):
+    node_or_skip()
+    from converter.export import convert
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="it is empty"):
+        convert(tiny_detector.path, tmp_path / "out", data=tmp_path / "empty", log=lambda _: None)
+    with pytest.raises(ValueError, match="does not exist"):
+        convert(tiny_detector.path, tmp_path / "out", data=tmp_path / "nowhere", log=lambda _: None)
+    assert not (tmp_path / "out").exists()
