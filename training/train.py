@@ -77,6 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="backbone weights: shared (MobileNet v1 from ../shared/weights), imagenet (download), "
                         "none (random: one phase, everything trained)")
     g.add_argument("--alpha", type=float, choices=[0.25, 1.0], default=1.0, help="pretrained: MobileNet width")
+    g.add_argument("--backbone", choices=["mobilenet", "xception"], default="mobilenet",
+                   help="pretrained: the ImageNet backbone; xception needs --weights imagenet (a download)")
     g.add_argument("--fine-tune-epochs", type=int, help="epochs fine-tuning the backbone after the head; default per model")
     g = p.add_argument_group("ensemble")
     g.add_argument("--members", help="comma-separated run folders of the trained members, e.g. runs/tuned,runs/pretrained")
@@ -359,7 +361,9 @@ def _build(args, settings, train_ds, val_ds, run_dir: Path):
 
     weights = None if args.weights == "none" else args.weights
     if args.model == "pretrained":
-        return architectures.build_pretrained(alpha=args.alpha, weights=weights)
+        if args.backbone == "xception" and weights == "shared":
+            raise CLIError("no Xception weights are stored here: use --weights imagenet (downloads them) or --weights none")
+        return architectures.build_pretrained(backbone=args.backbone, alpha=args.alpha, weights=weights)
     if args.model == "tiny":
         return architectures.build_tiny(weights=weights)
     if args.model == "tuned-cnn" and args.tune:
