@@ -193,3 +193,10 @@ def test_ensemble_needs_members(tmp_path, unmask):
     assert status == 2 and "--members" in err
     status, _, err = unmask("train", "--model", "ensemble", "--members", tmp_path / "nope", "--out", tmp_path / "e2")
     assert status == 2 and "no model at" in err
+
+
+def test_xception_without_a_download_is_a_clear_error(small_manifest, tmp_path, unmask):
+    status, _, err = unmask("train", "--model", "pretrained", "--backbone", "xception", "--data", small_manifest,
+                            "--out", tmp_path / "x", "--epochs", "1")
+    assert status == 2
+    assert "--weights imagenet" in err and "Xception" in err
