@@ -1,0 +1,399 @@
+// The service worker: the context menu, and the one path every check takes:
+//   image URL or bytes -> cache by URL -> download (host permissions) -> sniff and limits ->
+//   cache by content hash -> the detector in the offscreen document -> verdict at the
+//   user's sensitivity -> recent checks; and, only when the user turned it on, the second
+//   opinion from their server.
+// Chrome stops this worker when idle, so nothing here relies on memory surviving: results
+// live in chrome.storage.local (cache.js), settings too (settings.js).
+import {fromBase64, toBase64} from './bytes.js';
+import * as cache from './cache.js';
+import {checkImageBytes, ImageProblem, LIMITS} from './imageinfo.js';
+import {askServer} from './secondopinion.js';
+import {adjustCalibration} from './sensitivity.js';
+import {getSettings, parseServerUrl, updateSettings} from './settings.js';
+import {hostOf, originPattern, syncUserScripts} from './sites.js';
+import {checkCalibration, verdict} from './verdict.js';
+
+const MENU_ID = 'unmask-check-image';
+const OFFSCREEN_URL = 'offscreen.html';
+const RECENT_KEY = 'recent';
+const RECENT_MAX = 20;
+const FETCH_SLOTS = 4; // downloads at once; the model itself runs one image at a time
+const KEEP_BYTES = 8; // recent images kept in memory for a second opinion without re-download
+const KEEP_MAX_BYTES = 4 * 1024 * 1024; // ... if they are small enough
+
+class CheckProblem extends Error {
+  constructor(code, message, extra = {}) {
+    super(message);
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+function problemOf(e) {
+  if (e instanceof CheckProblem || e instanceof ImageProblem || (e && e.code)) {
+    return {code: e.code, message: e.message, host: e.host || null, retryAfterS: e.retryAfterS || null};
+  }
+  console.error('Unmask: unexpected failure', e); // a bug, not a bad image: let it be seen
+  return {code: 'internal', message: `Unmask failed unexpectedly: ${e && e.message ? e.message : e}`};
+}
+
+// --- the model: identity and calibration from the shipped metadata.json ------------------
+let modelInfo = null;
+
+function model() {
+  if (!modelInfo) {
+    modelInfo = (async () => {
+      const response = await fetch(chrome.runtime.getURL('model/metadata.json'));
+      const text = await response.text();
+      const metadata = JSON.parse(text);
+      checkCalibration(metadata.calibration);
+      // Cached scores belong to one model: its metadata lists the sha256 of every file.
+      const id = (await cache.sha256Hex(new TextEncoder().encode(text))).slice(0, 16);
+      return {id, metadata, calibration: metadata.calibration};
+    })().catch((e) => {
+      modelInfo = null;
+      throw new CheckProblem('model_missing', `the extension's model/metadata.json cannot be read (${e.message}); reinstall or rebuild the extension`);
+    });
+  }
+  return modelInfo;
+}
+
+// --- the offscreen document, where the detector runs ---------------------------------------
+let creating = null;
+
+async function ensureOffscreen() {
+  const contexts = await chrome.runtime.getContexts({
+    contextTypes: ['OFFSCREEN_DOCUMENT'],
+    documentUrls: [chrome.runtime.getURL(OFFSCREEN_URL)],
+  });
+  if (contexts.length) return;
+  if (!creating) {
+    creating = chrome.offscreen
+      .createDocument({url: OFFSCREEN_URL, reasons: ['WORKERS'], justification: 'Runs the deepfake detector (TensorFlow.js on WebAssembly) on this device.'})
+      .finally(() => {
+        creating = null;
+      });
+  }
+  await creating;
+}
+
+async function askOffscreen(message) {
+  await ensureOffscreen();
+  const reply = await chrome.runtime.sendMessage({target: 'offscreen', ...message});
+  if (!reply) throw new CheckProblem('model_error', 'the on-device detector did not answer; reload the extension');
+  if (!reply.ok) throw new CheckProblem(reply.code, reply.message);
+  return reply.value;
+}
+
+let modelQueue = Promise.resolve();
+
+// One image at a time through the model, in the order asked.
+function runModel(bytes) {
+  const job = modelQueue.then(() => askOffscreen({type: 'check', data: toBase64(bytes)}));
+  modelQueue = job.catch(() => {});
+  return job;
+}
+
+// --- downloading --------------------------------------------------------------------------
+let fetchesRunning = 0;
+const fetchWaiting = [];
+
+async function withFetchSlot(fn) {
+  if (fetchesRunning >= FETCH_SLOTS) await new Promise((resolve) => fetchWaiting.push(resolve));
+  fetchesRunning += 1;
+  try {
+    return await fn();
+  } finally {
+    fetchesRunning -= 1;
+    if (fetchWaiting.length) fetchWaiting.shift()();
+  }
+}
+
+async function readCapped(response, max) {
+  const declared = Number(response.headers.get('content-length'));
+  const tooLarge = (n) => new ImageProblem('too_large', `the image is over ${(max / 1048576).toFixed(0)} MB (${(n / 1048576).toFixed(1)} MB or more); Unmask does not check files that large`);
+  if (declared > max) throw tooLarge(declared);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel();
+      throw tooLarge(total);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
+}
+
+// The worker fetches http(s) images with the extension's host permissions (no CORS needed)
+// and data: URLs directly. blob: URLs belong to the page: the content script sends bytes.
+async function fetchImage(url) {
+  if (/^blob:/i.test(url)) throw new CheckProblem('page_only', 'a blob: image can only be read in its page');
+  if (!/^(https?|data):/i.test(url)) throw new CheckProblem('unsupported', `Unmask cannot read images from ${String(url).split(':')[0]}: addresses`);
+  const host = hostOf(url);
+  // Without a host permission the fetch would fail on CORS (and Chrome would log it as the
+  // extension's error): say so, and let the page read it (the content script falls back).
+  if (host && !(await chrome.permissions.contains({origins: [originPattern(host)]}))) {
+    throw new CheckProblem('no_access', `Unmask has no permission to read images from ${host}`, {host});
+  }
+  return withFetchSlot(async () => {
+    let response;
+    try {
+      response = await fetch(url, {cache: 'force-cache', credentials: 'omit', redirect: 'follow'});
+    } catch (e) {
+      throw new CheckProblem('fetch_failed', `could not download the image from ${host || 'its address'} (${e.message}); check your connection and try again`);
+    }
+    if (!response.ok) throw new CheckProblem('fetch_failed', `${host || 'the site'} answered HTTP ${response.status} for the image, so there is nothing to check`);
+    return readCapped(response, LIMITS.maxBytes);
+  });
+}
+
+// A few recent images stay in memory, so a second opinion right after a check needs no
+// second download.
+const keptBytes = new Map();
+
+function keep(hash, bytes) {
+  if (bytes.length > KEEP_MAX_BYTES) return;
+  keptBytes.delete(hash);
+  keptBytes.set(hash, bytes);
+  while (keptBytes.size > KEEP_BYTES) keptBytes.delete(keptBytes.keys().next().value);
+}
+
+// --- recent checks, for the popup ----------------------------------------------------------
+let recentChain = Promise.resolve();
+
+function updateRecent(change) {
+  recentChain = recentChain.then(async () => {
+    const got = await chrome.storage.local.get(RECENT_KEY);
+    const next = change(got[RECENT_KEY] || []).slice(0, RECENT_MAX);
+    await chrome.storage.local.set({[RECENT_KEY]: next});
+  }).catch((e) => console.warn('Unmask: recent checks not saved', e));
+  return recentChain;
+}
+
+function shownUrl(url) {
+  if (/^data:/i.test(url)) return 'data: image in the page';
+  if (/^blob:/i.test(url)) return 'blob: image in the page';
+  return url;
+}
+
+// --- checking ------------------------------------------------------------------------------
+function secondOpinionMode(settings, device) {
+  if (!settings.secondOpinion || parseServerUrl(settings.serverUrl) instanceof Error) return 'off';
+  return device.verdict === 'uncertain' ? 'auto' : 'available';
+}
+
+// msg: {url, data?: base64 bytes read by the page, reason: badge | menu}
+async function check(msg, sender) {
+  const url = String(msg.url || '');
+  const [m, settings] = await Promise.all([model(), getSettings()]);
+  let bytes = msg.data ? fromBase64(msg.data) : null;
+  let hash = null;
+  let entry = null;
+  let cached = null;
+  if (!bytes) {
+    const hit = await cache.byUrl(m.id, url);
+    if (hit) {
+      hash = hit.hash;
+      entry = hit.entry;
+      cached = 'url';
+    }
+  }
+  if (!entry) {
+    if (!bytes) bytes = await fetchImage(url);
+    const info = checkImageBytes(bytes);
+    hash = await cache.sha256Hex(bytes);
+    keep(hash, bytes);
+    entry = await cache.byHash(m.id, hash);
+    if (entry) {
+      cached = 'hash';
+      await cache.linkUrl(m.id, url, hash);
+    } else {
+      const r = await runModel(bytes);
+      entry = {p: r.p_raw, f: info.format, w: r.width, h: r.height, thumb: r.thumb};
+      await cache.put(m.id, url, hash, entry);
+    }
+  }
+  const device = verdict(entry.p, adjustCalibration(m.calibration, settings.sensitivity));
+  const mode = secondOpinionMode(settings, device);
+  const server = mode === 'off' ? null : await cache.serverResult(parseServerUrl(settings.serverUrl), hash);
+  if (!cached || msg.reason === 'menu') {
+    const page = sender && sender.tab ? hostOf(sender.tab.url) : null;
+    await updateRecent((list) => [
+      {hash, url: shownUrl(url), page, thumb: entry.thumb, ...device, server: server && {verdict: server.verdict, confidence: server.confidence}, t: Date.now()},
+      ...list.filter((r) => r.hash !== hash),
+    ]);
+  }
+  return {
+    url,
+    hash,
+    cached,
+    format: entry.f,
+    width: entry.w,
+    height: entry.h,
+    device,
+    sensitivity: settings.sensitivity,
+    model: {name: m.metadata.name || '', version: m.metadata.version || ''},
+    secondOpinion: server ? 'done' : mode,
+    server: server ? {...server, state: 'done'} : null,
+  };
+}
+
+// msg: {url, hash, data?}: ask the user's server about one image.
+async function secondOpinion(msg) {
+  const settings = await getSettings();
+  if (!settings.secondOpinion) {
+    throw new CheckProblem('second_opinion_off', 'the second opinion is off: turn it on in Unmask options (it sends the image to your server)');
+  }
+  const serverUrl = parseServerUrl(settings.serverUrl);
+  if (serverUrl instanceof Error) throw new CheckProblem('no_server', serverUrl.message);
+  const bytes = msg.data ? fromBase64(msg.data) : keptBytes.get(msg.hash) || (await fetchImage(String(msg.url || '')));
+  const info = checkImageBytes(bytes);
+  const hash = await cache.sha256Hex(bytes);
+  let result = msg.retry ? null : await cache.serverResult(serverUrl, hash);
+  if (!result) {
+    result = await askServer({serverUrl, apiKey: settings.apiKey, timeoutS: settings.serverTimeoutS}, bytes, info.format);
+    await cache.putServerResult(serverUrl, hash, result);
+  }
+  await updateRecent((list) => list.map((r) => (r.hash === hash ? {...r, server: {verdict: result.verdict, confidence: result.confidence}} : r)));
+  return {hash, server: {...result, state: 'done'}};
+}
+
+async function stats() {
+  const m = await model();
+  const contexts = await chrome.runtime.getContexts({contextTypes: ['OFFSCREEN_DOCUMENT']});
+  const live = contexts.length ? await askOffscreen({type: 'stats'}) : null;
+  const {name, version} = m.metadata;
+  return {model: {name, version, quantization: m.metadata.model.quantization}, modelId: m.id, calibration: m.calibration, runs: live ? live.runs : 0, backend: live ? live.backend : null};
+}
+
+async function sitesChanged() {
+  return {registered: await syncUserScripts(await getSettings())};
+}
+
+// The user switched badges on for a site (popup or options). With the permission granted,
+// add the site, register the content script and start it in the tab; without it yet, wait
+// for permissions.onAdded (Chrome's prompt may close the popup that asked).
+const PENDING_KEY = 'pendingSites';
+
+async function enableSite(msg) {
+  const host = String(msg.host || '');
+  if (!host) throw new CheckProblem('bad_request', 'no site given');
+  if (!(await chrome.permissions.contains({origins: [originPattern(host)]}))) {
+    const got = await chrome.storage.session.get(PENDING_KEY);
+    const pending = {...(got[PENDING_KEY] || {}), [host]: {tabId: msg.tabId ?? null}};
+    await chrome.storage.session.set({[PENDING_KEY]: pending});
+    return {enabled: false, pending: true};
+  }
+  const settings = await getSettings();
+  if (!settings.sites.includes(host)) await updateSettings({sites: [...settings.sites, host]});
+  await sitesChanged();
+  if (Number.isInteger(msg.tabId)) {
+    try {
+      await chrome.scripting.executeScript({target: {tabId: msg.tabId}, files: ['content.js']});
+    } catch {
+      // the tab moved on or closed: the registered script covers its next page
+    }
+  }
+  return {enabled: true};
+}
+
+async function finishPendingSites() {
+  const got = await chrome.storage.session.get(PENDING_KEY);
+  const pending = got[PENDING_KEY] || {};
+  for (const [host, {tabId}] of Object.entries(pending)) {
+    if (await chrome.permissions.contains({origins: [originPattern(host)]})) {
+      delete pending[host];
+      await chrome.storage.session.set({[PENDING_KEY]: pending});
+      await enableSite({host, tabId});
+    }
+  }
+}
+
+async function clearData() {
+  const removed = await cache.clear();
+  await chrome.storage.local.remove(RECENT_KEY);
+  keptBytes.clear();
+  return {removed};
+}
+
+async function openOptions(msg) {
+  const hash = msg.allow ? `#allow=${encodeURIComponent(msg.allow)}` : '';
+  await chrome.tabs.create({url: chrome.runtime.getURL(`options.html${hash}`)});
+  return {};
+}
+
+const HANDLERS = {check, secondOpinion, stats, sitesChanged, enableSite, clearData, openOptions};
+
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  if (!msg || msg.target !== 'worker' || !HANDLERS[msg.type]) return false;
+  HANDLERS[msg.type](msg, sender).then(
+    (value) => sendResponse({ok: true, ...value}),
+    (e) => sendResponse({ok: false, error: problemOf(e)}),
+  );
+  return true; // answer asynchronously
+});
+
+// --- the context menu ----------------------------------------------------------------------
+async function tellTab(tabId, frameId, message) {
+  try {
+    const reply = await chrome.tabs.sendMessage(tabId, message, {frameId});
+    return Boolean(reply && reply.shown);
+  } catch {
+    return false; // no content script in that frame yet
+  }
+}
+
+const BADGE_TEXT = {fake: 'FAKE', real: 'REAL', uncertain: '?'};
+
+async function menuCheck(info, tab) {
+  const message = {type: 'menu-check', srcUrl: info.srcUrl};
+  const frameId = info.frameId || 0;
+  if (tab && tab.id >= 0) {
+    if (await tellTab(tab.id, frameId, message)) return;
+    try {
+      // activeTab lets the overlay into this page for this click, on any site.
+      await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [frameId]}, files: ['content.js']});
+      if (await tellTab(tab.id, frameId, message)) return;
+    } catch {
+      // a page extensions may not touch (the Web Store, browser pages): answer below
+    }
+  }
+  // Nowhere to draw the overlay: check anyway; the answer goes to the popup's recent checks
+  // and onto the toolbar icon.
+  let text = '!';
+  try {
+    const r = await check({url: info.srcUrl, reason: 'menu'}, {tab});
+    text = BADGE_TEXT[r.device.verdict];
+  } catch (e) {
+    problemOf(e);
+  }
+  if (tab && tab.id >= 0) await chrome.action.setBadgeText({tabId: tab.id, text});
+}
+
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  if (info.menuItemId === MENU_ID) menuCheck(info, tab).catch((e) => problemOf(e));
+});
+
+chrome.runtime.onInstalled.addListener(() => {
+  (async () => {
+    await chrome.contextMenus.removeAll();
+    chrome.contextMenus.create({id: MENU_ID, title: 'Check image for deepfake', contexts: ['image']});
+    await sitesChanged();
+  })().catch((e) => problemOf(e));
+});
+
+chrome.permissions.onAdded.addListener(() => finishPendingSites().catch((e) => problemOf(e)));
+// The user can take a site's permission back in chrome://extensions: stop badging there.
+chrome.permissions.onRemoved.addListener(() => sitesChanged().catch((e) => problemOf(e)));

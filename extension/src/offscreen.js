@@ -1,0 +1,103 @@
+// The offscreen document: decodes images and runs the on-device detector (TensorFlow.js,
+// wasm backend, one thread). The service worker cannot: it has no DOM to decode images in,
+// and Chrome stops it when idle. Only the worker talks to this page, with messages whose
+// target is 'offscreen'.
+import * as tf from '@tensorflow/tfjs-core';
+import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
+
+import {fromBase64} from './bytes.js';
+import {load} from './detector.js';
+
+const THUMB = 48; // px, the popup's recent-checks thumbnails
+
+let detectorPromise = null;
+let runs = 0;
+
+async function startDetector() {
+  // Extension pages expose SharedArrayBuffer without cross-origin isolation, so TF.js would
+  // pick the threaded build, whose workers fail here and make setBackend hang.
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  setWasmPaths(chrome.runtime.getURL('wasm/'));
+  if (!(await tf.setBackend('wasm'))) throw new Error('the WebAssembly backend of TensorFlow.js failed to start');
+  await tf.ready();
+  return load({metadataUrl: chrome.runtime.getURL('model/metadata.json')});
+}
+
+function detector() {
+  if (!detectorPromise) {
+    detectorPromise = startDetector().catch((e) => {
+      detectorPromise = null; // let a later check try again
+      throw e;
+    });
+  }
+  return detectorPromise;
+}
+
+class DecodeProblem extends Error {
+  constructor(message) {
+    super(message);
+    this.code = 'corrupt';
+  }
+}
+
+// The pixels as the browser draws them: EXIF orientation applied, no colour-profile
+// conversion (Pillow ignores profiles too), alpha not premultiplied.
+async function decode(bytes) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(new Blob([bytes]), {imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none'});
+  } catch (e) {
+    throw new DecodeProblem(`the browser could not decode the image: it is damaged or not really an image (${e.message})`);
+  }
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  ctx.drawImage(bitmap, 0, 0);
+  const pixels = ctx.getImageData(0, 0, bitmap.width, bitmap.height, {colorSpace: 'srgb'});
+  return {bitmap, pixels};
+}
+
+async function thumbnail(bitmap) {
+  const s = Math.min(bitmap.width, bitmap.height);
+  const canvas = new OffscreenCanvas(THUMB, THUMB);
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bitmap, (bitmap.width - s) / 2, (bitmap.height - s) / 2, s, s, 0, 0, THUMB, THUMB);
+  const blob = await canvas.convertToBlob({type: 'image/jpeg', quality: 0.7});
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+async function check({data}) {
+  const det = await detector();
+  const {bitmap, pixels} = await decode(fromBase64(data));
+  try {
+    // The exact raw score: the worker applies the calibration at the user's sensitivity.
+    const [pRaw] = await det.scores([pixels]);
+    runs += 1;
+    return {p_raw: pRaw, width: bitmap.width, height: bitmap.height, thumb: await thumbnail(bitmap)};
+  } finally {
+    bitmap.close();
+  }
+}
+
+async function stats() {
+  const det = await detector();
+  return {runs, backend: tf.getBackend(), model: det.metadata.model};
+}
+
+const HANDLERS = {check, stats};
+
+chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
+  if (!msg || msg.target !== 'offscreen') return false;
+  const handler = HANDLERS[msg.type];
+  if (!handler) return false;
+  handler(msg).then(
+    (value) => sendResponse({ok: true, value}),
+    (e) => sendResponse({ok: false, code: e.code || 'model_error', message: e.message || String(e)}),
+  );
+  return true; // answer asynchronously
+});

@@ -1,0 +1,103 @@
+// The second opinion: send one image to the user's Unmask server (POST /api/v1/check,
+// multipart `file`) and read its verdict. Only ever called when the user has turned the
+// second opinion on. Every failure becomes a message a person can act on, and a request
+// never waits longer than the timeout, so nothing on screen stays "checking" forever.
+
+export class ServerProblem extends Error {
+  // code: unreachable | timeout | unauthorized | rate_limited | rejected | server_error | bad_reply
+  constructor(code, message, {status = null, retryAfterS = null} = {}) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.retryAfterS = retryAfterS;
+  }
+}
+
+const FORMAT_TYPES = {JPEG: 'image/jpeg', PNG: 'image/png', WebP: 'image/webp', GIF: 'image/gif', BMP: 'image/bmp'};
+
+function headers(apiKey) {
+  return apiKey ? {'X-API-Key': apiKey} : {};
+}
+
+async function call(url, init, timeoutS) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutS * 1000);
+  try {
+    return await fetch(url, {...init, signal: controller.signal, credentials: 'omit', cache: 'no-store'});
+  } catch (e) {
+    const base = new URL(url).origin;
+    if (controller.signal.aborted) {
+      throw new ServerProblem('timeout', `the server at ${base} did not answer within ${timeoutS} s; it may be busy or stuck. Try again in a moment.`);
+    }
+    throw new ServerProblem('unreachable', `cannot reach the server at ${base} (${e.message}); check that it is running and that the address in Unmask's options is right.`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function errorFrom(response, base) {
+  let message = '';
+  try {
+    const body = await response.json();
+    message = body && body.message ? String(body.message) : '';
+  } catch {
+    // not JSON: keep the status line only
+  }
+  const s = response.status;
+  const said = message ? `: ${message}` : '';
+  if (s === 401 || s === 403) return new ServerProblem('unauthorized', `the server at ${base} refused the API key${said}. Check the key in Unmask's options.`, {status: s});
+  if (s === 429) {
+    const retry = Number(response.headers.get('Retry-After'));
+    const retryAfterS = Number.isFinite(retry) && retry > 0 ? retry : null;
+    return new ServerProblem('rate_limited', `the server is limiting requests${retryAfterS ? `; try again in ${retryAfterS} s` : '; try again shortly'}.`, {status: s, retryAfterS});
+  }
+  if (s === 404) return new ServerProblem('rejected', `${base} answered 404: it is not an Unmask server, or not this version (no /api/v1/check).`, {status: s});
+  if (s >= 400 && s < 500) return new ServerProblem('rejected', `the server could not use this image (HTTP ${s})${said}`, {status: s});
+  return new ServerProblem('server_error', `the server at ${base} failed (HTTP ${s})${said}. Try again later.`, {status: s});
+}
+
+// bytes: Uint8Array of the image; format: from imageinfo.sniff. Returns the server's verdict.
+export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
+  const form = new FormData();
+  const type = FORMAT_TYPES[format] || 'application/octet-stream';
+  form.append('file', new Blob([bytes], {type}), `image.${(format || 'bin').toLowerCase()}`);
+  const base = new URL(serverUrl).origin;
+  const started = Date.now();
+  const response = await call(`${serverUrl}/api/v1/check`, {method: 'POST', body: form, headers: headers(apiKey)}, timeoutS);
+  if (!response.ok) throw await errorFrom(response, base);
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ServerProblem('bad_reply', `the server at ${base} answered with something that is not JSON; is it an Unmask server?`);
+  }
+  if (!body || !['fake', 'real', 'uncertain'].includes(body.verdict)) {
+    throw new ServerProblem('bad_reply', `the server at ${base} gave no verdict; is it an Unmask server?`);
+  }
+  return {
+    verdict: body.verdict,
+    confidence: typeof body.confidence === 'number' ? body.confidence : null,
+    p_fake: typeof body.p_fake === 'number' ? body.p_fake : null,
+    basis: body.basis || 'model',
+    provenance: body.provenance && body.provenance.generator_evidence ? String(body.provenance.summary || 'generator metadata found') : null,
+    model: body.model ? [body.model.name, body.model.version].filter(Boolean).join(' ') : '',
+    ms: Date.now() - started,
+  };
+}
+
+// GET /api/v1/health, for the options page's "Test connection".
+export async function serverHealth({serverUrl, apiKey, timeoutS}) {
+  const base = new URL(serverUrl).origin;
+  const response = await call(`${serverUrl}/api/v1/health`, {headers: headers(apiKey)}, timeoutS);
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ServerProblem('bad_reply', `${base} answered, but not as an Unmask server (no JSON at /api/v1/health).`);
+  }
+  if (!response.ok) {
+    if (response.status === 503) throw new ServerProblem('server_error', `the server at ${base} is up but not ready: ${body.message || body.status || 'model not loaded'}.`, {status: 503});
+    throw await errorFrom(new Response(JSON.stringify(body), {status: response.status, headers: response.headers}), base);
+  }
+  return body;
+}

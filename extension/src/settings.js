@@ -1,0 +1,58 @@
+// The user's settings, in chrome.storage.local under one key. Every part of the extension
+// (worker, content script, popup, options) reads them through here.
+//
+// Local, not sync: the API key and the list of sites stay on this device.
+
+export const SETTINGS_KEY = 'settings';
+
+export const DEFAULTS = Object.freeze({
+  // Second opinion: off until the user turns it on and gives a server.
+  secondOpinion: false,
+  serverUrl: '',
+  apiKey: '',
+  // A server that has not answered after this long is reported as slow, with a retry.
+  serverTimeoutS: 20,
+  // Hostnames where the user switched badges on (beyond the built-in social sites).
+  sites: [],
+  // Hostnames of built-in social sites where the user switched badges off.
+  disabledSites: [],
+  // low | standard | high: see sensitivity.js.
+  sensitivity: 'standard',
+  // Images smaller than this on screen (CSS px, either side) get no badge.
+  minSide: 100,
+});
+
+export function withDefaults(stored) {
+  const s = {...DEFAULTS, ...(stored || {})};
+  s.sites = [...new Set((s.sites || []).map(String))];
+  s.disabledSites = [...new Set((s.disabledSites || []).map(String))];
+  return s;
+}
+
+export async function getSettings() {
+  const got = await chrome.storage.local.get(SETTINGS_KEY);
+  return withDefaults(got[SETTINGS_KEY]);
+}
+
+export async function updateSettings(changes) {
+  const next = withDefaults({...(await getSettings()), ...changes});
+  await chrome.storage.local.set({[SETTINGS_KEY]: next});
+  return next;
+}
+
+// The server URL as an origin-rooted base without a trailing slash, or an Error saying why not.
+export function parseServerUrl(text) {
+  const raw = String(text || '').trim();
+  if (!raw) return new Error('enter the address of your Unmask server, for example http://127.0.0.1:8000');
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return new Error(`write the address with http:// or https:// in front, like http://${raw}`);
+  let url;
+  try {
+    url = new URL(raw);
+  } catch {
+    return new Error(`"${raw}" is not a web address; write it like http://127.0.0.1:8000`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return new Error(`the server address must start with http:// or https://, not ${url.protocol}`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '');
+}

@@ -1,0 +1,484 @@
+// The built extension in a real Chromium, against pages served on 127.0.0.1 by this test.
+//
+//   node --test tests/extension/
+//
+// One browser for the whole file, in this order (later steps build on earlier ones): badges
+// on a feed (lazy, infinite scroll, cross-origin, broken and tiny images) with the verdicts of
+// Python's `unmask predict`; right-click on a site without badges (same-origin, cross-origin
+// without permission, data:, blob:, srcset, <picture>); the worker's answers to bad images;
+// the second opinion from `unmask serve` (up, down, stuck); the cache across a worker
+// restart; and no errors recorded by Chrome.
+import assert from 'node:assert/strict';
+import {readFileSync, rmSync} from 'node:fs';
+import {join} from 'node:path';
+import {after, before, describe, it} from 'node:test';
+
+import {adjustCalibration} from '../../extension/src/sensitivity.js';
+import {calibrate, verdict} from '../../extension/src/verdict.js';
+import {launch, sleep} from './harness/browser.mjs';
+import {deadPort, serveFiles, silentServer} from './harness/servers.mjs';
+import {buildExtension, fixtureImages, launchServer, modelUnderTest, pythonPredictions, ROOT, startServer} from './harness/setup.mjs';
+
+const TOLERANCE = 0.01; // |p_fake| between the browser and Python, as the converter's parity check
+const PAGES = join(import.meta.dirname, 'pages');
+
+// Feed images that must get a badge, and those that must not (too small on screen or in
+// pixels, broken in the page, not a photo).
+const BADGED = ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'srcset', 'picture', 'inline', 'blob', 'copy',
+  'truncated', 'feed_05', 'cdn_02', 'lazy_00', 'lazy_01', 'swap_00', 'swap_01', 'more_00', 'cdn_more_00', 'more_01', 'more_02', 'cdn_more_01', 'more_03'];
+const NOT_BADGED = ['tiny', 'small_shown', 'corrupt', 'missing', 'svg'];
+
+async function waitFor(fn, {timeout = 20000, interval = 150, what = 'condition'} = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(interval);
+  }
+}
+
+// The badge drawn over an image (its top-right corner inside the image), with the image.
+function badgeOn(page, id) {
+  return page.evaluate((id) => {
+    const img = document.getElementById(id);
+    const r = img.getBoundingClientRect();
+    const host = document.querySelector('unmask-layer');
+    const badges = host ? [...host.shadowRoot.querySelectorAll('.badge')].filter((b) => !b.hidden) : [];
+    const on = badges.filter((b) => {
+      const br = b.getBoundingClientRect();
+      return br.width > 0 && br.right <= r.right + 1 && br.right >= r.left && br.top >= r.top - 1 && br.top <= r.bottom;
+    });
+    return {
+      src: img.currentSrc || img.src,
+      rect: {left: r.left, top: r.top, right: r.right, bottom: r.bottom},
+      badges: on.map((b) => {
+        const br = b.getBoundingClientRect();
+        return {...b.dataset, right: br.right, top: br.top};
+      }),
+    };
+  }, id);
+}
+
+function panelOf(page) {
+  return page.evaluate(() => {
+    const host = document.querySelector('unmask-layer');
+    const panel = host && host.shadowRoot.querySelector('.panel');
+    if (!panel) return null;
+    const second = panel.querySelector('.second');
+    return {...panel.dataset, text: panel.innerText, second: second ? {...second.dataset, text: second.innerText} : null};
+  });
+}
+
+describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
+  let images, model, preds, ext, site, cdn, other, session, feed, plain, server, serverPort, serverStarting;
+  const fixture = (src) => {
+    if (src.startsWith('data:')) return 'site/img/inline.png';
+    if (src.startsWith('blob:')) return 'site/img/blobsrc.jpg';
+    const u = new URL(src);
+    if (u.origin === cdn.origin) return `cdn${u.pathname}`;
+    if (u.origin === other.origin) return `other${u.pathname}`;
+    return `site${u.pathname}`;
+  };
+  const python = (src) => {
+    const row = preds.get(fixture(src));
+    assert.ok(row, `unmask predict has no row for ${fixture(src)}`);
+    return row;
+  };
+  // Compare one answer of the extension with Python's for the same file. Verdicts must be
+  // equal, except where Python's calibrated p(fake) is within the tolerance of a threshold:
+  // there the converter's own parity allows the two sides to fall either way (counted).
+  let borderline = 0;
+  const nearThreshold = (p) => {
+    const cal = JSON.parse(readFileSync(join(ext.out, 'model/metadata.json'), 'utf8')).calibration;
+    return Math.abs(p - cal.fake_threshold) < TOLERANCE || Math.abs(p - cal.real_threshold) < TOLERANCE;
+  };
+  const sameAsPython = (src, answer, where) => {
+    const row = python(src);
+    if (row.verdict === 'error') {
+      assert.equal(answer.state, 'error', `${where}: Python refused ${fixture(src)} (${row.error}); the extension gave ${answer.verdict}`);
+      assert.equal(answer.error, row.error.split(':')[0], `${where}: the extension's reason differs from Python's (${row.error})`);
+      return 0;
+    }
+    assert.equal(answer.state, 'done', `${where}: ${fixture(src)} not checked: ${JSON.stringify(answer)}`);
+    if (nearThreshold(Number(row.p_fake)) && answer.verdict !== row.verdict) borderline += 1;
+    else assert.equal(answer.verdict, row.verdict, `${where}: ${fixture(src)} is ${answer.verdict} in the browser, ${row.verdict} in Python (p_fake ${answer.pFake} vs ${row.p_fake})`);
+    const diff = Math.abs(Number(answer.pFake) - Number(row.p_fake));
+    assert.ok(diff <= TOLERANCE, `${where}: ${fixture(src)} p_fake ${answer.pFake} in the browser, ${row.p_fake} in Python`);
+    return diff;
+  };
+  // The extension's own API, as its pages use it.
+  const toWorker = async (message) => {
+    const page = await session.extensionPage('popup.html');
+    try {
+      return await page.evaluate((m) => chrome.runtime.sendMessage({target: 'worker', ...m}), message);
+    } finally {
+      await page.close();
+    }
+  };
+  const settings = async () => (await (await session.worker()).evaluate(() => chrome.storage.local.get('settings'))).settings || {};
+
+  before(async () => {
+    images = await fixtureImages();
+    model = await modelUnderTest(images);
+    preds = await pythonPredictions(model, images);
+    ext = await buildExtension(model);
+    cdn = await serveFiles({dirs: [join(images.root, 'cdn')]});
+    other = await serveFiles({dirs: [join(images.root, 'other')], host: '127.0.0.2'});
+    const huge = (req, res) => {
+      // Claims 25 MB and would send that much: the worker must stop reading.
+      res.writeHead(200, {'content-type': 'image/jpeg', 'content-length': String(25 * 1024 * 1024)});
+      res.write(Buffer.from([0xff, 0xd8, 0xff, 0xe0]));
+      res.end(Buffer.alloc(25 * 1024 * 1024 - 4));
+    };
+    site = await serveFiles({
+      dirs: [PAGES, join(images.root, 'site')],
+      vars: () => ({CDN: cdn.origin, OTHER: other.origin, INLINE: images.index.inline_data_url}),
+      routes: {'/huge.jpg': huge},
+    });
+    // The server takes half a minute to load TensorFlow: start it now, use it later.
+    serverPort = await deadPort();
+    const t0 = Date.now();
+    serverStarting = startServer({port: serverPort}).then((s) => ({server: s, seconds: (Date.now() - t0) / 1000}), (e) => ({error: e}));
+    session = await launch(ext.out);
+  });
+
+  after(async () => {
+    if (serverStarting && !server) server = (await serverStarting).server;
+    if (server) await server.stop();
+    if (session) await session.close();
+    for (const s of [site, cdn, other]) if (s) await s.close();
+    if (ext) rmSync(ext.out, {recursive: true, force: true});
+  });
+
+  it('loads as built, with the ID its manifest key fixes', async (t) => {
+    t.diagnostic(`model under test: ${model.note}`);
+    assert.equal(session.id, ext.id);
+    const w = await session.worker();
+    assert.equal(await w.evaluate(() => chrome.runtime.getManifest().version), ext.version);
+  });
+
+  it('badges the right images of a feed, with the verdicts of `unmask predict`', async (t) => {
+    feed = await session.context.newPage();
+    await feed.goto(`${site.origin}/feed.html`);
+    const layoutBefore = await feed.evaluate(() => ['feed_00', 'feed_01', 'feed_02'].map((id) => document.getElementById(id).getBoundingClientRect().toJSON()));
+    assert.equal(await badgeOn(feed, 'feed_00').then((b) => b.badges.length), 0, 'badges before the site was switched on');
+
+    // The popup's switch, and Chrome's permission prompt, as a person would.
+    const popup = await session.openPopup(feed);
+    await waitFor(() => popup.evaluate('document.getElementById("host").textContent === "127.0.0.1" && !document.getElementById("badges").checked'), {what: 'the popup'});
+    await popup.click('#badges');
+    await session.acceptPermissionPrompt(() => session.hasHost('127.0.0.1'));
+    await waitFor(async () => (await settings()).sites?.includes('127.0.0.1'), {what: '127.0.0.1 switched on'});
+    await popup.close();
+
+    // Read the feed to its end: lazy images load, the page adds two more pages of posts.
+    await feed.bringToFront();
+    await feed.mouse.move(600, 500);
+    await waitFor(async () => {
+      await feed.mouse.wheel(0, 500);
+      await sleep(120);
+      return feed.evaluate(() => document.body.dataset.pages === '2' && innerHeight + scrollY >= document.documentElement.scrollHeight - 2);
+    }, {timeout: 60000, interval: 0, what: 'the end of the feed'});
+
+    let worst = 0;
+    for (const id of BADGED) {
+      await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
+      const seen = await waitFor(async () => {
+        const b = await badgeOn(feed, id);
+        return b.badges.length === 1 && ['done', 'error'].includes(b.badges[0].state) ? b : null;
+      }, {what: `a finished badge on #${id}`});
+      const badge = seen.badges[0];
+      assert.equal(badge.src, seen.src.slice(0, 300), `#${id}: the badge is for another image`);
+      assert.ok(Math.abs(badge.right - (seen.rect.right - 6)) <= 1.5 && Math.abs(badge.top - (seen.rect.top + 6)) <= 1.5, `#${id}: the badge is not in the image's top-right corner`);
+      worst = Math.max(worst, sameAsPython(seen.src, badge, `#${id}`));
+    }
+    t.diagnostic(`${BADGED.length} badges agree with unmask predict; ${borderline} verdicts differ where p(fake) is within ${TOLERANCE} of a threshold; largest |p_fake difference| ${worst.toFixed(4)}`);
+
+    // What each kind of image resolved to.
+    const srcOf = async (id) => (await badgeOn(feed, id)).src;
+    assert.equal(fixture(await srcOf('srcset')), 'site/img/srcset_1x.jpg');
+    assert.equal(fixture(await srcOf('picture')), 'site/img/picture.webp');
+    assert.ok((await srcOf('blob')).startsWith('blob:'));
+    assert.ok((await srcOf('inline')).startsWith('data:'));
+    assert.ok((await srcOf('cdn_00')).startsWith(cdn.origin), 'cross-origin image');
+    // The same bytes under another URL: found by content hash, not run again.
+    await feed.evaluate(() => document.getElementById('copy').scrollIntoView({block: 'center'}));
+    assert.equal((await waitFor(async () => (await badgeOn(feed, 'copy')).badges[0], {what: 'the badge on #copy'})).cached, 'hash');
+
+    for (const id of NOT_BADGED) {
+      await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
+      await sleep(1500);
+      // (A drawing gets a "checking" badge until the worker finds it is not a photo.)
+      await waitFor(async () => (await badgeOn(feed, id)).badges.length === 0, {timeout: 10000, what: `no badge on #${id}`});
+    }
+
+    // Badges live outside the page's layout: nothing moved.
+    await feed.evaluate(() => window.scrollTo(0, 0));
+    await sleep(300);
+    const layoutAfter = await feed.evaluate(() => ['feed_00', 'feed_01', 'feed_02'].map((id) => document.getElementById(id).getBoundingClientRect().toJSON()));
+    assert.deepEqual(layoutAfter, layoutBefore);
+  });
+
+  it('lists the recent checks with thumbnails in the popup, and the switch is on', async () => {
+    const popup = await session.openPopup(feed);
+    try {
+      const shown = await waitFor(() => popup.evaluate(`(() => {
+        const items = [...document.querySelectorAll('#recent li')];
+        return items.length ? {on: document.getElementById('badges').checked, items: items.map((li) => ({verdict: li.dataset.verdict, thumb: (li.querySelector('img') || {}).src || '', text: li.innerText}))} : null;
+      })()`), {what: 'the recent checks'});
+      const {recent} = await (await session.worker()).evaluate(() => chrome.storage.local.get('recent'));
+      assert.ok(shown.on);
+      assert.equal(shown.items.length, Math.min(recent.length, 20));
+      assert.ok(shown.items.length >= 10, `only ${shown.items.length} recent checks`);
+      shown.items.forEach((item, i) => {
+        assert.equal(item.verdict, recent[i].verdict);
+        assert.match(item.thumb, /^data:image\/jpeg;base64,/, 'a thumbnail');
+        assert.match(item.text, /127\.0\.0\.1/);
+      });
+    } finally {
+      await popup.close();
+    }
+  });
+
+  it('checks a right-clicked image on a site without badges: same-origin, data:, blob:, srcset, <picture>', async () => {
+    plain = await session.context.newPage();
+    await plain.goto(`http://localhost:${site.port}/plain.html`);
+    await waitFor(() => plain.evaluate(() => document.getElementById('blob').complete && document.getElementById('blob').naturalWidth > 0), {what: 'the blob image'});
+    const expected = {same: 'site/img/feed_01.jpg', data: 'site/img/inline.png', blob: 'site/img/blobsrc.jpg', srcset: 'site/img/srcset_1x.jpg', picture: 'site/img/picture.webp'};
+    for (const [id, file] of Object.entries(expected)) {
+      await session.chooseContextMenuItem(plain, plain.locator(`#${id}`));
+      const panel = await waitFor(async () => {
+        const p = await panelOf(plain);
+        return p && ['done', 'error'].includes(p.state) ? p : null;
+      }, {what: `the overlay for #${id}`}).catch(async (e) => {
+        const shot = await session.screenshotScreen(join(ROOT, '.tmp/extension-tests/overlay-failure.png'));
+        throw new Error(`${e.message} (the screen at that moment: ${shot})`);
+      });
+      const src = await plain.evaluate((id) => document.getElementById(id).currentSrc, id);
+      assert.equal(panel.src, src.slice(0, 300), `#${id}: the overlay is about another image`);
+      assert.equal(fixture(src), file);
+      sameAsPython(src, panel, `overlay on #${id}`);
+      assert.match(panel.text, panel.verdict === 'uncertain' ? /Leans (fake|real) \(\d+%\), not enough to call it/ : /Confidence \d+%/);
+      assert.match(panel.text, panel.verdict === 'uncertain' ? /can't tell/ : panel.verdict === 'fake' ? /reverse image search/ : /not proof/);
+      if (panel.verdict === 'uncertain') assert.match(panel.second.text, /second opinion/i, 'an unsure verdict offers the second opinion');
+      await plain.keyboard.press('Escape');
+      await waitFor(async () => !(await panelOf(plain)), {what: 'the overlay to close'});
+    }
+  });
+
+  it('asks for permission to read a cross-origin image it may not read, then checks it', async () => {
+    await session.chooseContextMenuItem(plain, plain.locator('#cross'));
+    const refused = await waitFor(async () => {
+      const p = await panelOf(plain);
+      return p && p.state === 'error' ? p : null;
+    }, {what: 'the no-access overlay'});
+    assert.equal(refused.error, 'no_access');
+    assert.match(refused.text, /permission to read images from 127\.0\.0\.2/);
+
+    const optionsOpened = session.context.waitForEvent('page', {predicate: (p) => p.url().includes('options.html')});
+    await plain.locator('unmask-layer .panel button', {hasText: 'Allow 127.0.0.2'}).click();
+    const options = await optionsOpened;
+    await options.waitForLoadState();
+    assert.equal(await options.locator('#allow-host').textContent(), '127.0.0.2');
+    await options.locator('#allow').click();
+    await session.acceptPermissionPrompt(() => session.hasHost('127.0.0.2'));
+    await waitFor(async () => /Allowed/.test(await options.locator('#allow-status').textContent()), {what: 'the permission'});
+    await options.close();
+
+    await plain.bringToFront();
+    await plain.locator('unmask-layer .panel button', {hasText: 'Try again'}).click();
+    const panel = await waitFor(async () => {
+      const p = await panelOf(plain);
+      return p && p.state === 'done' ? p : null;
+    }, {what: 'the overlay after the grant'});
+    sameAsPython(`${other.origin}/other_00.jpg`, panel, 'overlay on #cross');
+    await plain.keyboard.press('Escape');
+  });
+
+  it('refuses bad images with the reason Python gives, and never decodes a bomb', async () => {
+    const cases = {
+      [`${site.origin}/img/bomb.png`]: 'too_many_pixels',
+      [`${site.origin}/img/truncated.jpg`]: 'truncated',
+      [`${site.origin}/img/corrupt.jpg`]: 'corrupt',
+      [`${site.origin}/img/drawing.svg`]: 'unsupported',
+      [`${site.origin}/img/missing.jpg`]: 'fetch_failed',
+      [`${site.origin}/huge.jpg`]: 'too_large',
+      [`http://127.0.0.1:${await deadPort()}/gone.jpg`]: 'fetch_failed',
+    };
+    for (const [url, code] of Object.entries(cases)) {
+      const reply = await toWorker({type: 'check', url, reason: 'menu'});
+      assert.equal(reply.ok, false, `${url} was accepted`);
+      assert.equal(reply.error.code, code, `${url}: ${reply.error.message}`);
+      assert.ok(reply.error.message.length > 20, `${url}: the message says too little: ${reply.error.message}`);
+    }
+    // Python refuses the same files, for the same reasons where it reads them.
+    assert.match(preds.get('site/img/bomb.png').error, /^too_many_pixels/);
+    assert.match(preds.get('site/img/truncated.jpg').error, /^truncated/);
+  });
+
+  it('gets a second opinion from `unmask serve`, and copes with it down or stuck', async (t) => {
+    const started = await serverStarting;
+    if (started.error) throw started.error;
+    server = started.server;
+    const port = serverPort;
+    t.diagnostic(`unmask serve started in ${started.seconds.toFixed(1)} s (alongside the tests above)`);
+    let t0;
+    const direct = async (file) => {
+      const form = new FormData();
+      form.append('file', new Blob([readFileSync(join(images.root, file))]), file.split('/').pop());
+      const r = await fetch(`${server.origin}/api/v1/check`, {method: 'POST', body: form});
+      assert.equal(r.status, 200, await r.clone().text());
+      return (await r.json()).verdict;
+    };
+
+    // Options: server, second opinion on, a short give-up time for the stuck-server case.
+    const options = await session.extensionPage('options.html');
+    const save = async (url, timeout) => {
+      await options.fill('#server', url);
+      await options.fill('#timeout', String(timeout));
+      await options.check('#second');
+      await options.click('#save-server');
+      await waitFor(async () => /Saved/.test(await options.locator('#server-status').textContent()), {what: 'the options to save'});
+    };
+    await save(server.origin, 30);
+    await options.click('#test-server');
+    await waitFor(async () => /The server answers/.test(await options.locator('#server-status').textContent()), {what: 'Test connection'});
+
+    // Unsure images on the feed go to the server by themselves; sure ones do not.
+    await feed.bringToFront();
+    await feed.reload();
+    let asked = 0;
+    for (const id of ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04']) {
+      await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
+      const b = await waitFor(async () => {
+        const x = (await badgeOn(feed, id)).badges[0];
+        return x && x.state === 'done' && (x.verdict !== 'uncertain' || x.serverState === 'done' || x.serverState === 'error') ? x : null;
+      }, {timeout: 60000, what: `#${id}'s second opinion`});
+      if (b.verdict === 'uncertain') {
+        asked += 1;
+        assert.equal(b.serverState, 'done', `#${id}: ${JSON.stringify(b)}`);
+        assert.equal(b.serverVerdict, await direct(fixture(b.src)), `#${id}: the badge shows another verdict than the server gives`);
+      } else {
+        assert.equal(b.serverState, undefined, `#${id} was sent to the server although the device was sure`);
+      }
+    }
+    t.diagnostic(`${asked} unsure feed images got the server's verdict`);
+
+    // An image the device is sure about, on request, from the overlay's button.
+    const askFor = async (page, id) => {
+      await session.chooseContextMenuItem(page, page.locator(`#${id}`));
+      await waitFor(async () => (await panelOf(page))?.state === 'done', {what: `the overlay on #${id}`});
+      const p = await panelOf(page);
+      if (p.second.serverState === 'available') await page.locator('unmask-layer .panel button', {hasText: 'Ask the second opinion'}).click();
+      return waitFor(async () => {
+        const q = await panelOf(page);
+        return q && q.second && ['done', 'error'].includes(q.second.serverState) ? q : null;
+      }, {timeout: 60000, what: `the second opinion on #${id}`});
+    };
+    const sure = await askFor(plain, 'data');
+    assert.equal(sure.second.serverState, 'done', sure.second.text);
+    assert.equal(sure.second.serverVerdict, await direct('site/img/inline.png'));
+    await plain.keyboard.press('Escape');
+
+    // Server down: a clear message and a retry; back up: the retry works.
+    await server.stop();
+    const down = await askFor(plain, 'srcset');
+    assert.equal(down.second.serverError, 'unreachable');
+    assert.match(down.second.text, /cannot reach the server at http:\/\/127\.0\.0\.1:\d+.*check that it is running/s);
+    t0 = Date.now();
+    server = await launchServer({port, models: server.models});
+    t.diagnostic(`unmask serve restarted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await plain.locator('unmask-layer .panel button', {hasText: 'Retry'}).click();
+    const back = await waitFor(async () => {
+      const q = await panelOf(plain);
+      return q.second.serverState === 'done' ? q : null;
+    }, {timeout: 60000, what: 'the retried second opinion'});
+    assert.equal(back.second.serverVerdict, await direct('site/img/srcset_1x.jpg'));
+    await plain.keyboard.press('Escape');
+
+    // A server that never answers: the give-up time, then a message; nothing stays "asking".
+    const stuck = await silentServer();
+    try {
+      await save(stuck.origin, 2);
+      const started = Date.now();
+      const slow = await askFor(plain, 'picture');
+      assert.equal(slow.second.serverError, 'timeout');
+      assert.match(slow.second.text, /did not answer within 2 s/);
+      assert.ok(Date.now() - started < 20000);
+      await plain.keyboard.press('Escape');
+    } finally {
+      await save(server.origin, 30);
+      await stuck.close();
+    }
+    await options.close();
+  });
+
+  it('keeps its results when Chrome stops the service worker', async () => {
+    const before = await toWorker({type: 'stats'});
+    assert.ok(before.ok && before.runs > 0, JSON.stringify(before));
+    const old = await session.worker();
+    await old.evaluate(() => {
+      self.unmaskTestMarker = true;
+    });
+    await session.stopWorker();
+
+    await feed.bringToFront();
+    await feed.reload();
+    for (const id of ['feed_00', 'feed_03', 'cdn_00', 'inline', 'blob', 'picture']) {
+      await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
+      const b = await waitFor(async () => {
+        const x = (await badgeOn(feed, id)).badges[0];
+        return x && x.state === 'done' ? x : null;
+      }, {what: `#${id} after the restart`});
+      // http(s) images by URL; data: and blob: (read again from the page) by content hash.
+      assert.equal(b.cached, /^(data|blob):/.test(b.src) ? 'hash' : 'url', `#${id} was checked again`);
+      sameAsPython(b.src, b, `#${id} from the cache`);
+    }
+    const fresh = await session.worker();
+    assert.equal(await fresh.evaluate(() => self.unmaskTestMarker), undefined, 'the worker was not restarted');
+    const afterStats = await toWorker({type: 'stats'});
+    // The offscreen document outlives the worker; no image went through the model again.
+    assert.equal(afterStats.runs, before.runs);
+  });
+
+  it('applies the sensitivity set in Options at once, from the cached scores', async (t) => {
+    const {calibration} = JSON.parse(readFileSync(join(ext.out, 'model/metadata.json'), 'utf8'));
+    const runs = (await toWorker({type: 'stats'})).runs;
+    const options = await session.extensionPage('options.html');
+    await options.check('input[name=sensitivity][value=high]');
+    await waitFor(async () => (await settings()).sensitivity === 'high', {what: 'the setting'});
+    assert.match(await options.locator('#thresholds').textContent(), /“fake” from \d+%/);
+    const high = adjustCalibration(calibration, 'high');
+    await feed.bringToFront();
+    let compared = 0;
+    let changed = 0;
+    for (const id of ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'srcset', 'picture', 'feed_05', 'cdn_02']) {
+      await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
+      const b = await waitFor(async () => {
+        const x = (await badgeOn(feed, id)).badges[0];
+        return x && x.state === 'done' && x.sensitivity === 'high' ? x : null;
+      }, {what: `#${id} at high sensitivity`});
+      const row = python(b.src);
+      const p = calibrate(Number(row.p_fake_raw), high);
+      if (Math.abs(p - high.fake_threshold) < TOLERANCE || Math.abs(p - high.real_threshold) < TOLERANCE) continue; // too close to call
+      compared += 1;
+      assert.equal(b.verdict, verdict(Number(row.p_fake_raw), high).verdict, `#${id} at high sensitivity`);
+      if (b.verdict !== row.verdict) changed += 1;
+    }
+    t.diagnostic(`high sensitivity: ${compared} badges as expected, ${changed} of them changed from standard`);
+    assert.ok(compared >= 6 && changed >= 1, `compared ${compared}, changed ${changed}`);
+    assert.equal((await toWorker({type: 'stats'})).runs, runs, 'the model ran again');
+    await options.check('input[name=sensitivity][value=standard]');
+    await waitFor(async () => (await settings()).sensitivity === 'standard', {what: 'the setting back'});
+    await options.close();
+  });
+
+  it('recorded no errors in chrome://extensions', async () => {
+    const errors = await session.extensionErrors();
+    assert.ok(errors.collecting.isActive, 'Chrome is not collecting the extension errors');
+    assert.deepEqual(errors.manifest, []);
+    assert.deepEqual(errors.runtime.map((e) => `${e.source}: ${e.message}`), []);
+  });
+});

@@ -1,0 +1,110 @@
+// Screenshots for extension/README.md, taken from the real extension in Chromium on the test
+// feed: docs/screenshots/feed.png (badges), overlay.png (right-click result with the second
+// opinion) and popup.png (recent checks).
+//
+//   node tests/extension/screenshots.mjs [--out docs/screenshots]
+//
+// It uses the same model as the browser tests (the shipped one when extension/model/ exists)
+// and starts `unmask serve` with a small test ensemble for the second opinion.
+import {mkdirSync, rmSync, writeFileSync} from 'node:fs';
+import {join, resolve} from 'node:path';
+import {parseArgs} from 'node:util';
+
+import {launch, sleep} from './harness/browser.mjs';
+import {deadPort, serveFiles} from './harness/servers.mjs';
+import {buildExtension, fixtureImages, modelUnderTest, ROOT, startServer} from './harness/setup.mjs';
+
+const {values} = parseArgs({options: {out: {type: 'string', default: join(ROOT, 'docs/screenshots')}}});
+const out = resolve(values.out);
+mkdirSync(out, {recursive: true});
+
+const log = (m) => console.error(`screenshots: ${m}`);
+const images = await fixtureImages();
+const model = await modelUnderTest(images);
+log(`model: ${model.note}`);
+const ext = await buildExtension(model);
+const serverStarting = startServer({port: await deadPort()});
+let cdn;
+const site = await serveFiles({dirs: [join(ROOT, 'tests/extension/pages'), join(images.root, 'site')], vars: () => ({CDN: cdn.origin, OTHER: cdn.origin, INLINE: images.index.inline_data_url})});
+cdn = await serveFiles({dirs: [join(images.root, 'cdn')]});
+const session = await launch(ext.out);
+let server;
+
+async function until(fn, what, timeout = 60000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+try {
+  const feed = await session.context.newPage();
+  await feed.setViewportSize({width: 1000, height: 820});
+  await feed.goto(`${site.origin}/feed.html`);
+  const popup = await session.openPopup(feed);
+  await sleep(500);
+  await popup.click('#badges');
+  await session.acceptPermissionPrompt(() => session.hasHost('127.0.0.1'));
+  await popup.detach();
+  server = await serverStarting;
+  // (127.0.0.1 is allowed now: saving asks for nothing more.)
+  const options = await session.extensionPage('options.html');
+  await options.fill('#server', server.origin);
+  await options.check('#second');
+  await options.click('#save-server');
+  await until(async () => /Saved/.test(await options.locator('#server-status').textContent()), 'the options');
+  await options.close();
+
+  await feed.reload();
+
+  // The feed, scrolled to a few posts with finished badges (and a second opinion).
+  await feed.bringToFront();
+  await feed.evaluate(() => document.getElementById('feed_02').scrollIntoView({block: 'start'}));
+  await feed.evaluate(() => window.scrollBy(0, -60));
+  const settled = () => feed.evaluate(() => {
+    const host = document.querySelector('unmask-layer');
+    const shown = host ? [...host.shadowRoot.querySelectorAll('.badge')].filter((b) => !b.hidden) : [];
+    return shown.length >= 2 && shown.every((b) => b.dataset.state !== 'checking' && b.dataset.state !== 'queued' && b.dataset.serverState !== 'asking');
+  });
+  await until(settled, 'the badges');
+  await sleep(500);
+  writeFileSync(join(out, 'feed.png'), await feed.screenshot());
+  log('feed.png');
+
+  // The overlay for an image the device is unsure about, with the server's opinion.
+  const plain = await session.context.newPage();
+  await plain.setViewportSize({width: 1000, height: 820});
+  await plain.goto(`${site.origin}/feed.html`);
+  const unsure = await until(() => feed.evaluate(() => {
+    const host = document.querySelector('unmask-layer');
+    const b = [...host.shadowRoot.querySelectorAll('.badge')].find((x) => x.dataset.verdict === 'uncertain' && x.dataset.serverState === 'done');
+    return b ? [...document.images].find((i) => i.currentSrc.startsWith(b.dataset.src))?.id : null;
+  }), 'an unsure image with a second opinion');
+  await plain.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), unsure);
+  await session.chooseContextMenuItem(plain, plain.locator(`#${unsure}`));
+  await until(() => plain.evaluate(() => {
+    const p = document.querySelector('unmask-layer')?.shadowRoot.querySelector('.panel');
+    return p && p.dataset.state === 'done' && p.querySelector('.second')?.dataset.serverState === 'done';
+  }), 'the overlay');
+  await sleep(300);
+  const box = await plain.locator(`#${unsure}`).boundingBox();
+  writeFileSync(join(out, 'overlay.png'), await plain.screenshot({clip: {x: Math.max(0, box.x - 40), y: Math.max(0, box.y - 40), width: Math.min(560, box.width + 260), height: box.height + 80}}));
+  log('overlay.png');
+
+  // The popup over the feed, with the recent checks.
+  const popup2 = await session.openPopup(plain);
+  await sleep(800);
+  writeFileSync(join(out, 'popup.png'), await popup2.screenshot());
+  await popup2.detach();
+  log('popup.png');
+  console.log(`Wrote feed.png, overlay.png and popup.png to ${out} (${model.note})`);
+} finally {
+  await session.close();
+  if (server) await server.stop();
+  await site.close();
+  await cdn.close();
+  rmSync(ext.out, {recursive: true, force: true});
+}

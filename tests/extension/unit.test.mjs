@@ -1,0 +1,271 @@
+// The extension's plain modules under Node: reading image headers and limits, sensitivity,
+// site patterns, settings, base64, and the second-opinion client against small HTTP servers
+// (the client is what is under test here; the real server is in browser.test.mjs).
+import assert from 'node:assert/strict';
+import {createServer} from 'node:http';
+import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {describe, it} from 'node:test';
+
+import jpeg from 'jpeg-js';
+import pngjs from 'pngjs';
+
+import {fromBase64, toBase64} from '../../extension/src/bytes.js';
+import {checkImageBytes, ImageProblem, LIMITS, sniff} from '../../extension/src/imageinfo.js';
+import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
+import {adjustCalibration, LEVELS} from '../../extension/src/sensitivity.js';
+import {parseServerUrl, withDefaults} from '../../extension/src/settings.js';
+import {badgesEnabled, builtinPatterns, isBuiltinSite, originPattern, patternMatches} from '../../extension/src/sites.js';
+import {verdict} from '../../extension/src/verdict.js';
+import {fixtureImages} from './harness/setup.mjs';
+
+const MANIFEST = JSON.parse(readFileSync(new URL('../../extension/manifest.json', import.meta.url), 'utf8'));
+
+function png(width, height) {
+  const p = new pngjs.PNG({width, height});
+  p.data.fill(128);
+  return new Uint8Array(pngjs.PNG.sync.write(p));
+}
+
+function jpg(width, height) {
+  const data = Buffer.alloc(width * height * 4);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24; // noise: a real scan
+  return new Uint8Array(jpeg.encode({data, width, height}, 80).data);
+}
+
+function gif(width, height) {
+  // Header and logical screen, then a 1x1 image and the trailer: enough for a sniffer.
+  const b = Buffer.from('474946383961000000000000002c000000000100010000020144003b', 'hex');
+  b.writeUInt16LE(width, 6);
+  b.writeUInt16LE(height, 8);
+  return new Uint8Array(b);
+}
+
+function bmp(width, height) {
+  const b = Buffer.alloc(58);
+  b.write('BM', 0, 'ascii');
+  b.writeUInt32LE(b.length, 2);
+  b.writeUInt32LE(54, 10);
+  b.writeUInt32LE(40, 14);
+  b.writeInt32LE(width, 18);
+  b.writeInt32LE(-height, 22); // top-down rows: a negative height
+  return new Uint8Array(b);
+}
+
+describe('imageinfo: format and size from the first bytes', () => {
+  it('reads each supported format', async () => {
+    assert.deepEqual(sniff(png(300, 200)), {format: 'PNG', width: 300, height: 200});
+    assert.deepEqual(sniff(jpg(64, 48)), {format: 'JPEG', width: 64, height: 48});
+    assert.deepEqual(sniff(gif(320, 240)), {format: 'GIF', width: 320, height: 240});
+    assert.deepEqual(sniff(bmp(100, 80)), {format: 'BMP', width: 100, height: 80});
+    // A WebP that Pillow wrote (the fixtures), lossy VP8.
+    const {root} = await fixtureImages();
+    assert.deepEqual(sniff(readFileSync(join(root, 'site/img/picture.webp'))), {format: 'WebP', width: 300, height: 300});
+  });
+
+  it('refuses what is not a supported image, saying what it is', () => {
+    const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
+    assert.equal(sniff(svg).code, 'unsupported');
+    assert.match(sniff(svg).message, /SVG/);
+    const html = new TextEncoder().encode('<!doctype html><title>404</title>');
+    assert.match(sniff(html).message, /web page/);
+    const avif = Buffer.from('0000001c6674797061766966000000006176696600000000', 'hex');
+    assert.match(sniff(avif).message, /AVIF/);
+    assert.equal(sniff(new Uint8Array(0)).code, 'empty');
+    // A JPEG start and nothing after it: no frame header.
+    assert.equal(sniff(new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])).code, 'corrupt');
+  });
+
+  it('applies the limits before anything is decoded', async () => {
+    const {root} = await fixtureImages();
+    const bomb = readFileSync(join(root, 'site/img/bomb.png'));
+    assert.ok(bomb.length < 100000, 'the bomb is a small file');
+    assert.throws(() => checkImageBytes(bomb), (e) => e instanceof ImageProblem && e.code === 'too_many_pixels' && /20000x20000/.test(e.message));
+    assert.throws(() => checkImageBytes(png(20, 500)), (e) => e.code === 'too_small');
+    assert.throws(() => checkImageBytes(new Uint8Array(LIMITS.maxBytes + 1)), (e) => e.code === 'too_large');
+    const good = jpg(64, 64);
+    assert.deepEqual(checkImageBytes(good), {format: 'JPEG', width: 64, height: 64});
+    assert.throws(() => checkImageBytes(good.subarray(0, Math.floor(good.length * 0.7))), (e) => e.code === 'truncated');
+    assert.throws(() => checkImageBytes(good.subarray(0, 200)), (e) => e.code === 'truncated'); // cut before the scan
+    const p = png(64, 64);
+    assert.throws(() => checkImageBytes(p.subarray(0, p.length - 12)), (e) => e.code === 'truncated');
+    assert.throws(() => checkImageBytes(readFileSync(join(root, 'site/img/truncated.jpg'))), (e) => e.code === 'truncated');
+  });
+});
+
+describe('sensitivity', () => {
+  const cal = {temperature: 1.3, fake_threshold: 0.8, real_threshold: 0.3, target_precision: 0.9};
+
+  it('standard keeps the calibrated thresholds: the same verdicts as Python', () => {
+    assert.deepEqual(adjustCalibration(cal, 'standard'), cal);
+  });
+
+  it('moves only the fake threshold: halfway to the real one (high) or to 1 (low)', () => {
+    assert.equal(adjustCalibration(cal, 'high').fake_threshold, 0.55);
+    assert.equal(adjustCalibration(cal, 'low').fake_threshold, 0.9);
+    for (const level of LEVELS) {
+      const c = adjustCalibration(cal, level);
+      assert.equal(c.real_threshold, cal.real_threshold);
+      assert.equal(c.temperature, cal.temperature);
+    }
+  });
+
+  it('changes verdicts, never the confidence', () => {
+    // Raw 0.8 calibrates to 0.744 at temperature 1.3: unsure at standard, fake at high (0.55).
+    const standard = verdict(0.8, adjustCalibration(cal, 'standard'));
+    const high = verdict(0.8, adjustCalibration(cal, 'high'));
+    assert.equal(standard.verdict, 'uncertain');
+    assert.equal(high.verdict, 'fake');
+    assert.equal(high.confidence, standard.confidence);
+    assert.equal(verdict(0.97, adjustCalibration(cal, 'low')).verdict, 'fake');
+    assert.equal(verdict(0.9, adjustCalibration(cal, 'low')).verdict, 'uncertain');
+  });
+
+  it('works for any calibration: a threshold below 0.5, a model that never says fake', () => {
+    const low = {temperature: 1, fake_threshold: 0.22, real_threshold: 0.08};
+    assert.ok(adjustCalibration(low, 'high').fake_threshold < 0.22);
+    assert.ok(adjustCalibration(low, 'low').fake_threshold > 0.22);
+    const never = {temperature: 1, fake_threshold: 1.000001, real_threshold: 0.3};
+    assert.equal(adjustCalibration(never, 'high').fake_threshold, 0.65);
+    assert.equal(verdict(0.999, adjustCalibration(never, 'standard')).verdict, 'uncertain');
+  });
+
+  it('rejects an unknown level', () => {
+    assert.throws(() => adjustCalibration(cal, 'max'), /unknown sensitivity/);
+  });
+});
+
+describe('sites', () => {
+  const patterns = builtinPatterns(MANIFEST);
+
+  it('the built-in sites are the manifest content-script matches', () => {
+    for (const url of ['https://x.com/home', 'https://twitter.com/a', 'https://www.facebook.com/', 'https://www.instagram.com/p/1', 'https://old.reddit.com/r/pics']) {
+      assert.ok(isBuiltinSite(url, patterns), url);
+    }
+    for (const url of ['https://example.com/', 'http://x.com/', 'https://notx.com/', 'https://x.com.evil.net/']) {
+      assert.ok(!isBuiltinSite(url, patterns), url);
+    }
+  });
+
+  it('matches patterns by scheme and host', () => {
+    assert.ok(patternMatches('*://127.0.0.1/*', 'http://127.0.0.1:8080/feed'));
+    assert.ok(!patternMatches('*://127.0.0.1/*', 'file:///etc/passwd'));
+    assert.ok(patternMatches('https://*.redd.it/*', 'https://i.redd.it/a.jpg'));
+    assert.equal(originPattern('news.example.com'), '*://news.example.com/*');
+  });
+
+  it('badges: built-in sites unless switched off (subdomains too), user sites when switched on', () => {
+    const s = withDefaults({sites: ['127.0.0.1'], disabledSites: ['reddit.com']});
+    assert.ok(badgesEnabled('http://127.0.0.1:5000/', s, patterns));
+    assert.ok(badgesEnabled('https://x.com/', s, patterns));
+    assert.ok(!badgesEnabled('https://old.reddit.com/', s, patterns));
+    assert.ok(!badgesEnabled('https://example.com/', s, patterns));
+    assert.ok(!badgesEnabled('chrome://extensions', s, patterns));
+  });
+});
+
+describe('settings', () => {
+  it('fills defaults: the second opinion is off and there is no server', () => {
+    const s = withDefaults(undefined);
+    assert.equal(s.secondOpinion, false);
+    assert.equal(s.serverUrl, '');
+    assert.equal(s.sensitivity, 'standard');
+  });
+
+  it('reads a server address or says what is wrong with it', () => {
+    assert.equal(parseServerUrl(' http://127.0.0.1:8000/ '), 'http://127.0.0.1:8000');
+    assert.equal(parseServerUrl('https://unmask.example.org/base/'), 'https://unmask.example.org/base');
+    assert.match(parseServerUrl('').message, /enter the address/);
+    assert.match(parseServerUrl('127.0.0.1:8000').message, /http:\/\/ or https:\/\/ in front, like http:\/\/127\.0\.0\.1:8000/);
+    assert.match(parseServerUrl('ftp://files.example.org').message, /must start with http/);
+    assert.match(parseServerUrl('http://exa mple.org').message, /not a web address/);
+  });
+});
+
+describe('bytes across messages', () => {
+  it('round-trips through base64, also in large chunks', () => {
+    const b = new Uint8Array(200001).map((_, i) => (i * 7919) % 256);
+    assert.deepEqual(fromBase64(toBase64(b)), b);
+  });
+});
+
+describe('the second-opinion client', () => {
+  async function withServer(handler, fn) {
+    const server = createServer(handler);
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      return await fn(`http://127.0.0.1:${server.address().port}`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+  const json = (res, status, body, headers = {}) => {
+    res.writeHead(status, {'content-type': 'application/json', ...headers});
+    res.end(JSON.stringify(body));
+  };
+  const image = jpg(64, 64);
+
+  it('posts the image as multipart `file` with the API key, and reads the verdict', async () => {
+    let seen;
+    await withServer((req, res) => {
+      let body = '';
+      req.setEncoding('latin1');
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        seen = {path: req.url, key: req.headers['x-api-key'], type: req.headers['content-type'], body};
+        json(res, 200, {verdict: 'fake', confidence: 0.93, p_fake: 0.93, basis: 'model', model: {name: 'ensemble', version: 'v1'}, provenance: {generator_evidence: false}});
+      });
+    }, async (url) => {
+      const r = await askServer({serverUrl: url, apiKey: 'k3y', timeoutS: 5}, image, 'JPEG');
+      assert.equal(r.verdict, 'fake');
+      assert.equal(r.confidence, 0.93);
+      assert.equal(r.model, 'ensemble v1');
+      assert.equal(r.provenance, null);
+    });
+    assert.equal(seen.path, '/api/v1/check');
+    assert.equal(seen.key, 'k3y');
+    assert.match(seen.type, /^multipart\/form-data/);
+    assert.match(seen.body, /name="file"; filename="image.jpeg"/);
+    assert.match(seen.body, /Content-Type: image\/jpeg/);
+  });
+
+  it('turns each failure into a message a person can act on', async () => {
+    const cases = [
+      [(req, res) => json(res, 401, {error: 'unauthorized', message: 'the API key is missing'}), 'unauthorized', /refused the API key: the API key is missing/],
+      [(req, res) => json(res, 429, {error: 'rate_limited', message: 'slow down'}, {'Retry-After': '7'}), 'rate_limited', /try again in 7 s/],
+      [(req, res) => json(res, 415, {error: 'unsupported_type', message: 'not an image type the server takes'}), 'rejected', /HTTP 415.*not an image type/],
+      [(req, res) => json(res, 500, {error: 'internal', message: 'boom'}), 'server_error', /failed \(HTTP 500\): boom/],
+      [(req, res) => res.writeHead(200, {'content-type': 'text/html'}).end('<html>hello</html>'), 'bad_reply', /not JSON/],
+      [(req, res) => json(res, 200, {hello: 'world'}), 'bad_reply', /no verdict/],
+      [(req, res) => res.writeHead(404).end(), 'rejected', /not an Unmask server/],
+    ];
+    for (const [handler, code, message] of cases) {
+      await withServer(handler, async (url) => {
+        await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 5}, image, 'JPEG'), (e) => {
+          assert.equal(e.code, code);
+          assert.match(e.message, message);
+          return true;
+        });
+      });
+    }
+  });
+
+  it('gives up on a server that does not answer, and says so', async () => {
+    const held = [];
+    await withServer((req, res) => held.push(res), async (url) => {
+      const started = Date.now();
+      await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 1}, image, 'JPEG'), (e) => e.code === 'timeout' && /did not answer within 1 s/.test(e.message));
+      assert.ok(Date.now() - started < 5000);
+    });
+  });
+
+  it('reports an address where nothing listens', async () => {
+    const server = createServer();
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${server.address().port}`;
+    await new Promise((resolve) => server.close(resolve));
+    await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 5}, image, 'JPEG'), (e) => e.code === 'unreachable' && /check that it is running/.test(e.message));
+    await assert.rejects(serverHealth({serverUrl: url, apiKey: '', timeoutS: 5}), (e) => e.code === 'unreachable');
+  });
+});
