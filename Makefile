@@ -37,8 +37,10 @@ extension: node-deps
 	npm run build
 
 # Retrain and reconvert the bundled models from the data folder, with a fixed seed.
+# ONLY=tiny retrains just the on-device model (then reconverts it into extension/model).
+ONLY ?= tiny,tuned-cnn,pretrained,seed-cnn,ensemble
 models: python-deps node-deps
-	$(PY) -m training.bundle --data $(DATA)
+	$(PY) -m training.bundle --data $(DATA) --only $(ONLY) --skip-trained
 
 bench: deps
 	$(PY) -m bench.run --out bench/results.json

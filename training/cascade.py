@@ -35,6 +35,16 @@ def cascade_curve(p_device, p_server, labels, center: float = 0.5, steps: int = 
     return points
 
 
+def cascade_at(p_device, p_server, labels, low: float, high: float) -> CascadePoint:
+    """The cascade escalating device scores strictly between `low` and `high`."""
+    pd = np.asarray(p_device, dtype=np.float64)
+    ps = np.asarray(p_server, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    escalate = (pd > low) & (pd < high)
+    final = np.where(escalate, ps, pd)
+    return CascadePoint(round(float(low), 4), round(float(high), 4), float(escalate.mean()), float(((final >= 0.5).astype(int) == y).mean()))
+
+
 def choose_band(points: list[CascadePoint], server_accuracy: float, max_gap: float = 0.01, max_escalated: float = 0.20):
     """The narrowest band meeting both targets, else the most accurate band within the
     escalation budget (and `met` says which)."""
@@ -57,12 +67,12 @@ def plot_curve(points: list[CascadePoint], device_accuracy: float, server_accura
     ax.axhline(100 * server_accuracy, color="tab:green", ls="--", label="ensemble alone")
     ax.axhline(100 * device_accuracy, color="tab:red", ls=":", label="tiny alone")
     ax.axvline(20, color="grey", lw=0.8, ls="-.", label="20% escalation budget")
-    ax.plot([100 * chosen.escalated], [100 * chosen.accuracy], "k*", ms=12, label=f"shipped band {chosen.low:.2f}-{chosen.high:.2f}")
+    ax.plot([100 * chosen.escalated], [100 * chosen.accuracy], "k*", ms=12, label=f"shipped band {max(chosen.low, 0.0) + 0.0:.2f}-{chosen.high:.2f}")
     ax.set_xlabel("images escalated to the server (%)")
     ax.set_ylabel("accuracy on the test split (%)")
     ax.set_title("tiny on the device, uncertain band to the ensemble")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
