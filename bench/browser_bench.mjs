@@ -1,0 +1,455 @@
+// The browser half of the benchmarks: the built extension in headless Chromium, timed.
+//
+//   node bench/browser_bench.mjs CONFIG.json      (bench/browser.py writes CONFIG and reads OUT)
+//
+// CONFIG: {models: [{key, tfjs}], images: DIR, feed: [NAME], click: [NAME], infer: [NAME],
+//          runs: {cold, checks, loads, inferences, steps, clicks, feeds}, out: FILE}
+//
+// For each model, the extension is built from extension/ (extension/build.mjs, with that model)
+// into a temporary folder, plus one page of ours, bench-probe.html (bench/browser_probe.js).
+// Pages and images are served over HTTPS by this script, under the names of a site the
+// extension badges by default (www.reddit.com, images on i.redd.it), which Chromium maps to
+// 127.0.0.1 (--host-resolver-rules; a throwaway self-signed certificate). Measured:
+//   cold:   the extension's offscreen document created, then its first 'check' message
+//           answered (wasm start + model load + warm-up + one image);
+//   checks: the offscreen document's 'check' message per image once warm (decode, preprocess,
+//           model, thumbnail);
+//   probe:  in an offscreen document of ours with extension/src/detector.js: wasm start, model
+//           load (fetch + loadGraphModel + warm-up run), detector.scores() per image, and the
+//           offscreen document's check step by step;
+//   clicks: "Check image for deepfake" (dispatched to the worker's onClicked listener:
+//           headless Chromium has no native menu) until the overlay shows the verdict;
+//   feeds:  a feed page of images, navigation start until every badge is finished, with the
+//           page's long tasks (PerformanceObserver 'longtask') and the largest lateness of a
+//           10 ms timer heartbeat (the longest main-thread stall, also under 50 ms).
+// Also counts who downloaded the images (page, content script, worker). Writes raw figures to
+// OUT; bench/browser.py turns them into medians and percentiles.
+import {execFileSync, spawn} from 'node:child_process';
+import {createServer} from 'node:https';
+import {mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {dirname, join, resolve} from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+import * as esbuild from 'esbuild';
+import {chromium} from 'playwright-core';
+
+import {build} from '../extension/build.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+const CHROMIUM = process.env.UNMASK_CHROMIUM || '/usr/bin/chromium';
+const SITE = 'www.reddit.com';
+const CDN = 'i.redd.it';
+const MENU_ID = 'unmask-check-image'; // extension/src/background.js
+const WAIT_MS = 180000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// `promise`, or `fallback` after ms (the timer is cleared, so nothing keeps Node waiting).
+async function within(promise, ms, fallback = null) {
+  let timer;
+  try {
+    return await Promise.race([promise, new Promise((r) => (timer = setTimeout(() => r(fallback), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const STARTED = Date.now();
+const log = (msg) => process.stderr.write(`browser ${((Date.now() - STARTED) / 1000).toFixed(1)}s: ${msg}\n`);
+
+class BenchError extends Error {}
+
+async function until(fn, what, timeout = WAIT_MS, interval = 100) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new BenchError(`timed out after ${timeout / 1000} s waiting for ${what}`);
+    await sleep(interval);
+  }
+}
+
+function selfSignedCert(dir) {
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${SITE}`,
+      '-keyout', key, '-out', cert], {stdio: 'ignore'});
+  } catch (e) {
+    throw new BenchError(`openssl could not make a certificate for the local HTTPS server (${e.message}); install openssl`);
+  }
+  return {key: readFileSync(key), cert: readFileSync(cert)};
+}
+
+function feedPage(names) {
+  const imgs = names.map((n, i) => `<img id="f${i}" src="https://${CDN}/${n}" width="140" height="140" alt="">`).join('\n');
+  return `<!doctype html><meta charset="utf-8"><title>bench feed</title>
+<style>body{margin:8px;font:14px system-ui} main{display:grid;grid-template-columns:repeat(8,150px);gap:6px} img{display:block}</style>
+<main>${imgs}</main>`;
+}
+
+function plainPage(names) {
+  const imgs = names.map((n, i) => `<img id="c${i}" src="https://${CDN}/${n}" width="200" height="200" alt="">`).join('\n');
+  return `<!doctype html><meta charset="utf-8"><title>bench click</title>
+<style>main{display:grid;grid-template-columns:repeat(5,210px);gap:6px}</style><main>${imgs}</main>`;
+}
+
+async function serve(config, tls) {
+  const requests = [];
+  const pages = {'/bench/feed.html': feedPage(config.feed), '/bench/plain.html': plainPage(config.click)};
+  const server = createServer(tls, (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'https://x').pathname);
+    if (pages[path]) {
+      res.writeHead(200, {'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store'});
+      return res.end(pages[path]);
+    }
+    const name = path.slice(1);
+    if (/^[\w.-]+\.(jpg|png)$/.test(name)) {
+      try {
+        const body = readFileSync(join(config.images, name));
+        requests.push({name, origin: req.headers.origin || null, mode: req.headers['sec-fetch-mode'] || null, dest: req.headers['sec-fetch-dest'] || null, site: req.headers['sec-fetch-site'] || null});
+        res.writeHead(200, {'content-type': name.endsWith('.png') ? 'image/png' : 'image/jpeg', 'cache-control': 'no-store', 'access-control-allow-origin': '*'});
+        return res.end(body);
+      } catch {
+        // fall through to 404
+      }
+    }
+    res.writeHead(404, {'content-type': 'text/plain'});
+    res.end('not found');
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  server.requests = requests;
+  return server;
+}
+
+// The extension as `npm run build` makes it, with the model under test, plus our probe page.
+async function buildExtension(model, config) {
+  const out = mkdtempSync(join(tmpdir(), 'unmask-bench-ext-'));
+  const info = await build({out, model: model.tfjs, zip: 'none'});
+  await esbuild.build({
+    entryPoints: [join(HERE, 'browser_probe.js')], outfile: join(out, 'bench-probe.js'), bundle: true, minify: true,
+    format: 'esm', target: 'chrome116', logLevel: 'warning', absWorkingDir: ROOT, legalComments: 'none',
+  });
+  writeFileSync(join(out, 'bench-probe.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="bench-probe.js"></script>\n');
+  mkdirSync(join(out, 'bench-images'));
+  for (const n of config.infer) copyFileSync(join(config.images, n), join(out, 'bench-images', n));
+  return info;
+}
+
+async function launch(extDir, port) {
+  const profile = mkdtempSync(join(tmpdir(), 'unmask-bench-chromium-'));
+  const rules = [SITE, CDN].map((h) => `MAP ${h} 127.0.0.1:${port}`).join(',');
+  const args = [
+    '--headless=new', '--no-sandbox', '--test-type', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--no-default-browser-check', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-search-engine-choice-screen', '--password-store=basic', '--remote-debugging-port=0',
+    '--enable-unsafe-extension-debugging', '--ignore-certificate-errors', `--host-resolver-rules=${rules}`,
+    '--window-size=1280,1100', `--user-data-dir=${profile}`, 'about:blank',
+  ];
+  // Its own process group, so that closing it also ends its renderer and helper processes.
+  const proc = spawn(CHROMIUM, args, {stdio: ['ignore', 'ignore', 'pipe'], detached: true});
+  let browser = null;
+  const close = async () => {
+    if (browser) await within(browser.close().catch(() => {}), 10000);
+    try {
+      process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    if (proc.pid && proc.exitCode === null && proc.signalCode === null) await new Promise((r) => proc.once('exit', r));
+    proc.stderr.destroy();
+    try {
+      rmSync(profile, {recursive: true, force: true, maxRetries: 10, retryDelay: 300});
+    } catch (e) {
+      log(`could not remove the profile ${profile}: ${e.message}`);
+    }
+  };
+  try {
+    const wsUrl = await new Promise((res, rej) => {
+      let seen = '';
+      const timer = setTimeout(() => rej(new BenchError(`Chromium (${CHROMIUM}) did not start within 60 s:\n${seen.slice(-1500)}`)), 60000);
+      proc.stderr.on('data', (d) => {
+        seen += d;
+        const m = /DevTools listening on (ws:\S+)/.exec(seen);
+        if (m) {
+          clearTimeout(timer);
+          res(m[1]);
+        }
+      });
+      proc.on('error', (e) => {
+        clearTimeout(timer);
+        rej(new BenchError(`cannot start Chromium at ${CHROMIUM}: ${e.message}; install it (make chromium) or set UNMASK_CHROMIUM`));
+      });
+      proc.on('exit', (code) => {
+        clearTimeout(timer);
+        rej(new BenchError(`Chromium exited (${code}):\n${seen.slice(-1500)}`));
+      });
+    });
+    browser = await chromium.connectOverCDP(wsUrl);
+    const context = browser.contexts()[0];
+    const cdp = await browser.newBrowserCDPSession();
+    const page = context.pages()[0] || (await context.newPage());
+    await page.goto('chrome://extensions');
+    await page.evaluate(() => chrome.developerPrivate.updateProfileConfiguration({inDeveloperMode: true}));
+    const {id} = await cdp.send('Extensions.loadUnpacked', {path: extDir});
+    const origin = `chrome-extension://${id}`;
+    const mine = (w) => w.url().startsWith(`${origin}/`);
+    const worker = context.serviceWorkers().find(mine) || (await context.waitForEvent('serviceworker', {predicate: mine, timeout: 30000}));
+    return {browser, context, worker, page, origin, version: browser.version(), close};
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+// --- in the service worker ----------------------------------------------------------------
+const closeOffscreen = (worker) => worker.evaluate(async () => {
+  const open = await chrome.runtime.getContexts({contextTypes: ['OFFSCREEN_DOCUMENT']});
+  if (open.length) await chrome.offscreen.closeDocument();
+});
+
+const openOffscreen = (worker, url) => worker.evaluate((url) => chrome.offscreen.createDocument({
+  url, reasons: ['WORKERS'], justification: 'benchmark',
+}), url);
+
+// One 'check' message to the extension's offscreen document; ms from sending to the answer.
+const offscreenCheck = (worker, data) => worker.evaluate(async (data) => {
+  const t0 = performance.now();
+  const reply = await chrome.runtime.sendMessage({target: 'offscreen', type: 'check', data});
+  const ms = performance.now() - t0;
+  if (!reply || !reply.ok) throw new Error(`the offscreen document refused the image: ${JSON.stringify(reply)}`);
+  return {ms, p: reply.value.p_raw};
+}, data);
+
+async function setSettings(worker, changes) {
+  await worker.evaluate(async (changes) => {
+    const got = await chrome.storage.local.get('settings');
+    await chrome.storage.local.set({settings: {...(got.settings || {}), ...changes}});
+  }, changes);
+}
+
+// The extension's own "clear data" (cache of verdicts, recent checks), so that every image
+// goes through the model again.
+async function clearData(ctx) {
+  const page = await ctx.context.newPage();
+  try {
+    await page.goto(`${ctx.origin}/popup.html`);
+    const r = await page.evaluate(() => chrome.runtime.sendMessage({target: 'worker', type: 'clearData'}));
+    if (!r || !r.ok) throw new BenchError(`the extension did not clear its cache: ${JSON.stringify(r)}`);
+  } finally {
+    await page.close();
+  }
+}
+
+// --- the measurements ---------------------------------------------------------------------
+async function measureOffscreen(ctx, config, b64) {
+  const cold = [];
+  for (let i = 0; i < config.runs.cold; i++) {
+    await closeOffscreen(ctx.worker);
+    const t0 = Date.now();
+    await openOffscreen(ctx.worker, 'offscreen.html');
+    const first = await offscreenCheck(ctx.worker, b64[i % b64.length]);
+    cold.push({create_ms: Date.now() - t0 - first.ms, first_check_ms: first.ms});
+    log(`  cold start ${i + 1}/${config.runs.cold}: ${(Date.now() - t0).toFixed(0)} ms`);
+  }
+  const checks = [];
+  for (let i = 0; i < config.runs.checks; i++) checks.push((await offscreenCheck(ctx.worker, b64[i % b64.length])).ms);
+  log(`  ${checks.length} warm checks in the offscreen document`);
+  await closeOffscreen(ctx.worker);
+  return {cold, check_ms: checks};
+}
+
+async function measureProbe(ctx, config) {
+  await closeOffscreen(ctx.worker);
+  await openOffscreen(ctx.worker, 'bench-probe.html');
+  const reply = await ctx.worker.evaluate((msg) => chrome.runtime.sendMessage(msg), {
+    target: 'bench-probe', loads: config.runs.loads, inferences: config.runs.inferences, stepRuns: config.runs.steps, images: config.infer,
+  });
+  await closeOffscreen(ctx.worker);
+  if (!reply || !reply.ok) throw new BenchError(`the probe page failed: ${reply ? reply.message : 'no answer'}`);
+  log(`  probe: ${reply.value.load_ms.length} model loads, ${reply.value.inference_ms.length} inferences on ${reply.value.backend.backend}`);
+  return reply.value;
+}
+
+// Main-world helpers in the page: when the overlay for `src` shows a verdict.
+const CLICK_WAITER = `window.__benchClick = (src) => new Promise((resolve) => {
+  const key = src.slice(0, 300);
+  const observers = [];
+  const look = () => {
+    const host = document.querySelector('unmask-layer');
+    const p = host && host.shadowRoot && host.shadowRoot.querySelector('.panel');
+    if (p && p.dataset.src === key && (p.dataset.state === 'done' || p.dataset.state === 'error')) {
+      const t = performance.timeOrigin + performance.now();
+      observers.forEach((o) => o.disconnect());
+      resolve({t, state: p.dataset.state, verdict: p.dataset.verdict || null, error: p.dataset.error || null});
+      return true;
+    }
+    return false;
+  };
+  if (look()) return;
+  const observe = (target, options, fn) => { const o = new MutationObserver(fn); observers.push(o); o.observe(target, options); };
+  const watchLayer = (host) => observe(host.shadowRoot, {subtree: true, childList: true, attributes: true}, look);
+  const host = document.querySelector('unmask-layer');
+  if (host) watchLayer(host);
+  else {
+    // The layer (on <html>) appears with the first overlay: then watch inside its shadow root.
+    observe(document.documentElement, {childList: true}, (records, o) => {
+      const h = document.querySelector('unmask-layer');
+      if (h) { o.disconnect(); watchLayer(h); look(); }
+    });
+  }
+});`;
+
+async function measureClicks(ctx, config) {
+  await setSettings(ctx.worker, {disabledSites: ['reddit.com']}); // no badges: only the click checks
+  await clearData(ctx);
+  const page = await ctx.context.newPage();
+  await page.goto(`https://${SITE}/bench/plain.html`);
+  await page.bringToFront();
+  await until(() => page.evaluate(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)), 'the click page images');
+  await page.evaluate(CLICK_WAITER);
+  const one = async (name) => {
+    const src = `https://${CDN}/${name}`;
+    const waiting = page.evaluate((s) => window.__benchClick(s), src).catch((e) => ({state: 'error', error: e.message}));
+    const t0 = await ctx.worker.evaluate(async ({src, menuId, pageUrl}) => {
+      // Without the "tabs" permission the tab comes without its URL, as it does for a real click.
+      const [tab] = await chrome.tabs.query({active: true, lastFocusedWindow: true});
+      const t = performance.timeOrigin + performance.now();
+      chrome.contextMenus.onClicked.dispatch({menuItemId: menuId, srcUrl: src, frameId: 0, pageUrl, mediaType: 'image', editable: false}, tab);
+      return t;
+    }, {src, menuId: MENU_ID, pageUrl: page.url()});
+    const end = await within(waiting, WAIT_MS);
+    if (!end) throw new BenchError(`no verdict in the overlay for ${name} within ${WAIT_MS / 1000} s`);
+    if (end.state !== 'done') throw new BenchError(`the overlay for ${name} shows an error: ${end.error}`);
+    await page.keyboard.press('Escape');
+    return end.t - t0;
+  };
+  // The first click also starts the offscreen document and loads the model: kept apart.
+  const first = await one(config.click[0]);
+  const warm = [];
+  for (const name of config.click.slice(1, 1 + config.runs.clicks)) warm.push(await one(name));
+  log(`  ${warm.length + 1} right-clicks`);
+  await page.close();
+  return {first_ms: first, warm_ms: warm};
+}
+
+// Main-world observers in the feed page, from before its first script: badge states, long
+// tasks, and a 10 ms timer heartbeat whose lateness shows any main-thread stall (long tasks
+// only report those over 50 ms).
+const FEED_OBSERVER = `(() => {
+  const b = window.__bench = {longtasks: [], maxLag: 0, firstBadge: null, done: null, finished: 0, errors: 0, badges: 0};
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) b.longtasks.push(e.duration); }).observe({type: 'longtask', buffered: true});
+    b.longtaskSupported = true;
+  } catch (e) { b.longtaskSupported = false; }
+  const BEAT = 10;
+  let due = performance.now() + BEAT;
+  const beat = () => {
+    const t = performance.now();
+    b.maxLag = Math.max(b.maxLag, t - due);
+    due = t + BEAT;
+    if (b.done === null) setTimeout(beat, BEAT);
+  };
+  setTimeout(beat, BEAT);
+  const want = Number(new URLSearchParams(location.search).get('n'));
+  const count = (root) => {
+    const badges = root.querySelectorAll('.badge');
+    if (badges.length && b.firstBadge === null) b.firstBadge = performance.now();
+    let fin = 0, err = 0;
+    for (const x of badges) { if (x.dataset.state === 'done') fin++; else if (x.dataset.state === 'error') { fin++; err++; } }
+    b.badges = badges.length; b.finished = fin; b.errors = err;
+    if (fin >= want && b.done === null) b.done = performance.now();
+  };
+  const watch = (host) => { new MutationObserver(() => count(host.shadowRoot)).observe(host.shadowRoot, {subtree: true, childList: true, attributes: true}); count(host.shadowRoot); };
+  new MutationObserver((rs, mo) => {
+    for (const r of rs) for (const n of r.addedNodes) if (n.localName === 'unmask-layer') { mo.disconnect(); watch(n); return; }
+  }).observe(document, {childList: true, subtree: true});
+})();`;
+
+async function measureFeeds(ctx, config) {
+  await setSettings(ctx.worker, {disabledSites: []});
+  const runs = [];
+  for (let i = 0; i < config.runs.feeds; i++) {
+    await clearData(ctx);
+    const page = await ctx.context.newPage();
+    await page.setViewportSize({width: 1280, height: 1100});
+    await page.addInitScript(FEED_OBSERVER);
+    await page.goto(`https://${SITE}/bench/feed.html?n=${config.feed.length}`);
+    const b = await until(async () => {
+      const s = await page.evaluate(() => window.__bench);
+      return s && s.done !== null ? s : null;
+    }, `badges on all ${config.feed.length} feed images`, WAIT_MS, 200);
+    await page.close();
+    if (b.errors) throw new BenchError(`${b.errors} of the feed's badges show an error`);
+    runs.push({
+      pass_ms: b.done, first_badge_ms: b.firstBadge, badges: b.badges,
+      longtask_supported: b.longtaskSupported, longtasks: b.longtasks, max_timer_lag_ms: b.maxLag,
+    });
+    log(`  feed pass ${i + 1}/${config.runs.feeds}: ${b.badges} badges in ${b.done.toFixed(0)} ms`);
+  }
+  return runs;
+}
+
+async function benchModel(model, config, port) {
+  log(`${model.key}: building the extension with ${model.tfjs}`);
+  const built = await buildExtension(model, config);
+  let ctx = null;
+  try {
+    ctx = await launch(built.out, port);
+    const b64 = config.infer.map((n) => readFileSync(join(config.images, n)).toString('base64'));
+    const offscreen = await measureOffscreen(ctx, config, b64);
+    const probe = await measureProbe(ctx, config);
+    const clicks = await measureClicks(ctx, config);
+    const feeds = await measureFeeds(ctx, config);
+    const stats = await ctx.worker.evaluate(async () => {
+      const open = await chrome.runtime.getContexts({contextTypes: ['OFFSCREEN_DOCUMENT']});
+      return open.length ? chrome.runtime.sendMessage({target: 'offscreen', type: 'stats'}) : null;
+    });
+    return {
+      chromium: ctx.version, extension: {version: built.version, bytes: built.bytes, files: built.files, model_bytes: built.model.bytes},
+      offscreen_backend: stats && stats.ok ? stats.value.backend : null, offscreen, probe, clicks, feeds,
+    };
+  } finally {
+    if (ctx) await ctx.close();
+    rmSync(built.out, {recursive: true, force: true});
+  }
+}
+
+// Who downloaded the images: the page's <img> elements, the content script reading them in the
+// page (the extension's fallback when its worker may not fetch them), or the worker itself.
+function fetchKinds(requests) {
+  const kinds = {page_img: 0, content_script: 0, extension_worker: 0, other: 0};
+  for (const r of requests) {
+    if (r.dest === 'image') kinds.page_img += 1;
+    else if (r.origin === `https://${SITE}`) kinds.content_script += 1;
+    else if (!r.origin || r.origin.startsWith('chrome-extension://')) kinds.extension_worker += 1;
+    else kinds.other += 1;
+  }
+  return kinds;
+}
+
+async function main() {
+  const configPath = process.argv[2];
+  if (!configPath) throw new BenchError('usage: node bench/browser_bench.mjs CONFIG.json');
+  const config = JSON.parse(readFileSync(configPath, 'utf8'));
+  const tlsDir = mkdtempSync(join(tmpdir(), 'unmask-bench-tls-'));
+  const server = await serve(config, selfSignedCert(tlsDir));
+  const results = {};
+  try {
+    for (const model of config.models) {
+      server.requests.length = 0;
+      results[model.key] = await benchModel(model, config, server.address().port);
+      results[model.key].image_fetches = fetchKinds(server.requests);
+    }
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    rmSync(tlsDir, {recursive: true, force: true});
+  }
+  writeFileSync(config.out, JSON.stringify(results, null, 1));
+}
+
+main().catch((e) => {
+  process.stderr.write(`browser: error: ${e instanceof BenchError ? e.message : e.stack || e}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,157 @@
+"""What every benchmark section shares: the machine, the load, summaries of repeated runs,
+the images to measure with, and progress lines.
+
+Figures are never invented or estimated here: a summary is computed from the values a
+section measured, and says how many there were.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".tmp" / "bench"  # converted models and stand-in detectors, reused between runs
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "faces-v1"
+
+
+class BenchError(RuntimeError):
+    """A section cannot run (a tool or file is missing, a server did not start): the message
+    says what went wrong and what to do."""
+
+
+def say(section: str, msg: str) -> None:
+    print(f"[bench {section}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- the machine ------------------------------------------------------------------------------
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (/proc/loadavg)."""
+    parts = _read("/proc/loadavg").split()
+    return [float(x) for x in parts[:3]] if len(parts) >= 3 else []
+
+
+def _command_version(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else None
+
+
+def machine() -> dict:
+    """CPU model, cores and memory from /proc, and the versions of what ran the figures."""
+    cpuinfo = _read("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    meminfo = {line.split(":")[0]: line.split(":")[1].strip() for line in _read("/proc/meminfo").splitlines() if ":" in line}
+    mem_kb = int(meminfo.get("MemTotal", "0 kB").split()[0])
+    os_name = next((line.split("=", 1)[1].strip('"') for line in _read("/etc/os-release").splitlines()
+                    if line.startswith("PRETTY_NAME=")), platform.system())
+    return {
+        "cpu_model": models[0] if models else platform.processor() or "unknown",
+        "cores": len(models) or os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "os": os_name,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": _command_version(["node", "--version"]),
+        "chromium": _command_version([os.environ.get("UNMASK_CHROMIUM", "/usr/bin/chromium"), "--version"]),
+        "source": "/proc/cpuinfo, /proc/meminfo, /etc/os-release",
+    }
+
+
+# --- summaries --------------------------------------------------------------------------------
+def percentile(values, q: float) -> float:
+    """The q-th percentile (0..100), linear between the closest ranks (numpy's default)."""
+    s = sorted(values)
+    if not s:
+        raise ValueError("no values")
+    k = (len(s) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(values, *, p95: bool = False, p99: bool = False, digits: int = 3) -> dict:
+    """{median, min, max, runs} (and p95 / p99) of measured values."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("nothing was measured")
+    out = {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+           "max": round(max(values), digits), "runs": len(values)}
+    if p95:
+        out["p95"] = round(percentile(values, 95), digits)
+    if p99:
+        out["p99"] = round(percentile(values, 99), digits)
+    return out
+
+
+def timed(fn, runs: int, warmup: int = 1) -> list[float]:
+    """Seconds per call of fn() over `runs` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def file_hash(*paths) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        h.update(p.read_bytes() if p.is_file() else str(p).encode())
+    return h.hexdigest()[:12]
+
+
+# --- images to measure with -------------------------------------------------------------------
+@dataclass
+class ImageSet:
+    paths: list[Path]
+    labels: list[int]  # 1 = fake
+    source: str  # what a reader of the results needs to know about them
+
+
+def image_set(n: int, data: Path | None, folder: Path, size: int = 256) -> ImageSet:
+    """n labelled JPEG files: a seeded sample of `data` (a faces-v1-like folder with
+    manifest.csv) when given, else synthetic faces (tests/synthetic.py) written to `folder`."""
+    if data is not None:
+        manifest = Path(data) / "manifest.csv"
+        if not manifest.is_file():
+            raise BenchError(f"{data} has no manifest.csv; give --data a folder like faces-v1, or --synthetic")
+        with open(manifest, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("label") in ("real", "fake")]
+        if len(rows) < n:
+            raise BenchError(f"{manifest} lists {len(rows)} labelled images; the benchmark needs {n}")
+        rows = random.Random(1337).sample(rows, n)
+        paths = [Path(data) / r["path"] for r in rows]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise BenchError(f"{len(missing)} files listed in {manifest} are missing, e.g. {missing[0]}")
+        return ImageSet(paths, [int(r["label"] == "fake") for r in rows], f"{n} images sampled (seed 1337) from {data}")
+    from tests.synthetic import face_image, write_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, labels = [], []
+    for i in range(n):
+        label = "fake" if i % 2 else "real"
+        paths.append(write_image(folder / f"{label}_{i:04d}.jpg", face_image(label, size, 5000 + i)))
+        labels.append(int(label == "fake"))
+    return ImageSet(paths, labels, f"{n} synthetic {size}x{size} JPEG faces (tests/synthetic.py)")

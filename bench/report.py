@@ -1,0 +1,178 @@
+"""Turn a results JSON into Markdown tables (bench/RESULTS.md beside bench/results.json).
+
+    python -m bench.report bench/results.json        # rewrite the Markdown from the JSON
+
+Every number printed comes from the JSON; a repeated figure reads "median (min-max, n runs)".
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _num(x, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def rep(s: dict | None, digits: int = 1, p95: bool = False) -> str:
+    """'median (min-max, n)' or with p95: 'median / p95 (min-max, n)'."""
+    if not s:
+        return "-"
+    head = _num(s["median"], digits) + (f" / {_num(s['p95'], digits)}" if p95 and "p95" in s else "")
+    return f"{head} ({_num(s['min'], digits)}-{_num(s['max'], digits)}, n={s['runs']})"
+
+
+def _kb(n) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f} KB"
+
+
+def _mb(n) -> str:
+    return "-" if n is None else f"{n / 1024 / 1024:,.2f} MB"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return lines + [""]
+
+
+def _section_head(title: str, sec: dict) -> list[str]:
+    la = sec.get("load_average_at_start") or []
+    lines = [f"## {title}", "",
+             f"Command: `{sec.get('command')}`. Load average at start: {', '.join(f'{x:.2f}' for x in la)} "
+             f"(1, 5, 15 min); took {sec.get('seconds')} s.", ""]
+    if sec.get("status") != "ok":
+        lines += [f"**This section failed:** {sec.get('error')}", ""]
+    return lines
+
+
+def _models(sec: dict) -> list[str]:
+    lines = [sec["how"] + ".", ""]
+    b1, b2 = (str(b) for b in sec["batch_sizes"])
+    rows = []
+    for name, d in sec["detectors"].items():
+        rows.append([name, d["source"], f"{d['input_size']} px", f"{d['parameters']:,}", _mb(d["file_bytes"]),
+                     rep(d["ms_per_batch"][b1]), rep(d["ms_per_batch"][b2]), rep(d["images_per_s"][b2])])
+    return lines + _table(["detector", "source", "input", "parameters", "model.keras",
+                           f"ms at batch {b1}", f"ms at batch {b2}", f"images/s at batch {b2}"], rows)
+
+
+def _training(sec: dict) -> list[str]:
+    p, t = sec["pipeline"], sec["train_step"]
+    lines = [f"Images: {sec['images']}.", "", f"Input pipeline: {p['how']}.", ""]
+    lines += _table(["input size", "images/s"], [[k, rep(v)] for k, v in p.items() if k != "how"])
+    lines += [f"Training step: {t['how']}.", ""]
+    rows = [[k, f"{v['trainable_parameters']:,}", rep(v["ms_per_step"]), rep(v["images_per_s"])]
+            for k, v in t.items() if isinstance(v, dict)]
+    return lines + _table(["model", "trainable parameters", f"ms per step (batch {t['batch_size']})", "images/s"], rows)
+
+
+def _server(sec: dict) -> list[str]:
+    s = sec.get("settings", {})
+    lines = [f"Model: {sec['model']}.", "", f"Images sent: {sec['images']}.", "", f"Client: {sec['how']}", "",
+             f"Server: {s.get('workers')} worker(s) x {s.get('threads')} threads, batcher max {s.get('batch_max')} "
+             f"inputs / {s.get('batch_wait_ms')} ms wait, device {s.get('device')}.", ""]
+    rows = []
+    for mode, runs in sec["runs"].items():
+        for c, r in runs.items():
+            if not c.isdigit():
+                continue
+            lat = r["latency_ms"]
+            rows.append([mode, c, _num(r["requests_per_s"]), rep(r["requests_per_s_each_second"]), _num(lat["p50"]),
+                         _num(lat["p95"]), _num(lat["p99"]), r["requests"], r["errors"], _num(r["mean_batch"], 2),
+                         ", ".join(_num(v) for v in r["worker_rss_mib"].values())])
+    lines += _table(["micro-batcher", "clients", "requests/s", "requests/s, each second", "p50 ms", "p95 ms", "p99 ms",
+                     "answers", "errors", "mean batch", "worker RSS MiB after"], rows)
+    ratio = sec["ratio_on_over_off"]
+    lines += _table(["clients", "requests/s on / off", "p50 latency on / off"],
+                    [[c, _num(v["requests_per_s"], 2), _num(v["p50_latency"], 2)] for c, v in ratio.items()])
+    mem = [[mode, ", ".join(_num(v) for v in runs["worker_rss_mib_idle"].values()),
+            ", ".join(_num(v) for v in runs["worker_rss_mib_peak"].values())] for mode, runs in sec["runs"].items()]
+    return lines + _table(["micro-batcher", "worker RSS MiB when idle (after start)", "worker peak RSS MiB (VmHWM)"], mem)
+
+
+BROWSER_ROWS = [
+    ("model files (model.json + shards + metadata.json)", lambda m: _kb(m["files"]["total_bytes"])),
+    ("weights quantization", lambda m: m["files"]["quantization"]),
+    ("input size, px", lambda m: m["input_size"]),
+    ("TF.js backend (SIMD)", lambda m: f"{m['backend']['probe']} ({'yes' if m['backend']['simd'] else 'no'}); "
+                                         f"extension's own: {m['backend']['extension_offscreen']}"),
+    ("wasm backend start, ms", lambda m: _num(m["backend_start_ms"])),
+    ("model load (fetch + loadGraphModel + warm-up), ms", lambda m: rep(m["model_load_ms"])),
+    ("inference per image, median / p95 ms", lambda m: rep(m["inference_ms"], 2, p95=True)),
+    ("offscreen document cold start to first answer, ms", lambda m: rep(m["offscreen_cold_start_ms"])),
+    ("offscreen document check per image, median / p95 ms", lambda m: rep(m["offscreen_check_ms"], 1, p95=True)),
+    ("  step: decode (createImageBitmap), ms", lambda m: rep(m["check_steps_ms"]["decode_ms"], 2)),
+    ("  step: read pixels, ms", lambda m: rep(m["check_steps_ms"]["pixels_ms"], 2)),
+    ("  step: model (preprocess + run), ms", lambda m: rep(m["check_steps_ms"]["model_ms"], 2)),
+    ("  step: thumbnail convertToBlob, ms", lambda m: rep(m["check_steps_ms"]["thumbnail_encode_ms"], 2)),
+    ("  step: thumbnail FileReader, ms", lambda m: rep(m["check_steps_ms"]["thumbnail_read_ms"], 2)),
+    ("  (alternative: thumbnail via DOM canvas toDataURL), ms", lambda m: rep(m["check_steps_ms"]["thumbnail_todataurl_ms"], 2)),
+    ("right-click to verdict, first (model loading), ms", lambda m: _num(m["right_click_first_ms"])),
+    ("right-click to verdict, model loaded, ms", lambda m: rep(m["right_click_ms"])),
+    ("feed: badge pass, navigation to last verdict, ms", lambda m: rep(m["feed_pass_ms"])),
+    ("feed: navigation to first badge, ms", lambda m: rep(m["feed_first_badge_ms"])),
+    ("feed: long tasks (> 50 ms) per pass", lambda m: ", ".join(str(x) for x in m["feed_long_tasks"])
+     + ("" if m["feed_longtask_observed"] else " (longtask entries not supported)")),
+    ("feed: longest long task per pass, ms", lambda m: ", ".join("none" if x is None else _num(x) for x in m["feed_longest_task_ms"])),
+    ("feed: largest main-thread stall (timer lateness), ms", lambda m: rep(m["feed_main_thread_stall_ms"])),
+    ("image downloads (page img / content script / worker)", lambda m: "{page_img} / {content_script} / {extension_worker}".format(**m["image_fetches"]) if m.get("image_fetches") else "-"),
+    ("whole extension build", lambda m: _kb(m["extension_bytes"])),
+    ("Chromium", lambda m: m["chromium"]),
+]
+
+
+def _browser(sec: dict) -> list[str]:
+    models = sec["models"]
+    lines = [f"Images: {sec['images']}; feed page of {sec['feed_images']} images.", ""]
+    lines += [f"- **{k}**: {m['model']}" for k, m in models.items()] + [""]
+    lines += _table(["figure", *models], [[label, *(fn(m) for m in models.values())] for label, fn in BROWSER_ROWS])
+    files = []
+    for k, m in models.items():
+        files += [[k, name, _kb(n)] for name, n in m["files"]["bytes"].items()]
+    lines += _table(["model", "file", "size"], files)
+    lines += ["How each figure was taken:", ""] + [f"- {k}: {v}" for k, v in sec["how"].items()] + [""]
+    return lines
+
+
+RENDER = {"models": ("Models: size and CPU inference", _models), "training": ("Training throughput on the CPU", _training),
+          "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser)}
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = ["# Benchmark results" + (" (SMOKE RUN: tiny settings, not figures to quote)" if results.get("smoke") else ""), "",
+             f"Written by `{results['command']}` from {results['started']} to {results.get('finished')}. "
+             "Every figure below was measured by that run; repeated figures read median (min-max, n runs).", "",
+             f"Machine: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), {m['memory_gib']} GiB memory, "
+             f"{m['os']} (kernel {m['kernel']}); Python {m['python']}, Node {m['node']}, {m['chromium']}. "
+             "The machine may be shared: each section gives the load average when it started.", "",
+             f"Images: {results['data']}.", ""]
+    for u in results.get("updates", []):
+        lines += [f"Updated later: {', '.join(u['sections'])} by `{u['command']}` at {u['started']} "
+                  "(those sections' figures come from that run).", ""]
+    for name, sec in results["sections"].items():
+        title, render = RENDER[name]
+        lines += _section_head(title, sec)
+        if sec.get("status") == "ok":
+            lines += render(sec)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(results: dict, path: Path) -> Path:
+    Path(path).write_text(markdown(results))
+    return Path(path)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m bench.report RESULTS.json")
+    src = Path(sys.argv[1])
+    from bench.run import markdown_path
+
+    print(write_markdown(json.loads(src.read_text()), markdown_path(src)))

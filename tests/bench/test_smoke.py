@@ -1,0 +1,252 @@
+"""The benchmark suite still works: `python -m bench.run --smoke` end to end (real TensorFlow,
+a real gunicorn loaded by the real client, the built extension in Chromium), and its failure
+paths. These tests check the shape and sanity of what the suite writes; they time nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("models", "training", "server", "browser")
+
+
+def bench(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "bench.run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+
+
+def is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_summary(s, *, positive=True, runs=None):
+    assert set(s) >= {"median", "min", "max", "runs"}, s
+    assert all(is_num(s[k]) for k in ("median", "min", "max")), s
+    assert s["min"] <= s["median"] <= s["max"], s
+    if "p95" in s:
+        assert s["median"] <= s["p95"] <= s["max"], s
+    if positive:
+        assert s["min"] > 0, s
+    assert isinstance(s["runs"], int) and s["runs"] >= 1
+    if runs is not None:
+        assert s["runs"] == runs, s
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    r = bench("--smoke", "--out", str(out))
+    assert r.returncode == 0, f"bench --smoke failed ({r.returncode}):\n{r.stdout}\n{r.stderr[-6000:]}"
+    return json.loads(out.read_text()), out
+
+
+@pytest.mark.browser
+def test_smoke_run_names_machine_and_every_section(smoke):
+    results, out = smoke
+    assert results["smoke"] is True
+    m = results["machine"]
+    assert isinstance(m["cpu_model"], str) and m["cpu_model"]
+    assert isinstance(m["cores"], int) and m["cores"] >= 1
+    assert is_num(m["memory_gib"]) and m["memory_gib"] > 0
+    assert list(results["sections"]) == list(SECTIONS)
+    for name, sec in results["sections"].items():
+        assert sec["status"] == "ok", (name, sec.get("error"))
+        assert f"--only {name}" in sec["command"] and "--smoke" in sec["command"]
+        la = sec["load_average_at_start"]
+        assert len(la) == 3 and all(is_num(x) and x >= 0 for x in la)
+        assert is_num(sec["seconds"]) and sec["seconds"] > 0
+    md = out.with_suffix(".md").read_text()
+    assert "SMOKE RUN" in md and m["cpu_model"] in md
+    for title in ("## Models", "## Training", "## Server", "## In the browser"):
+        assert title in md
+
+
+@pytest.mark.browser
+def test_smoke_models_and_training(smoke):
+    results, _ = smoke
+    models = results["sections"]["models"]
+    assert set(models["detectors"]) == {"tiny", "seed-cnn"}
+    for name, d in models["detectors"].items():
+        assert isinstance(d["parameters"], int) and d["parameters"] > 1000, name
+        assert isinstance(d["file_bytes"], int) and d["file_bytes"] > 4 * d["parameters"] * 0.9, name  # float32 weights
+        for b in models["batch_sizes"]:
+            check_summary(d["ms_per_batch"][str(b)], runs=2)
+            check_summary(d["images_per_s"][str(b)], runs=2)
+    assert models["detectors"]["seed-cnn"]["parameters"] == 31_509_697
+
+    training = results["sections"]["training"]
+    for key in ("tiny (160px)", "seed-cnn (256px)"):
+        check_summary(training["pipeline"][key])
+    steps = training["train_step"]
+    for key in ("tiny, head (backbone frozen)", "tiny, fine-tuning", "seed-cnn"):
+        check_summary(steps[key]["images_per_s"])
+        check_summary(steps[key]["ms_per_step"])
+    # Freezing the backbone leaves only the head to train.
+    assert steps["tiny, head (backbone frozen)"]["trainable_parameters"] < steps["tiny, fine-tuning"]["trainable_parameters"]
+
+
+@pytest.mark.browser
+def test_smoke_server(smoke):
+    results, _ = smoke
+    server = results["sections"]["server"]
+    assert "STAND-IN" in server["model"]  # --smoke always runs the small ensemble
+    assert set(server["runs"]) == {"batching on", "batching off"}
+    for mode, runs in server["runs"].items():
+        for c in server["clients"]:
+            r = runs[str(c)]
+            assert r["requests"] >= 1 and r["errors"] == 0, (mode, c, r)
+            assert r["statuses"] == {"200": r["requests"]}
+            lat = r["latency_ms"]
+            assert 0 < lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], lat
+            assert is_num(r["requests_per_s"]) and r["requests_per_s"] > 0
+            assert r["worker_rss_mib"] and all(v > 50 for v in r["worker_rss_mib"].values())
+        peak = runs["worker_rss_mib_peak"]
+        assert peak and all(peak[pid] >= runs["worker_rss_mib_idle"].get(pid, 0) for pid in peak)
+    assert server["runs"]["batching off"][str(server["clients"][-1])]["mean_batch"] == 1.0  # off: one input per call
+    for c in server["clients"]:
+        assert server["ratio_on_over_off"][str(c)]["requests_per_s"] > 0
+
+
+@pytest.mark.browser
+def test_smoke_browser(smoke):
+    results, _ = smoke
+    browser = results["sections"]["browser"]
+    assert set(browser["models"]) == {"shipped", "yardstick"}
+    for key, m in browser["models"].items():
+        files = m["files"]
+        assert files["total_bytes"] == sum(files["bytes"].values()) > 0
+        assert "model.json" in files["bytes"] and any(n.endswith(".bin") for n in files["bytes"])
+        assert m["backend"]["probe"] == "wasm" and m["backend"]["extension_offscreen"] == "wasm", key
+        assert is_num(m["backend_start_ms"]) and m["backend_start_ms"] >= 0
+        check_summary(m["model_load_ms"])
+        check_summary(m["inference_ms"])
+        assert "p95" in m["inference_ms"]
+        check_summary(m["offscreen_cold_start_ms"])
+        check_summary(m["offscreen_check_ms"])
+        for step in ("decode_ms", "model_ms", "thumbnail_encode_ms"):
+            check_summary(m["check_steps_ms"][step], positive=False)
+        assert m["right_click_first_ms"] > 0
+        check_summary(m["right_click_ms"])
+        check_summary(m["feed_pass_ms"])
+        assert m["feed_badges"] == [browser["feed_images"]]
+        # Every badge needs the image in the page first; a verdict comes after the badge appears.
+        assert m["feed_pass_ms"]["min"] >= m["feed_first_badge_ms"]["min"]
+        assert m["image_fetches"]["page_img"] >= browser["feed_images"]
+        check_summary(m["feed_main_thread_stall_ms"], positive=False)
+        assert len(m["feed_longest_task_ms"]) == len(m["feed_long_tasks"]) == 1
+    assert browser["models"]["yardstick"]["input_size"] == 224  # MobileNet v1 at 224 px
+
+
+@pytest.mark.browser
+def test_update_replaces_only_the_sections_run(smoke, tmp_path):
+    results, out = smoke
+    copy = tmp_path / "results.json"
+    copy.write_text(out.read_text())
+    r = bench("--smoke", "--only", "models", "--update", "--out", str(copy))
+    assert r.returncode == 0, r.stderr[-3000:]
+    updated = json.loads(copy.read_text())
+    assert list(updated["sections"]) == list(SECTIONS)
+    for name in ("training", "server", "browser"):
+        assert updated["sections"][name] == results["sections"][name]
+    assert updated["sections"]["models"]["started"] >= results["sections"]["models"]["started"]
+    assert updated["updates"][-1]["sections"] == ["models"]
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "Updated later: models" in md and "## Server" in md
+
+
+# --- failure paths: clear messages, nothing half-written -------------------------------------
+def test_update_needs_an_existing_results_file(tmp_path):
+    r = bench("--smoke", "--update", "--out", str(tmp_path / "r.json"), timeout=120)
+    assert r.returncode == 2
+    assert "does not exist yet" in r.stderr
+
+
+def test_update_refuses_results_from_another_machine(tmp_path):
+    out = tmp_path / "r.json"
+    other = {"smoke": True, "machine": {"cpu_model": "Some Other CPU", "cores": 64, "memory_gib": 512.0},
+             "sections": {"training": {"status": "ok"}}}
+    out.write_text(json.dumps(other))
+    r = bench("--smoke", "--only", "models", "--update", "--out", str(out), timeout=120)
+    assert r.returncode == 2
+    assert "another machine" in r.stderr
+    assert json.loads(out.read_text()) == other  # left as it was
+
+
+def test_data_folder_without_manifest_is_refused(tmp_path):
+    (tmp_path / "data").mkdir()
+    r = bench("--data", str(tmp_path / "data"), "--out", str(tmp_path / "r.json"), timeout=120)
+    assert r.returncode == 2
+    assert "no manifest.csv" in r.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_out_that_is_a_folder_is_refused(tmp_path):
+    r = bench("--smoke", "--out", str(tmp_path), timeout=120)
+    assert r.returncode == 2
+    assert "is a folder" in r.stderr
+
+
+def test_unknown_section_is_refused(tmp_path):
+    r = bench("--smoke", "--only", "gpu", "--out", str(tmp_path / "r.json"), timeout=120)
+    assert r.returncode == 2
+    assert "invalid choice: 'gpu'" in r.stderr
+
+
+@pytest.mark.browser
+def test_missing_chromium_fails_the_section_with_its_reason(tmp_path):
+    out = tmp_path / "r.json"
+    r = bench("--smoke", "--only", "browser", "--out", str(out), env={"UNMASK_CHROMIUM": str(tmp_path / "no-chromium")})
+    assert r.returncode == 1, r.stderr[-3000:]
+    sec = json.loads(out.read_text())["sections"]["browser"]
+    assert sec["status"] == "error"
+    assert "cannot start Chromium" in sec["error"] and "no-chromium" in sec["error"]
+    assert "This section failed" in out.with_suffix(".md").read_text()
+
+
+def test_load_client_counts_errors_when_the_server_is_unreachable(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    image = tmp_path / "face.jpg"
+    from tests.synthetic import face_image, write_image
+
+    write_image(image, face_image("real", 128, 1))
+    (tmp_path / "list.txt").write_text(f"{image}\n")
+    out = tmp_path / "load.json"
+    r = subprocess.run([sys.executable, "-m", "bench.load_client", "--url", f"http://127.0.0.1:{port}", "--list",
+                        str(tmp_path / "list.txt"), "--concurrency", "2", "--seconds", "0.5", "--warmup", "0",
+                        "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert res["requests"] == 0 and res["errors"] > 0
+    assert "ConnectionRefusedError" in res["error_examples"][0]
+
+
+def test_load_client_refuses_a_missing_image_list(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bench.load_client", "--url", "http://127.0.0.1:9", "--list",
+                        str(tmp_path / "none.txt"), "--concurrency", "1", "--seconds", "1", "--out", str(tmp_path / "o.json")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "cannot read the images to send" in r.stderr
+
+
+def test_summary_and_percentiles():
+    import numpy as np
+
+    from bench.common import percentile, summary
+
+    values = [5.0, 1.0, 3.0, 2.0, 4.0, 10.0, 7.0]
+    for q in (50, 95, 99):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+    s = summary(values, p95=True)
+    assert s == {"median": 4.0, "min": 1.0, "max": 10.0, "runs": 7, "p95": round(float(np.percentile(values, 95)), 3)}
+    with pytest.raises(ValueError, match="nothing was measured"):
+        summary([])
