@@ -11,7 +11,7 @@ import {checkImageBytes, ImageProblem, LIMITS} from './imageinfo.js';
 import {askServer} from './secondopinion.js';
 import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
-import {hostOf, originPattern, syncUserScripts} from './sites.js';
+import {fetchPattern, hostOf, originPattern, syncUserScripts} from './sites.js';
 import {checkCalibration, verdict} from './verdict.js';
 
 const MENU_ID = 'unmask-check-image';
@@ -144,7 +144,7 @@ async function fetchImage(url) {
   const host = hostOf(url);
   // Without a host permission the fetch would fail on CORS (and Chrome would log it as the
   // extension's error): say so, and let the page read it (the content script falls back).
-  if (host && !(await chrome.permissions.contains({origins: [originPattern(host)]}))) {
+  if (host && !(await chrome.permissions.contains({origins: [fetchPattern(url)]}))) {
     throw new CheckProblem('no_access', `Unmask has no permission to read images from ${host}`, {host});
   }
   return withFetchSlot(async () => {

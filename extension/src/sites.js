@@ -46,6 +46,13 @@ export function originPattern(host) {
   return `*://${host}/*`;
 }
 
+// The pattern that covers fetching one image. Built-in hosts are granted for https only, and
+// `*://` would ask for http too, so it must name the URL's own scheme.
+export function fetchPattern(url) {
+  const u = new URL(url);
+  return `${u.protocol}//${u.hostname}/*`;
+}
+
 export function badgesEnabled(url, settings, patterns = builtinPatterns()) {
   const host = hostOf(url);
   if (!host) return false;
