@@ -11,38 +11,13 @@ import pytest  # noqa: E402
 from tests.synthetic import bad_files, decompression_bomb, face_image, write_image, write_video  # noqa: E402
 
 
-def settle_batchnorm(detector):
-    """A few fitting steps leave batch norm's moving statistics far from the data's, so the
-    model scores every image alike at inference. Set them to the statistics of the training
-    images (momentum 0 for one pass), as a longer training would, and save again."""
-    import keras
-
-    def bn_layers(model):
-        for layer in model.layers:
-            if isinstance(layer, keras.Model):
-                yield from bn_layers(layer)
-            elif isinstance(layer, keras.layers.BatchNormalization):
-                yield layer
-
-    size = detector.spec.input_size
-    x = np.stack([face_image(lbl, size, i) for i in range(16) for lbl in ("real", "fake")]).astype("float32")
-    layers = list(bn_layers(detector.model))
-    for layer in layers:
-        layer.momentum = 0.0
-    detector.model(x, training=True)
-    for layer in layers:
-        layer.momentum = 0.99
-    detector.save(detector.path)
-    return detector
-
-
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A tiny detector fitted for a few epochs on synthetic faces, saved as training would."""
     from tests.synthetic import small_detector
 
     folder = tmp_path_factory.mktemp("tiny")
-    settle_batchnorm(small_detector(folder, "tiny", steps=2))
+    small_detector(folder, "tiny", steps=2)  # batch norm settled on synthetic faces
     return folder
 
 
@@ -51,7 +26,7 @@ def ensemble_dir(tmp_path_factory):
     from tests.synthetic import small_detector
 
     folder = tmp_path_factory.mktemp("ensemble")  # untrained: the tests need its structure only
-    settle_batchnorm(small_detector(folder, "ensemble", steps=0))
+    small_detector(folder, "ensemble", steps=0)
     return folder
 
 
