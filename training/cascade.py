@@ -22,17 +22,7 @@ class CascadePoint:
 
 def cascade_curve(p_device, p_server, labels, center: float = 0.5, steps: int = 51) -> list[CascadePoint]:
     """Accuracy of the cascade for bands [center - w, center + w], w from 0 to 0.5."""
-    pd = np.asarray(p_device, dtype=np.float64)
-    ps = np.asarray(p_server, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    points = []
-    for w in np.linspace(0.0, 0.5, steps):
-        lo, hi = center - w, center + w
-        escalate = (pd > lo) & (pd < hi)
-        final = np.where(escalate, ps, pd)
-        acc = float(((final >= 0.5).astype(int) == y).mean()) if len(y) else float("nan")
-        points.append(CascadePoint(round(float(lo), 4), round(float(hi), 4), float(escalate.mean()) if len(y) else 0.0, acc))
-    return points
+    return [cascade_at(p_device, p_server, labels, center - w, center + w) for w in np.linspace(0.0, 0.5, steps)]
 
 
 def cascade_at(p_device, p_server, labels, low: float, high: float) -> CascadePoint:
@@ -40,6 +30,8 @@ def cascade_at(p_device, p_server, labels, low: float, high: float) -> CascadePo
     pd = np.asarray(p_device, dtype=np.float64)
     ps = np.asarray(p_server, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
+    if not len(y):
+        return CascadePoint(round(float(low), 4), round(float(high), 4), 0.0, float("nan"))
     escalate = (pd > low) & (pd < high)
     final = np.where(escalate, ps, pd)
     return CascadePoint(round(float(low), 4), round(float(high), 4), float(escalate.mean()), float(((final >= 0.5).astype(int) == y).mean()))
