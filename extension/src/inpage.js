@@ -35,15 +35,20 @@ async function readInPage(url) {
   return toBase64(bytes);
 }
 
-async function checkUrl(url, reason) {
-  let data;
-  if (/^blob:/i.test(url)) {
-    try {
-      data = await readInPage(url);
-    } catch (e) {
-      return {ok: false, error: {code: 'page_only', message: `the page no longer holds this blob: image (${e.message})`}};
-    }
+// A blob: URL belongs to the page, so its bytes are read here. Returns {data} (undefined for
+// other URLs, which the worker fetches) or {error} when the page no longer holds the blob.
+async function blobBytes(url) {
+  if (!/^blob:/i.test(url)) return {};
+  try {
+    return {data: await readInPage(url)};
+  } catch (e) {
+    return {error: {code: 'page_only', message: `the page no longer holds this blob: image (${e.message})`}};
   }
+}
+
+async function checkUrl(url, reason) {
+  const {data, error} = await blobBytes(url);
+  if (error) return {ok: false, error};
   let reply = await ask('check', {url, data, reason});
   if (!reply.ok && reply.error.code === 'no_access') {
     // The page itself may be allowed to read it (same origin, or CORS).
@@ -57,14 +62,8 @@ async function checkUrl(url, reason) {
 }
 
 async function askServer(url, hash, retry) {
-  let data;
-  if (/^blob:/i.test(url)) {
-    try {
-      data = await readInPage(url);
-    } catch (e) {
-      return {ok: false, error: {code: 'page_only', message: `the page no longer holds this blob: image (${e.message})`}};
-    }
-  }
+  const {data, error} = await blobBytes(url);
+  if (error) return {ok: false, error};
   return ask('secondOpinion', {url, hash, data, retry});
 }
 
