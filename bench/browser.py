@@ -175,12 +175,22 @@ def _yardstick_model(quantization: str) -> dict:
     folder = CACHE / f"browser-yardstick-{key}"
     if not (folder / "metadata.json").is_file():
         def detector():
+            import keras
+
             from models import architectures
             from models.calibration import Calibration
             from models.detector import Detector
+            from models.preprocessing import InputSpec, input_spec
 
-            model = architectures.build_pretrained(backbone="mobilenet", alpha=0.25, weights="shared")
-            return Detector(model, "pretrained", Calibration(), {"name": "mobilenet_v1_0.25_224", "version": "yardstick"})
+            # Fixed at 224 px whatever the contract's sizes are now: a yardstick must not move.
+            spec = InputSpec(224, input_spec("pretrained").scale, input_spec("pretrained").offset)
+            inputs = keras.Input((224, 224, 3))
+            x = keras.layers.Rescaling(spec.scale, spec.offset)(inputs)
+            x = architectures.build_backbone("mobilenet", 0.25, "shared", input_size=224)(x)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+            model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x), name="yardstick")
+            return Detector(model, "pretrained", Calibration(),
+                            {"name": "mobilenet_v1_0.25_224", "version": "yardstick", "preprocessing": spec.as_dict()})
 
         _convert(detector, folder, quantization)
     return {"dir": folder, "quantization": quantization,

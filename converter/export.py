@@ -10,7 +10,8 @@ operation, if TensorFlow.js or its wasm backend cannot run it. With --data LABEL
 quantization's accuracy is measured by running the converted graph in TensorFlow.js under Node
 (wasm backend, files decoded and prepared as the extension does) and compared with Keras; a
 quantization that moves accuracy by more than one point is never written. `--quantize auto`
-(the default with --data) picks the smallest that keeps it and passes the parity check. Before
+(the default with --data) picks the smallest that keeps it, keeps every image's p_fake within
+0.01 of Keras on those images, and passes the parity check. Before
 anything is written, the parity check (converter/parity.py) compares the chosen conversion with
 Keras on a fixed image set: for none and float16 every |p_fake difference| must be at most 0.01
 with equal verdicts. The table also gives, per quantization, the largest |p_fake difference| and
@@ -31,6 +32,7 @@ from pathlib import Path
 QUANTIZATIONS = ("none", "float16", "uint8")
 QUANTIZATION_MAPS = {"none": None, "float16": {"float16": "*"}, "uint8": {"uint8": "*"}}
 MAX_ACCURACY_MOVE = 0.01  # one percentage point
+MAX_AUTO_DIFF = 0.01  # auto: largest |p_fake difference| from Keras on the --data images (the parity tolerance)
 SHARD_BYTES = 4 * 1024 * 1024
 
 
@@ -250,16 +252,18 @@ def _measure_accuracy(detector, samples, dirs: dict, note: str, log) -> dict:
 
 def _candidates(quantize: str, sizes: dict, accuracy: dict | None) -> list[str]:
     """The quantizations that may be written, in order of preference: for auto, those that
-    keep accuracy within one point of Keras, smallest first; else the one asked for, unless
-    it moves accuracy by more than a point."""
+    keep accuracy within one point of Keras and every image's p_fake within MAX_AUTO_DIFF of
+    it, smallest first; else the one asked for, unless it moves accuracy by more than a point."""
     def moved(q):
         return abs(accuracy[q] - accuracy["keras"])
 
     if quantize == "auto":
-        keeps = [q for q in sorted(QUANTIZATIONS, key=sizes.get) if moved(q) <= MAX_ACCURACY_MOVE + 1e-12]
+        keeps = [q for q in sorted(QUANTIZATIONS, key=sizes.get)
+                 if moved(q) <= MAX_ACCURACY_MOVE + 1e-12 and accuracy[f"{q}_max_abs_diff"] <= MAX_AUTO_DIFF]
         if not keeps:
-            raise ConversionError("every quantization, none included, moves accuracy by more than one point from Keras: "
-                                  "the TF.js pipeline does not match Python; run `python -m converter.parity` to find out why")
+            raise ConversionError("every quantization, none included, moves accuracy by more than one point from Keras "
+                                  f"or some p_fake by more than {MAX_AUTO_DIFF}: the TF.js pipeline does not match Python; "
+                                  "run `python -m converter.parity` to find out why")
         return keeps
     if accuracy and moved(quantize) > MAX_ACCURACY_MOVE + 1e-12:
         raise ConversionError(f"{quantize} moves accuracy by {100 * moved(quantize):.2f} points (more than 1) on "
@@ -279,6 +283,8 @@ def _print_table(sizes: dict, accuracy: dict | None, first_choice: str, log):
             line += f"{100 * accuracy[q]:>16.2f}%{move:>+8.2f} pt{accuracy[f'{q}_max_abs_diff']:>10.4f}{accuracy[f'{q}_verdicts_differ']:>17,}"
             if abs(move) > 100 * MAX_ACCURACY_MOVE + 1e-9:
                 line += "  moves accuracy by more than 1 point"
+            elif accuracy[f"{q}_max_abs_diff"] > MAX_AUTO_DIFF:
+                line += f"  moves some p_fake by more than {MAX_AUTO_DIFF} (auto skips it)"
         if q == first_choice:
             line += "  <- chosen"
         log(line)

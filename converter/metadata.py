@@ -112,6 +112,8 @@ def build(detector, tfjs_dir, quantization: str, conversion: dict | None = None)
             "uncertain": "otherwise",
             "calibrated": "sigmoid(logit(p_fake_raw) / calibration.temperature)",
         },
+        # The cascade's escalation band, when `make models` chose one (extension/src/verdict.js escalates).
+        "cascade": detector.info.get("cascade"),
         "training": training_summary(detector.info),
         "conversion": conversion or {},
         "files": file_entries(tfjs_dir, model_files(tfjs_dir)),

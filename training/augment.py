@@ -27,11 +27,11 @@ class AugmentConfig:
     flip: bool = True
     p_jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (40, 95)
-    p_rescale: float = 0.3
+    p_rescale: float = 0.4
     min_rescale: float = 0.4
-    p_blur: float = 0.2
+    p_blur: float = 0.1
     max_blur_sigma: float = 1.5
-    p_noise: float = 0.2
+    p_noise: float = 0.1
     max_noise_std: float = 8.0
 
 

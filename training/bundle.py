@@ -5,9 +5,10 @@
 
 Steps, each an `unmask` command printed before it runs (docs/EVALUATION.md quotes them):
 1. train every detector on the same grouped split (seed 1337): tiny, seed-cnn, tuned-cnn,
-   pretrained, then the ensemble of tuned-cnn and pretrained;
-2. measure the cascade (tiny's uncertain verdicts escalated to the ensemble) on validation
-   and test;
+   pretrained, then the ensemble of tuned-cnn, pretrained and tiny (seed-cnn is too big for
+   the server's 60 MB budget: 31.5M parameters);
+2. measure the cascade (tiny's least certain images escalated to the ensemble): choose the
+   escalation band on validation, measure it on test, record it in tiny's detector.json;
 3. evaluate every detector on the test split, clean and web-degraded;
 4. install tiny and ensemble into models/bundled/, convert tiny into extension/model/;
 5. write docs/EVALUATION.md and its PNGs.
@@ -32,6 +33,7 @@ TRAIN_ARGS = {
     "pretrained": [],
     "seed-cnn": ["--epochs", "4"],
 }
+ENSEMBLE_MEMBERS = ["pretrained", "tuned-cnn", "tiny"]  # the first member's split is the ensemble's
 BUNDLED = {"tiny": REPO / "models" / "bundled" / "tiny", "ensemble": REPO / "models" / "bundled" / "ensemble"}
 EXTENSION_MODEL = REPO / "extension" / "model"
 DOCS = REPO / "docs"
@@ -68,7 +70,7 @@ def train_all(data: Path, runs: Path, only: set, skip_trained: bool, log: list) 
     run = runs / "ensemble"
     out["ensemble"] = run
     if "ensemble" in only and not (skip_trained and trained(run)):
-        sh(unmask(), "train", "--model", "ensemble", "--members", f"{out['tuned-cnn']},{out['pretrained']}",
+        sh(unmask(), "train", "--model", "ensemble", "--members", ",".join(str(out[m]) for m in ENSEMBLE_MEMBERS),
            "--data", data, "--out", run, "--seed", SEED, "--no-evaluate", log=log)
     return out
 
@@ -89,27 +91,56 @@ def predictions(run: Path, split: str, data: Path) -> dict[str, tuple[float, int
 
 
 def measure_cascade(runs: dict, data: Path) -> dict:
-    """The cascade as shipped: tiny's uncertain verdicts (between its calibrated thresholds,
-    chosen for precision on validation) go to the ensemble. Measured on validation and test,
-    with the curve of symmetric bands for comparison and the narrowest band that would meet
-    the targets (within 1 point of the ensemble, at most 20% escalated)."""
+    """The cascade: tiny's calibrated p(fake) inside a band goes to the ensemble. The band is
+    chosen on validation (training/cascade.py: the narrowest within 1 point of the ensemble
+    at <= 20% escalated, else the most accurate within the budget), then measured on test,
+    beside tiny's own uncertain band (its precision thresholds) for comparison."""
     from models.detector import Detector
-    from training import cascade
 
     cal = Detector.load(runs["tiny"]).calibration
-    result = {"shipped_band": (cal.real_threshold, cal.fake_threshold)}
+    scored = {}
     for split in ("val", "test"):
         tiny, ens = predictions(runs["tiny"], split, data), predictions(runs["ensemble"], split, data)
         paths = sorted(set(tiny) & set(ens))
-        pd = [tiny[p][0] for p in paths]
-        ps = [ens[p][0] for p in paths]
-        y = [tiny[p][1] for p in paths]
+        scored[split] = ([tiny[p][0] for p in paths], [ens[p][0] for p in paths], [tiny[p][1] for p in paths])
+    return summarize_cascade(scored, cal.real_threshold, cal.fake_threshold)
+
+
+def summarize_cascade(scored: dict, real_threshold: float, fake_threshold: float) -> dict:
+    """scored: split -> (tiny p, ensemble p, labels), calibrated, for "val" and "test"."""
+    from training import cascade
+
+    result = {}
+    for split, (pd, ps, y) in scored.items():
         points = cascade.cascade_curve(pd, ps, y)
-        shipped = cascade.cascade_at(pd, ps, y, cal.real_threshold, cal.fake_threshold)
         result[split] = {"points": points, "ensemble_accuracy": points[-1].accuracy, "tiny_accuracy": points[0].accuracy,
-                         "n": len(paths), "shipped": shipped}
-    result["target_band"], result["target_met"] = cascade.choose_band(result["val"]["points"], result["val"]["ensemble_accuracy"])
+                         "n": len(y), "uncertain_band": cascade.cascade_at(pd, ps, y, real_threshold, fake_threshold)}
+    band, met = cascade.choose_band(result["val"]["points"], result["val"]["ensemble_accuracy"])
+    result["band"], result["band_met_on_val"] = band, met
+    for split, (pd, ps, y) in scored.items():
+        result[split]["shipped"] = cascade.cascade_at(pd, ps, y, band.low, band.high)
     return result
+
+
+def record_cascade(tiny_run: Path, ensemble_run: Path, result: dict) -> None:
+    """Write the chosen escalation band into tiny's detector.json: `unmask convert` copies it
+    into the extension's metadata.json, and the extension escalates by it."""
+    info = json.loads((tiny_run / "detector.json").read_text())
+    server = json.loads((ensemble_run / "detector.json").read_text())
+    band = result["band"]
+    figures = lambda split: {"accuracy": round(result[split]["shipped"].accuracy, 4),
+                             "escalated": round(result[split]["shipped"].escalated, 4),
+                             "tiny_accuracy": round(result[split]["tiny_accuracy"], 4),
+                             "ensemble_accuracy": round(result[split]["ensemble_accuracy"], 4), "n": result[split]["n"]}
+    info["cascade"] = {
+        "escalate": {"above": band.low, "below": band.high},
+        "doc": "a calibrated p_fake strictly inside (above, below) goes to the server model when the user allows it",
+        "server_model": {"name": server.get("name", "ensemble"), "version": server.get("version")},
+        "chosen_on": "validation", "targets": {"max_accuracy_gap": 0.01, "max_escalated": 0.2},
+        "targets_met_on_validation": bool(result["band_met_on_val"]),
+        "validation": figures("val"), "test": figures("test"),
+    }
+    (tiny_run / "detector.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def evaluate_all(runs: dict, data: Path, log: list) -> dict[str, dict]:
@@ -147,8 +178,6 @@ def _f(x, digits=3):
 
 
 def write_evaluation(runs: dict, metrics: dict, cascade_result: dict | None, log: list, data: Path) -> Path:
-    from training import cascade
-
     DOCS.mkdir(exist_ok=True)
     figs = DOCS / "figures"
     figs.mkdir(exist_ok=True)
@@ -161,23 +190,27 @@ def write_evaluation(runs: dict, metrics: dict, cascade_result: dict | None, log
     one = [s for s in sources if s not in two]
 
     lines += ["## ROC AUC per source (test split)", "",
-              "| detector | parameters | " + " | ".join(two) + " | mean AUC | " + " | ".join(f"{s} fakes called fake" for s in one) + " | reals called real |",
-              "|---|---:|" + "---:|" * (len(two) + 1 + len(one) + 1)]
+              "| detector | parameters | " + " | ".join(two) + " | mean AUC | " + " | ".join(f"{s} fakes called fake" for s in one) + " | reals not called fake | reals called real |",
+              "|---|---:|" + "---:|" * (len(two) + 1 + len(one) + 2)]
     for name, m in metrics.items():
         ps = m["clean"]["per_source"]
         reals = [ps[s] for s in ps if ps[s]["n_real"]]
         n_real = sum(r["n_real"] for r in reals)
         real_ok = sum((r["real_verdict_rate_on_reals"] or 0) * r["n_real"] for r in reals) / n_real if n_real else None
+        tnr = true_negative_rate(ps)
         lines.append(f"| {name} | {m['clean']['model']['parameters']:,} | " +
                      " | ".join(_f(ps.get(s, {}).get("roc_auc")) for s in two) +
                      f" | **{_f(m['clean']['mean_auc_two_label_sources'])}** | " +
-                     " | ".join(_f(ps.get(s, {}).get("fake_verdict_rate_on_fakes")) for s in one) + f" | {_f(real_ok)} |")
-    lines += ["", "Rates for one-label sources use each detector's calibrated thresholds (uncertain counts as not called)."]
+                     " | ".join(_f(ps.get(s, {}).get("fake_verdict_rate_on_fakes")) for s in one) + f" | {_f(tnr)} | {_f(real_ok)} |")
+    lines += ["", "Rates use each detector's calibrated thresholds, as shipped: a fake counts as detected only when "
+              "called `fake` (not `uncertain`). \"Reals not called fake\" is the true-negative rate at the fake threshold; "
+              "\"reals called real\" asks for a confident `real`."]
     missing = [n for n in [*TRAIN_ARGS, "ensemble"] if n not in metrics]
     if missing:
         lines += ["", f"Not trained in this build, so not in the tables: {', '.join(missing)}."]
     lines += [""]
 
+    lines += targets_section(metrics, cascade_result)
     lines += ["## Web-degraded copies (half size, then JPEG quality 60)", "",
               "| detector | mean AUC clean | mean AUC degraded | drop |", "|---|---:|---:|---:|"]
     for name, m in metrics.items():
@@ -197,27 +230,99 @@ def write_evaluation(runs: dict, metrics: dict, cascade_result: dict | None, log
             shutil.copy2(png, figs / f"reliability-{name}.png")
             lines.append(f"![reliability diagram of {name}](figures/reliability-{name}.png)")
     if cascade_result:
-        test, val = cascade_result["test"], cascade_result["val"]
-        sh_t, sh_v, tb = test["shipped"], val["shipped"], cascade_result["target_band"]
-        cascade.plot_curve(test["points"], test["tiny_accuracy"], test["ensemble_accuracy"], sh_t, figs / "cascade.png")
-        gap = 100 * (test["ensemble_accuracy"] - sh_t.accuracy)
-        lines += ["", "## The cascade: tiny on the device, its uncertain verdicts to the ensemble", "",
-                  f"Shipped band: tiny's calibrated p(fake) between {max(sh_t.low, 0.0) + 0.0:.2f} and {sh_t.high:.2f} (its `uncertain` verdicts, "
-                  "chosen for 90% precision on validation) is escalated.", "",
-                  f"On the test split ({test['n']} images): tiny alone {100 * test['tiny_accuracy']:.1f}%, ensemble alone "
-                  f"{100 * test['ensemble_accuracy']:.1f}% (accuracy at p = 0.5), cascade {100 * sh_t.accuracy:.1f}% with "
-                  f"{100 * sh_t.escalated:.1f}% escalated (validation: {100 * sh_v.accuracy:.1f}% with {100 * sh_v.escalated:.1f}% escalated). "
-                  f"Target (within 1 point of the ensemble, at most 20% escalated): "
-                  f"{'met' if sh_t.escalated <= 0.2 and gap <= 1 else 'NOT met'}.", "",
-                  f"For comparison, the narrowest symmetric band that meets the targets on validation is {tb.low:.2f} to {tb.high:.2f} "
-                  f"({'met' if cascade_result['target_met'] else 'not met'}); it is not shipped when it is narrower than the "
-                  "precision band, because then tiny's confident verdicts would fall short of their stated precision.", "",
-                  "![cascade curve](figures/cascade.png)", "", cascade.markdown_table(test["points"])]
-    lines += ["", "## Commands", "", "```sh", *log, "```", "",
-              "Sizes and speeds of each model: see the benchmarks, bench/RESULTS.md (`make bench`)."]
+        lines += cascade_section(cascade_result, figs)
+    lines += size_and_speed(REPO / "bench" / "results.json")
+    lines += ["", "## Commands", "", "```sh", *log, "```"]
     path = DOCS / "EVALUATION.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def true_negative_rate(per_source: dict) -> float | None:
+    """Reals not called fake, over every source with reals."""
+    reals = [v for v in per_source.values() if v["n_real"]]
+    n = sum(v["n_real"] for v in reals)
+    return 1 - sum((v["false_fake_rate_on_reals"] or 0) * v["n_real"] for v in reals) / n if n else None
+
+
+def targets_section(metrics: dict, cascade_result: dict | None) -> list[str]:
+    """The quality targets of the bundled models, each with the figure measured here."""
+    rows = []
+
+    def row(what, target, value, ok):
+        rows.append(f"| {what} | {target} | {value} | {'met' if ok else '**NOT met**'} |")
+
+    for name, goal in (("ensemble", 0.90), ("tiny", 0.85)):
+        if name not in metrics:
+            continue
+        clean, web = metrics[name]["clean"], metrics[name]["web"]
+        a, b = clean["mean_auc_two_label_sources"], web["mean_auc_two_label_sources"]
+        row(f"{name}: mean AUC over dfdc, stylegan1-ffhq, yonsei-photoshop", f">= {goal:.2f}", _f(a), a >= goal)
+        row(f"{name}: drop on web-degraded copies", "<= 0.02", _f(a - b), a - b <= 0.02)
+        ps = clean["per_source"]
+        for src in sorted(k for k, v in ps.items() if not v["n_real"]):
+            rate = ps[src]["fake_verdict_rate_on_fakes"]
+            row(f"{name}: {src} fakes called fake at the shipped threshold", ">= 0.95", _f(rate), rate >= 0.95)
+        tnr = true_negative_rate(ps)
+        row(f"{name}: reals not called fake at that threshold", ">= 0.90", _f(tnr), tnr is not None and tnr >= 0.90)
+    if cascade_result:
+        t = cascade_result["test"]
+        gap = t["ensemble_accuracy"] - t["shipped"].accuracy
+        row("cascade: accuracy gap to the ensemble (test)", "<= 1 point", f"{100 * gap:.1f} points", gap <= 0.01)
+        row("cascade: share escalated (test)", "<= 20%", f"{100 * t['shipped'].escalated:.1f}%", t["shipped"].escalated <= 0.2)
+    return ["## Against the targets", "", "| target | wanted | measured (test split) | |", "|---|---:|---:|---|", *rows, ""]
+
+
+def cascade_section(result: dict, figs: Path) -> list[str]:
+    from training import cascade
+
+    test, val = result["test"], result["val"]
+    band, sh_t, sh_v, unc = result["band"], test["shipped"], val["shipped"], test["uncertain_band"]
+    cascade.plot_curve(test["points"], test["tiny_accuracy"], test["ensemble_accuracy"], sh_t, figs / "cascade.png")
+    met = sh_t.escalated <= 0.2 and test["ensemble_accuracy"] - sh_t.accuracy <= 0.01
+    return ["", "## The cascade: tiny on the device, its least certain images to the ensemble", "",
+            f"Escalation band shipped: tiny's calibrated p(fake) strictly between {max(band.low, 0.0) + 0.0:.2f} and {band.high:.2f}, "
+            "chosen on validation as the narrowest symmetric band within 1 point of the ensemble's accuracy at <= 20% escalated "
+            f"({'found' if result['band_met_on_val'] else 'none exists, so the most accurate band within the 20% budget'}). "
+            "It is written into tiny's detector.json and the extension's metadata.json; the extension sends exactly these "
+            "images to the server when the user allows second opinions (any other image on request).", "",
+            f"On the test split ({test['n']} images), accuracy at p = 0.5: tiny alone {100 * test['tiny_accuracy']:.1f}%, ensemble alone "
+            f"{100 * test['ensemble_accuracy']:.1f}%, cascade {100 * sh_t.accuracy:.1f}% with {100 * sh_t.escalated:.1f}% escalated "
+            f"(validation: {100 * sh_v.accuracy:.1f}% with {100 * sh_v.escalated:.1f}%). Target (within 1 point of the ensemble, "
+            f"at most 20% escalated) on test: {'met' if met else 'NOT met'}.", "",
+            f"For comparison, escalating all of tiny's `uncertain` verdicts (p between {max(unc.low, 0.0) + 0.0:.2f} and "
+            f"{unc.high:.2f}, its 90%-precision thresholds) gives {100 * unc.accuracy:.1f}% with {100 * unc.escalated:.1f}% escalated.", "",
+            "![cascade curve](figures/cascade.png)", "", cascade.markdown_table(test["points"])]
+
+
+def size_and_speed(results: Path) -> list[str]:
+    """The benchmark's figures for each model (bench/results.json), with the command that made them."""
+    if not results.exists():
+        return ["", "## Size and speed", "", "No benchmark results yet: run `make bench`."]
+    bench = json.loads(results.read_text())
+    models = bench["sections"].get("models", {})
+    m = bench.get("machine", {})
+    lines = ["", "## Size and speed", "",
+             f"From `{models.get('command', 'make bench')}` ({models.get('started', '?')}, {m.get('cpu_model', '?')}, "
+             f"{m.get('cores_usable', '?')} cores, load average at start {models.get('load_average_at_start', '?')}); "
+             "median (min-max) of timed calls, TensorFlow on the CPU. Details and every other figure: "
+             "[bench/RESULTS.md](../bench/RESULTS.md).", "",
+             "| detector | input | parameters | model.keras | batch 1 (ms) | batch 32 (ms) | measured on |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, row in models.get("detectors", {}).items():
+        t = row["ms_per_batch"]
+        cells = [f"{t[b]['median']:.1f} ({t[b]['min']:.1f}-{t[b]['max']:.1f})" if b in t else "n/a" for b in ("1", "32")]
+        kind = "the bundled model" if row["source"].startswith("bundled") else "the architecture, untrained weights"
+        lines.append(f"| {name} | {row['input_size']} px | {row['parameters']:,} | {row['file_bytes'] / 1e6:.1f} MB | "
+                     f"{cells[0]} | {cells[1]} | {kind} |")
+    shipped = bench["sections"].get("browser", {}).get("models", {}).get("shipped")
+    if shipped:
+        inf = shipped["inference_ms"]
+        lines += ["", f"In the browser (`{bench['sections']['browser']['command']}`): {shipped['model']}, "
+                      f"{shipped['files']['total_bytes'] / 1024:.1f} KB, {shipped['input_size']} px, TF.js wasm in Chromium: "
+                      f"{inf['median']} ms median per image (p95 {inf['p95']}, n={inf['runs']}); right-click to verdict "
+                      f"{shipped['right_click_ms']['median']} ms median."]
+    return lines
 
 
 def main(argv=None) -> int:
@@ -235,6 +340,7 @@ def main(argv=None) -> int:
     cascade_result = None
     if all((runs[n] / "model.keras").exists() for n in ("tiny", "ensemble")):
         cascade_result = measure_cascade(runs, args.data.resolve())
+        record_cascade(runs["tiny"], runs["ensemble"], cascade_result)
     metrics = evaluate_all(runs, args.data.resolve(), log)
     install(runs, args.data.resolve(), log)
     print(f"wrote {write_evaluation(runs, metrics, cascade_result, log, args.data)}")

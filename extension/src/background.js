@@ -12,7 +12,7 @@ import {askServer} from './secondopinion.js';
 import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
 import {fetchPattern, hostOf, originPattern, syncUserScripts} from './sites.js';
-import {checkCalibration, verdict} from './verdict.js';
+import {checkCalibration, escalates, verdict} from './verdict.js';
 
 const MENU_ID = 'unmask-check-image';
 const OFFSCREEN_URL = 'offscreen.html';
@@ -189,9 +189,9 @@ function shownUrl(url) {
 }
 
 // --- checking ------------------------------------------------------------------------------
-function secondOpinionMode(settings, device) {
+function secondOpinionMode(settings, device, cascade) {
   if (!settings.secondOpinion || parseServerUrl(settings.serverUrl) instanceof Error) return 'off';
-  return device.verdict === 'uncertain' ? 'auto' : 'available';
+  return escalates(device, cascade) ? 'auto' : 'available';
 }
 
 // msg: {url, data?: base64 bytes read by the page, reason: badge | menu}
@@ -226,7 +226,7 @@ async function check(msg, sender) {
     }
   }
   const device = verdict(entry.p, adjustCalibration(m.calibration, settings.sensitivity));
-  const mode = secondOpinionMode(settings, device);
+  const mode = secondOpinionMode(settings, device, m.metadata.cascade);
   const server = mode === 'off' ? null : await cache.serverResult(parseServerUrl(settings.serverUrl), hash);
   if (!cached || msg.reason === 'menu') {
     const page = sender && sender.tab ? hostOf(sender.tab.url) : null;

@@ -40,3 +40,15 @@ export function verdict(pRaw, cal) {
     p_fake_raw: round4(pRaw),
   };
 }
+
+// Whether a device verdict goes to the server by itself (when the user allows second
+// opinions). `make models` chooses an escalation band on validation so that the cascade
+// (tiny here, the ensemble there) stays close to the ensemble's accuracy within the server's
+// budget (metadata.cascade); without one, every uncertain verdict goes.
+export function escalates(device, cascade) {
+  const band = cascade && cascade.escalate;
+  if (band && Number.isFinite(band.above) && Number.isFinite(band.below)) {
+    return device.p_fake > band.above && device.p_fake < band.below;
+  }
+  return device.verdict === 'uncertain';
+}

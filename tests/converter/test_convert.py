@@ -5,6 +5,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.converter.helpers import node_or_skip
@@ -67,6 +68,31 @@ def test_training_summary_is_copied_from_the_detector(tmp_path):
                                 "split_sizes": {"train": {"total": 10}}, "seed": 3}
 
 
+def test_the_escalation_band_chosen_by_the_bundle_reaches_the_extension_metadata(tmp_path):
+    from converter.export import convert
+    from tests.synthetic import small_detector
+    from training.bundle import record_cascade, summarize_cascade
+
+    small_detector(tmp_path / "tiny", "tiny", steps=0)
+    (tmp_path / "ensemble").mkdir()
+    (tmp_path / "ensemble" / "detector.json").write_text(json.dumps({"name": "ensemble", "version": "v7"}))
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    server = np.clip(0.2 + 0.6 * y + rng.normal(0, 0.1, 400), 0, 1)  # nearly always right
+    device = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.15, 400), 0, 1)  # unsure near 0.5
+    result = summarize_cascade({"val": (device, server, y), "test": (device, server, y)}, 0.3, 0.7)
+    band = result["band"]
+    assert result["band_met_on_val"] and band.escalated <= 0.2 and result["val"]["ensemble_accuracy"] - band.accuracy <= 0.01
+    assert 0 < band.low < 0.5 < band.high < 1, "a real band, neither nothing nor everything"
+
+    record_cascade(tmp_path / "tiny", tmp_path / "ensemble", result)
+    meta = convert(tmp_path / "tiny", tmp_path / "out", quantize="float16", js_checks=False, log=lambda _: None)
+    c = meta["cascade"]
+    assert c["escalate"] == {"above": band.low, "below": band.high}
+    assert c["server_model"] == {"name": "ensemble", "version": "v7"} and c["targets_met_on_validation"] is True
+    assert c["test"]["escalated"] == round(band.escalated, 4) and c["test"]["n"] == 400
+
+
 def test_reconverting_into_a_folder_replaces_the_old_files(converted, tiny_detector, tmp_path):
     from converter.export import convert
 
@@ -88,9 +114,9 @@ def test_auto_needs_data(tiny_detector, tmp_path):
 
 def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_path):
     """Accuracy figures are real: Keras's equals a recount with Detector.predict_file, and
-    the quantization written is the smallest within one point of it."""
+    the quantization written is the smallest within one point of it (and within 0.01 per image)."""
     node_or_skip()
-    from converter.export import MAX_ACCURACY_MOVE, convert
+    from converter.export import MAX_ACCURACY_MOVE, MAX_AUTO_DIFF, convert
     from tests.synthetic import image_tree
 
     data = image_tree(tmp_path / "data", n_per_label=6, size=300, sources=("alpha",))
@@ -103,7 +129,8 @@ def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_pa
     assert acc["images"] == len(files) == 12
     assert acc["keras"] == pytest.approx(sum(int(f) == t for f, t in zip(keras_fake, truth)) / len(files))
     sizes = meta["conversion"]["model_bytes_by_quantization"]
-    keeps = [q for q in ("none", "float16", "uint8") if abs(acc[q] - acc["keras"]) <= MAX_ACCURACY_MOVE]
+    keeps = [q for q in ("none", "float16", "uint8")
+             if abs(acc[q] - acc["keras"]) <= MAX_ACCURACY_MOVE and acc[f"{q}_max_abs_diff"] <= MAX_AUTO_DIFF]
     assert meta["model"]["quantization"] == min(keeps, key=sizes.get)
     assert "TensorFlow.js" in acc["measured_with"] and "wasm" in acc["measured_with"]
     # Per-image agreement on the labelled images is reported too; unquantized it is exact.
@@ -115,8 +142,11 @@ def test_a_quantization_that_moves_accuracy_is_refused():
     from converter.export import ConversionError, _candidates
 
     sizes = {"none": 400, "float16": 200, "uint8": 100}
-    accuracy = {"keras": 0.90, "none": 0.90, "float16": 0.895, "uint8": 0.85, "images": 200}
+    accuracy = {"keras": 0.90, "none": 0.90, "float16": 0.895, "uint8": 0.85, "images": 200,
+                "none_max_abs_diff": 0.0, "float16_max_abs_diff": 0.004, "uint8_max_abs_diff": 0.3}
     assert _candidates("auto", sizes, accuracy) == ["float16", "none"]
+    # Accuracy kept but single images moved by more than the parity tolerance: auto skips it.
+    assert _candidates("auto", sizes, {**accuracy, "float16_max_abs_diff": 0.05}) == ["none"]
     assert _candidates("float16", sizes, accuracy) == ["float16"]
     assert _candidates("uint8", sizes, None) == ["uint8"]  # nothing measured, nothing to refuse on
     with pytest.raises(ConversionError, match="uint8 moves accuracy by 5.00 points"):

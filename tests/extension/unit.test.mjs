@@ -16,7 +16,7 @@ import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
 import {adjustCalibration, LEVELS} from '../../extension/src/sensitivity.js';
 import {parseServerUrl, withDefaults} from '../../extension/src/settings.js';
 import {badgesEnabled, builtinPatterns, isBuiltinSite, originPattern, patternMatches} from '../../extension/src/sites.js';
-import {verdict} from '../../extension/src/verdict.js';
+import {escalates, verdict} from '../../extension/src/verdict.js';
 import {fixtureImages} from './harness/setup.mjs';
 
 const MANIFEST = JSON.parse(readFileSync(new URL('../../extension/manifest.json', import.meta.url), 'utf8'));
@@ -132,6 +132,29 @@ describe('sensitivity', () => {
 
   it('rejects an unknown level', () => {
     assert.throws(() => adjustCalibration(cal, 'max'), /unknown sensitivity/);
+  });
+});
+
+describe('which device verdicts go to the server by themselves', () => {
+  const cal = {temperature: 1, fake_threshold: 0.8, real_threshold: 0.2};
+  const cascade = {escalate: {above: 0.4, below: 0.6}};
+
+  it('with an escalation band: exactly those inside it, whatever the verdict', () => {
+    assert.equal(escalates(verdict(0.5, cal), cascade), true);
+    assert.equal(escalates(verdict(0.59, cal), cascade), true);
+    assert.equal(escalates(verdict(0.7, cal), cascade), false, 'uncertain but outside the band');
+    assert.equal(escalates(verdict(0.3, cal), cascade), false);
+    assert.equal(escalates(verdict(0.6, cal), cascade), false, 'the band is open');
+    const wide = {escalate: {above: 0.1, below: 0.9}};
+    assert.equal(escalates(verdict(0.85, cal), wide), true, 'a confident verdict inside a wider band');
+  });
+
+  it('without one (or a broken one): every uncertain verdict', () => {
+    for (const c of [undefined, null, {}, {escalate: {above: 'x', below: 0.6}}]) {
+      assert.equal(escalates(verdict(0.7, cal), c), true);
+      assert.equal(escalates(verdict(0.9, cal), c), false);
+      assert.equal(escalates(verdict(0.1, cal), c), false);
+    }
   });
 });
 
