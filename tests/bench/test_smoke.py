@@ -83,7 +83,9 @@ def test_smoke_models_and_training(smoke):
     assert models["detectors"]["seed-cnn"]["parameters"] == 31_509_697
 
     training = results["sections"]["training"]
-    for key in ("tiny (160px)", "seed-cnn (256px)"):
+    from models.preprocessing import input_spec
+
+    for key in (f"{m} ({input_spec(m).input_size}px)" for m in ("tiny", "seed-cnn")):
         check_summary(training["pipeline"][key])
     steps = training["train_step"]
     for key in ("tiny, head (backbone frozen)", "tiny, fine-tuning", "seed-cnn"):

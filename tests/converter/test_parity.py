@@ -17,7 +17,9 @@ from tests.converter.helpers import REPO, node_or_skip, probe
 pytestmark = pytest.mark.slow
 
 SHIPPED = REPO / "extension" / "model"
-SHIPPED_MAX_BYTES = 500 * 1024
+# The extension's model budget. 1 MB: float16 (480 KB) moved single test images' p(fake) by up
+# to 0.054 for the second bundle's tiny, so `auto` ships it unquantized (889 KB).
+SHIPPED_MAX_BYTES = 1024 * 1024
 
 # (width, height, format): below the tiny model's input side and well above twice it (so that
 # the box-average step runs with k from 2 to 5), square, landscape and portrait, odd sides.
@@ -111,8 +113,9 @@ def test_detector_js_rejects_metadata_that_does_not_fit(converted):
     meta = json.loads((folder / "metadata.json").read_text())
     assert probe("load", folder, stdin=meta) == {"loaded": True}
 
-    wrong_size = {**meta, "preprocessing": {**meta["preprocessing"], "input_size": 224}}
-    assert "metadata.json says 224x224x3" in probe("load", folder, stdin=wrong_size)["error"]
+    other = meta["preprocessing"]["input_size"] + 32
+    wrong_size = {**meta, "preprocessing": {**meta["preprocessing"], "input_size": other}}
+    assert f"metadata.json says {other}x{other}x3" in probe("load", folder, stdin=wrong_size)["error"]
     other_resize = {**meta, "preprocessing": {**meta["preprocessing"], "resize": "lanczos"}}
     assert "preprocess.js implements" in probe("load", folder, stdin=other_resize)["error"]
     no_cal = {**meta, "calibration": {"temperature": "hot"}}
@@ -173,7 +176,7 @@ def test_shipped_model_keeps_parity():
     meta = metadata.read(SHIPPED)
     assert metadata.verify_files(SHIPPED, meta) == []
     total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
-    assert total <= SHIPPED_MAX_BYTES, f"extension/model/ is {total / 1024:.0f} KB, over the 500 KB budget"
+    assert total <= SHIPPED_MAX_BYTES, f"extension/model/ is {total / 1024:.0f} KB, over the {SHIPPED_MAX_BYTES // 1024} KB budget"
     accuracy = meta["conversion"].get("accuracy")
     assert accuracy, "the shipped model was converted without --data: its quantization's accuracy was never measured"
     q = meta["model"]["quantization"]

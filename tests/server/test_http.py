@@ -74,7 +74,9 @@ def test_health_reports_model_device_and_batching(server):
 def test_models_lists_the_ensemble_and_its_members(server):
     m = server.get("/api/v1/models").json()["models"][0]
     assert m["name"] == "ensemble" and m["architecture"] == "ensemble"
-    assert m["members"] == ["tuned-cnn", "pretrained"] and m["input_size"] == 224
+    from models.preprocessing import input_spec
+
+    assert m["members"] == ["tuned-cnn", "pretrained"] and m["input_size"] == input_spec("ensemble").input_size
     assert m["calibration"]["fake_threshold"] == 0.99
 
 
