@@ -141,11 +141,12 @@ def run(args) -> int:
         "seed": args.seed, "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "settings": settings, "epochs_run": epochs_run, "backend": keras.backend.backend(),
         "epoch_seconds": read_state(run_dir).get("epoch_seconds", []),
-        "seconds": round(time.time() - started, 1),
+        # Wall time of every session that got this far (a resumed run adds to the earlier ones).
+        "seconds": round(state.get("seconds", 0.0) + time.time() - started, 1),
     }
     detector.save(run_dir, training=training_info)
     calibrate(detector, splits["val"], args)
-    write_state(run_dir, {**read_state(run_dir), "done": True})
+    write_state(run_dir, {**read_state(run_dir), "done": True, "seconds": training_info["seconds"]})
     print(f"saved detector to {run_dir} ({detector.model.count_params():,} parameters)")
     if not splits["test"]:
         print("note: the test split is empty (too few groups of images), so there is nothing to evaluate on; "

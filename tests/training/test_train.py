@@ -114,6 +114,7 @@ def test_resume_continues_from_the_last_checkpoint_and_epoch(tiny_run, data_with
     run = tmp_path / "tiny"
     shutil.copytree(tiny_run, run)
     before = json.loads((run / "split.json").read_text())["splits"]
+    first_seconds = json.loads((run / "detector.json").read_text())["training"]["seconds"]
     status, out, err = unmask("train", "--model", "tiny", "--out", run, "--resume",  # the data: from split.json
                               "--epochs", "1", "--fine-tune-epochs", "2", "--batch-size", "8", "--weights", WEIGHTS,
                               "--seed", "3", "--no-evaluate")
@@ -122,7 +123,10 @@ def test_resume_continues_from_the_last_checkpoint_and_epoch(tiny_run, data_with
     assert "Epoch 3/3" in out and "Epoch 1/" not in out
     assert history_epochs(run) == [0, 1, 2]
     assert json.loads((run / "split.json").read_text())["splits"] == before
-    assert json.loads((run / "detector.json").read_text())["training"]["epochs_run"] == 3
+    training = json.loads((run / "detector.json").read_text())["training"]
+    assert training["epochs_run"] == 3
+    # The wall time covers both sessions: the first one's and this one's third epoch at least.
+    assert training["seconds"] > first_seconds + training["epoch_seconds"][2]
 
 
 def test_an_existing_run_is_not_overwritten(tiny_run, data_with_bad_files, unmask):
