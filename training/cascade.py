@@ -37,12 +37,23 @@ def cascade_at(p_device, p_server, labels, low: float, high: float) -> CascadePo
     return CascadePoint(round(float(low), 4), round(float(high), 4), float(escalate.mean()), float(((final >= 0.5).astype(int) == y).mean()))
 
 
-def choose_band(points: list[CascadePoint], server_accuracy: float, max_gap: float = 0.01, max_escalated: float = 0.20):
+# The targets: within MAX_GAP of the server's accuracy, escalating at most MAX_ESCALATED.
+MAX_GAP = 0.01
+MAX_ESCALATED = 0.20
+
+
+def meets_targets(point: CascadePoint, server_accuracy: float, max_gap: float = MAX_GAP,
+                  max_escalated: float = MAX_ESCALATED) -> bool:
+    return point.escalated <= max_escalated and point.accuracy >= server_accuracy - max_gap
+
+
+def choose_band(points: list[CascadePoint], server_accuracy: float, max_gap: float = MAX_GAP,
+                max_escalated: float = MAX_ESCALATED):
     """The narrowest band meeting both targets, else the most accurate band within the
     escalation budget (and `met` says which)."""
     within_budget = [p for p in points if p.escalated <= max_escalated]
     for p in sorted(within_budget, key=lambda p: p.escalated):
-        if p.accuracy >= server_accuracy - max_gap:
+        if meets_targets(p, server_accuracy, max_gap, max_escalated):
             return p, True
     best = max(within_budget, key=lambda p: p.accuracy) if within_budget else points[0]
     return best, False

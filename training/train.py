@@ -310,10 +310,10 @@ def fit_model(splits, settings: dict, args, run_dir: Path, state: dict):
         if phase != "fine-tune":
             phase, start = "fine-tune", max(start, epochs)
             set_backbone_trainable(model, True, FINE_TUNE_FROM.get(args.model))
-            compile_model(model, fine_tune_lr(settings))
+            compile_model(model, settings["fine_tune_lr"])
             write_state(run_dir, {**read_state(run_dir), "phase": phase, "epoch": start})
             print(f"fine-tuning the backbone from {FINE_TUNE_FROM.get(args.model)} up for {fine_tune} epochs "
-                  f"at lr {fine_tune_lr(settings):g}", flush=True)
+                  f"at lr {settings['fine_tune_lr']:g}", flush=True)
         total = epochs + fine_tune
         if start < total:
             model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=start, shuffle=False,
@@ -323,10 +323,6 @@ def fit_model(splits, settings: dict, args, run_dir: Path, state: dict):
         model = keras.saving.load_model(ckpt / "best.keras", compile=False)
         print(f"kept the weights with the best val AUC ({read_state(run_dir).get('best')})")
     return model, epochs_run
-
-
-def fine_tune_lr(settings: dict) -> float:
-    return settings.get("fine_tune_lr") or settings["lr"] / 10
 
 
 def backbone_of(model):
