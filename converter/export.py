@@ -29,10 +29,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+# auto also keeps every --data image's p_fake within the parity check's tolerance of Keras.
+from converter.parity import TOLERANCE as MAX_AUTO_DIFF
+
 QUANTIZATIONS = ("none", "float16", "uint8")
 QUANTIZATION_MAPS = {"none": None, "float16": {"float16": "*"}, "uint8": {"uint8": "*"}}
 MAX_ACCURACY_MOVE = 0.01  # one percentage point
-MAX_AUTO_DIFF = 0.01  # auto: largest |p_fake difference| from Keras on the --data images (the parity tolerance)
 SHARD_BYTES = 4 * 1024 * 1024
 
 
