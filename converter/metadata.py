@@ -54,6 +54,11 @@ def model_files(folder) -> list[str]:
     return [MODEL_JSON] + [p for group in doc["weightsManifest"] for p in group["paths"]]
 
 
+def weight_specs(folder) -> list[dict]:
+    """Every weight in model.json's manifest: name, shape, dtype (and quantization)."""
+    return [w for group in read_model_json(folder)["weightsManifest"] for w in group["weights"]]
+
+
 def file_entries(folder, names: list[str]) -> list[dict]:
     folder = Path(folder)
     return [{"path": n, "bytes": (folder / n).stat().st_size, "sha256": sha256(folder / n)} for n in names]

@@ -3,9 +3,10 @@
 The JavaScript side (converter/parity.mjs) runs the graph model under Node on the wasm
 backend, decodes each file itself and prepares it with extension/src/preprocess.js and
 detector.js, as the extension does. The Python side runs the Keras detector on the same files
-decoded by Pillow (models.preprocessing). The report gives the largest |p_fake difference| and
-the verdicts that differ. For the `none` and `float16` quantizations the largest difference
-must be at most 0.01 with every verdict equal; `uint8` is reported, not held to it.
+decoded by Pillow (models.preprocessing). The report gives the largest |p_fake difference|
+(calibrated p_fake: the number the extension shows and its verdicts use) and the verdicts that
+differ. For the `none`, `mixed` and `float16` quantizations the largest difference must be at
+most 0.01 with every verdict equal; `uint8` is reported, not held to it.
 
     python -m converter.parity TFJS_DIR --keras MODEL [--images DIR] [--json FILE]
 
@@ -32,7 +33,7 @@ from converter import metadata as meta_mod
 REPO = Path(__file__).resolve().parents[1]
 PARITY_JS = Path(__file__).with_name("parity.mjs")
 TOLERANCE = 0.01
-ENFORCED = ("none", "float16")  # quantizations held to the tolerance; uint8 is reported
+ENFORCED = ("none", "mixed", "float16")  # quantizations held to the tolerance; uint8 is reported
 NODE_FORMATS = {".jpg", ".jpeg", ".png"}  # what parity.mjs decodes
 IMAGE_SUFFIXES = NODE_FORMATS | {".webp", ".gif", ".bmp"}
 NODE_PACKAGES = ("@tensorflow/tfjs-core", "@tensorflow/tfjs-converter", "@tensorflow/tfjs-backend-wasm", "@cwasm/jpeg-turbo", "pngjs")
@@ -114,7 +115,7 @@ class ParityReport:
     quantization: str
     tolerance: float
     runtime: dict
-    rows: list[dict] = field(default_factory=list)  # path, p_keras, p_tfjs, diff, verdict_keras, verdict_tfjs
+    rows: list[dict] = field(default_factory=list)  # path, p_keras, p_tfjs (raw), diff (calibrated), verdicts
     skipped: list[dict] = field(default_factory=list)  # path, reason
     problems: list[str] = field(default_factory=list)  # files or settings that do not match
 
@@ -232,7 +233,8 @@ def check_parity(tfjs_dir, keras_model, images=None, tolerance: float = TOLERANC
             report.skipped.append({"path": key, "reason": f"Node: {row['error']}"})
         else:
             report.rows.append({
-                "path": key, "p_keras": kp, "p_tfjs": row["p_fake_raw"], "diff": abs(kp - row["p_fake_raw"]),
+                "path": key, "p_keras": kp, "p_tfjs": row["p_fake_raw"],
+                "diff": abs(float(detector.calibration.calibrate(kp)) - float(detector.calibration.calibrate(row["p_fake_raw"]))),
                 "verdict_keras": detector.calibration.verdict(kp)["verdict"], "verdict_tfjs": row["verdict"],
             })
     if not report.rows:

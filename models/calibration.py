@@ -3,7 +3,10 @@
 A temperature is fitted on the validation split, so that calibrated probabilities match
 observed frequencies. Two thresholds, also chosen on validation, cut the calibrated
 probability into `real` / `uncertain` / `fake`, such that each confident verdict reaches
-`target_precision` there. extension/src/verdict.js applies the same rule in the browser.
+`target_precision` there, and `fake` is said of at most `max_false_alarm` of the real images.
+Precision depends on the share of fakes in the data; the false-alarm rate does not, and on the
+web, where most images are real, it is what decides how often a real photo gets flagged.
+extension/src/verdict.js applies the same rule in the browser.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class Calibration:
     fake_threshold: float = 0.5  # calibrated p >= this: fake
     real_threshold: float = 0.5  # calibrated p <= this: real
     target_precision: float = 0.9
+    max_false_alarm: float | None = None  # share of real images that may be called fake
     # What the thresholds achieved where they were chosen (validation split).
     fitted_on: dict = field(default_factory=dict)
 
@@ -82,19 +86,24 @@ def fit_temperature(p_raw, labels) -> float:
     return float(np.exp(res.x))
 
 
-def choose_thresholds(p_cal, labels, target_precision: float, min_support: int = 5) -> tuple[float, float, dict]:
-    """Lowest fake threshold and highest real threshold whose verdicts reach the target precision.
+def choose_thresholds(p_cal, labels, target_precision: float, max_false_alarm: float | None = None,
+                      min_support: int = 5) -> tuple[float, float, dict]:
+    """Lowest fake threshold whose verdicts reach the target precision and call at most
+    `max_false_alarm` of the reals fake; highest real threshold that reaches the precision.
 
     Where the target is out of reach, that verdict is never given (threshold 1.0 or 0.0),
     which is honest: the model then says `uncertain` instead."""
     p = np.asarray(p_cal, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     candidates = np.unique(np.concatenate([p, [0.5]]))
+    reals = y == 0
 
     fake_t = 1.0 + EPS
     for t in candidates[candidates >= 0.5]:  # ascending: first hit is the widest band
         sel = p >= t
-        if sel.sum() >= min_support and y[sel].mean() >= target_precision:
+        false_alarm = sel[reals].mean() if reals.any() else 0.0
+        if sel.sum() >= min_support and y[sel].mean() >= target_precision and (
+                max_false_alarm is None or false_alarm <= max_false_alarm):
             fake_t = float(t)
             break
     real_t = -EPS
@@ -117,16 +126,17 @@ def threshold_stats(p_cal, labels, fake_t: float, real_t: float) -> dict:
         "n": int(len(p)),
         "precision_fake": float(y[fake].mean()) if fake.any() else None,
         "precision_real": float((1 - y[real]).mean()) if real.any() else None,
+        "false_alarm": float(fake[y == 0].mean()) if (y == 0).any() else None,
         "share_fake": float(fake.sum() / n),
         "share_real": float(real.sum() / n),
         "share_uncertain": float(1 - (fake.sum() + real.sum()) / n),
     }
 
 
-def fit_calibration(p_raw, labels, target_precision: float = 0.9) -> Calibration:
+def fit_calibration(p_raw, labels, target_precision: float = 0.9, max_false_alarm: float | None = None) -> Calibration:
     t = fit_temperature(p_raw, labels)
-    cal = Calibration(temperature=t, target_precision=target_precision)
-    fake_t, real_t, stats = choose_thresholds(cal.calibrate(p_raw), labels, target_precision)
+    cal = Calibration(temperature=t, target_precision=target_precision, max_false_alarm=max_false_alarm)
+    fake_t, real_t, stats = choose_thresholds(cal.calibrate(p_raw), labels, target_precision, max_false_alarm)
     cal.fake_threshold, cal.real_threshold = fake_t, real_t
     cal.fitted_on = stats
     return cal

@@ -75,6 +75,7 @@ class Detection:
                 "fake_threshold": cal.fake_threshold,
                 "real_threshold": cal.real_threshold,
                 "target_precision": cal.target_precision,
+                "max_false_alarm": cal.max_false_alarm,
             },
             "device": self.device,
         }

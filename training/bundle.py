@@ -184,9 +184,9 @@ def write_evaluation(runs: dict, metrics: dict, cascade_result: dict | None, log
     figs = DOCS / "figures"
     figs.mkdir(exist_ok=True)
     lines = ["# Evaluation", "",
-             f"Every figure below was produced by `make models` (`python -m training.bundle --data {data}`), "
-             "which ran the commands listed at the end. Test split: 10% of faces-v1 by group (seed 1337), "
-             "never seen in training, calibration or model selection.", ""]
+             f"Every figure below was produced by the steps of `make models` (`python -m training.bundle --data {data}`): "
+             "the commands listed at the end, then its cascade, install and report steps. Test split: 10% of faces-v1 "
+             "by group (seed 1337), never seen in training, calibration or model selection.", ""]
     sources = sorted({s for m in metrics.values() for s in m["clean"]["per_source"]})
     two = [s for s in sources if any(m["clean"]["per_source"].get(s, {}).get("roc_auc") is not None for m in metrics.values())]
     one = [s for s in sources if s not in two]

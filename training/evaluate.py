@@ -113,6 +113,7 @@ def compute_metrics(p_raw, labels, sources, calibration) -> dict:
         "fake_threshold": calibration.fake_threshold,
         "real_threshold": calibration.real_threshold,
         "target_precision": target,
+        "max_false_alarm": calibration.max_false_alarm,
         "fitted_on": calibration.fitted_on,
         "ece_raw": expected_calibration_error(p_raw, y),
         "ece_calibrated": expected_calibration_error(p, y),

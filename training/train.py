@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="use only about N images (whole groups), for quick runs")
     p.add_argument("--target-precision", type=float, default=0.9,
                    help="precision that a confident fake/real verdict must reach on validation (default 0.9)")
+    p.add_argument("--max-false-alarm", type=float, default=0.1,
+                   help="share of the real validation images that may be called fake (default 0.1); 1 turns it off")
     p.add_argument("--min-short-side", type=int, default=150, help="skip images smaller than this on their short side")
     p.add_argument("--frames-per-video", type=int, default=8, help="frames sampled from each video")
     p.add_argument("--cache-dir", help="where face crops from videos are kept (default ~/.cache/unmask/faces)")
@@ -424,14 +426,20 @@ def ensemble_members_and_data(args):
 
 
 def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
-    """Freeze the members; fit only the logit-stacking weights, on the validation split.
-    Member scores are computed once, then the stack (a weight per member and a bias) is
-    fitted on them; the same arithmetic as inside the ensemble, at a fraction of the cost."""
+    """Freeze the members; fit only the logit-stacking weights, on the validation split, each
+    image both as it is and web-degraded (half size, JPEG 60): the server judges images from
+    the web, and the stack then leans on the members that hold up there (for the bundled
+    ensemble: test mean AUC 0.802 -> 0.806, its drop on web-degraded copies 0.027 -> 0.019;
+    on validation, clean 0.806 -> 0.794 and web-degraded 0.760 -> 0.769). Member scores are
+    computed once, then the stack (a weight per member and a bias) is fitted on them; the
+    same arithmetic as inside the ensemble, at a fraction of the cost."""
     import keras
     import numpy as np
 
     from models.architectures import LogitStack, build_ensemble
-    from models.preprocessing import input_spec
+    from models.detector import Detector
+    from training.augment import web_degrade
+    from training.predict import score_files
 
     nets, seen = [], set()
     for i, m in enumerate(members):
@@ -442,14 +450,18 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
         seen.add(net.name)
         nets.append(net)
     model = build_ensemble(nets)
-    _, val_ds = pipelines(splits, input_spec("ensemble").input_size, settings, args)
+    scorer = Detector(model, "ensemble")  # decodes and prepares files as at inference
+    val = splits["val"]
     scores, labels = [], []
-    for x, y, w in val_ds:
-        keep = np.asarray(w) > 0  # files that still decode
-        scores.append(np.asarray(model(x, training=False)["members"])[keep])
-        labels.append(np.asarray(y)[keep])
-    scores, labels = np.concatenate(scores), np.concatenate(labels)
-    print(f"fitting the stacking weights on {len(labels)} validation images", flush=True)
+    for transform, desc in ((None, "members on validation"), (web_degrade, "members on web-degraded validation")):
+        for s in score_files(scorer, [x.path for x in val], transform=transform, desc=desc):
+            if s.error is None:  # files that no longer decode are left out
+                scores.append(s.members)
+                labels.append(val[s.index].label)
+    if not scores:
+        raise CLIError("no validation image could be read to fit the ensemble's stacking weights")
+    scores, labels = np.stack(scores).astype("float32"), np.array(labels, dtype="float32")
+    print(f"fitting the stacking weights on {len(labels)} validation images (clean and web-degraded)", flush=True)
 
     inputs = keras.Input((len(nets),))
     stack = keras.Model(inputs, LogitStack(len(nets), name="p_fake")(inputs))
@@ -484,14 +496,15 @@ def calibrate(detector, val_samples, args) -> None:
     from models.calibration import fit_calibration
 
     p, y = predict_split(detector.model, val_samples, detector.spec.input_size)
-    cal = fit_calibration(p, y, args.target_precision)
+    cal = fit_calibration(p, y, args.target_precision, args.max_false_alarm)
     detector.calibration = cal
     detector.save_info()
     s = cal.fitted_on
     fake = f"fake if p >= {cal.fake_threshold:.3f}" if cal.fake_threshold <= 1 else "never fake"
     real = f"real if p <= {cal.real_threshold:.3f}" if cal.real_threshold >= 0 else "never real"
     print(f"calibration on {len(y)} validation images: temperature {cal.temperature:.3f}; {fake}, {real} "
-          f"(each at precision >= {cal.target_precision:.2f} on validation, or never given); "
+          f"(each at precision >= {cal.target_precision:.2f} on validation, or never given; fake for at most "
+          f"{cal.max_false_alarm:.0%} of the reals there); "
           f"uncertain share {s['share_uncertain']:.1%}")
     if len(y) < 100:
         print(f"warning: calibration from only {len(y)} validation images is rough; train on more data")

@@ -40,18 +40,22 @@ def test_each_quantization_writes_a_graph_model_with_true_metadata(converted, ti
         # The float weights are stored at the quantization asked for (int32 constants stay).
         dtypes = {w.get("quantization", {}).get("dtype", w["dtype"]) for g in model_json["weightsManifest"] for w in g["weights"]
                   if w["dtype"] == "float32"}
-        assert dtypes == ({"float32"} if q == "none" else {q}), dtypes
+        assert dtypes == {"none": {"float32"}, "mixed": {"float32", "float16"}}.get(q, {q}), dtypes
+        if q == "mixed":  # float16 exactly for the 1x1 convolution kernels
+            for w in (w for g in model_json["weightsManifest"] for w in g["weights"] if w["dtype"] == "float32"):
+                pointwise = len(w["shape"]) == 4 and w["shape"][:2] == [1, 1]
+                assert (w.get("quantization", {}).get("dtype") == "float16") == pointwise, w
         sizes[q] = sum(e["bytes"] for e in meta["files"])
 
         # The size table printed every quantization, and which one was written.
         table = "\n".join(lines)
-        for other in ("none", "float16", "uint8"):
+        for other in ("none", "mixed", "float16", "uint8"):
             assert other in table
         assert f"{q}" in next(ln for ln in lines if "<- chosen" in ln)
         assert meta["conversion"]["model_bytes_by_quantization"][q] == sizes[q]
         assert meta["conversion"]["parity"]["passed"] is True
         assert "Relu6" in meta["conversion"]["wasm_kernels"]
-    assert sizes["none"] > sizes["float16"] > sizes["uint8"]
+    assert sizes["none"] > sizes["mixed"] > sizes["float16"] > sizes["uint8"]
 
 
 def test_training_summary_is_copied_from_the_detector(tmp_path):
@@ -129,7 +133,7 @@ def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_pa
     assert acc["images"] == len(files) == 12
     assert acc["keras"] == pytest.approx(sum(int(f) == t for f, t in zip(keras_fake, truth)) / len(files))
     sizes = meta["conversion"]["model_bytes_by_quantization"]
-    keeps = [q for q in ("none", "float16", "uint8")
+    keeps = [q for q in ("none", "mixed", "float16", "uint8")
              if abs(acc[q] - acc["keras"]) <= MAX_ACCURACY_MOVE and acc[f"{q}_max_abs_diff"] <= MAX_AUTO_DIFF]
     assert meta["model"]["quantization"] == min(keeps, key=sizes.get)
     assert "TensorFlow.js" in acc["measured_with"] and "wasm" in acc["measured_with"]
@@ -141,18 +145,18 @@ def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_pa
 def test_a_quantization_that_moves_accuracy_is_refused():
     from converter.export import ConversionError, _candidates
 
-    sizes = {"none": 400, "float16": 200, "uint8": 100}
-    accuracy = {"keras": 0.90, "none": 0.90, "float16": 0.895, "uint8": 0.85, "images": 200,
-                "none_max_abs_diff": 0.0, "float16_max_abs_diff": 0.004, "uint8_max_abs_diff": 0.3}
-    assert _candidates("auto", sizes, accuracy) == ["float16", "none"]
+    sizes = {"none": 400, "mixed": 220, "float16": 200, "uint8": 100}
+    accuracy = {"keras": 0.90, "none": 0.90, "mixed": 0.90, "float16": 0.895, "uint8": 0.85, "images": 200,
+                "none_max_abs_diff": 0.0, "mixed_max_abs_diff": 0.003, "float16_max_abs_diff": 0.004, "uint8_max_abs_diff": 0.3}
+    assert _candidates("auto", sizes, accuracy) == ["float16", "mixed", "none"]
     # Accuracy kept but single images moved by more than the parity tolerance: auto skips it.
-    assert _candidates("auto", sizes, {**accuracy, "float16_max_abs_diff": 0.05}) == ["none"]
+    assert _candidates("auto", sizes, {**accuracy, "float16_max_abs_diff": 0.05}) == ["mixed", "none"]
     assert _candidates("float16", sizes, accuracy) == ["float16"]
     assert _candidates("uint8", sizes, None) == ["uint8"]  # nothing measured, nothing to refuse on
     with pytest.raises(ConversionError, match="uint8 moves accuracy by 5.00 points"):
         _candidates("uint8", sizes, accuracy)
     with pytest.raises(ConversionError, match="does not match Python"):
-        _candidates("auto", sizes, {**accuracy, "none": 0.8, "float16": 0.8, "uint8": 0.8})
+        _candidates("auto", sizes, {**accuracy, "none": 0.8, "mixed": 0.8, "float16": 0.8, "uint8": 0.8})
 
 
 # --- refusals and bad input ----------------------------------------------------------------

@@ -9,7 +9,7 @@
 // the second opinion from `unmask serve` (up, down, stuck); the cache across a worker
 // restart; and no errors recorded by Chrome.
 import assert from 'node:assert/strict';
-import {readFileSync, rmSync} from 'node:fs';
+import {readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
@@ -27,6 +27,26 @@ const PAGES = join(import.meta.dirname, 'pages');
 const BADGED = ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'srcset', 'picture', 'inline', 'blob', 'copy',
   'truncated', 'feed_05', 'cdn_02', 'lazy_00', 'lazy_01', 'swap_00', 'swap_01', 'more_00', 'cdn_more_00', 'more_01', 'more_02', 'cdn_more_01', 'more_03'];
 const NOT_BADGED = ['tiny', 'small_shown', 'corrupt', 'missing', 'svg'];
+// The feed images whose second opinion the test follows, and their files.
+const FEED = {feed_00: 'site/img/feed_00.jpg', feed_01: 'site/img/feed_01.jpg', feed_02: 'site/img/feed_02.png',
+  feed_03: 'site/img/feed_03.png', feed_04: 'site/img/feed_04.jpg'};
+
+// An escalation band that holds some of these p(fake)s and not all, as far from each as can be:
+// the shipped band may hold none of the test's synthetic images, which would test nothing.
+function bandAround(ps) {
+  const sorted = [...ps].sort((a, b) => a - b);
+  let best = null;
+  for (let i = 0; i < sorted.length; i++) {
+    for (let j = i; j < sorted.length; j++) {
+      if (i === 0 && j === sorted.length - 1) continue;
+      const above = i > 0 ? (sorted[i - 1] + sorted[i]) / 2 : Math.max(0, sorted[i] - 0.05);
+      const below = j < sorted.length - 1 ? (sorted[j] + sorted[j + 1]) / 2 : Math.min(1, sorted[j] + 0.05);
+      const margin = Math.min(...ps.map((p) => Math.min(Math.abs(p - above), Math.abs(p - below))));
+      if (!best || margin > best.margin) best = {above, below, margin};
+    }
+  }
+  return best;
+}
 
 async function waitFor(fn, {timeout = 20000, interval = 150, what = 'condition'} = {}) {
   const end = Date.now() + timeout;
@@ -72,7 +92,7 @@ function panelOf(page) {
 }
 
 describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
-  let images, model, preds, ext, site, cdn, other, session, feed, plain, server, serverPort, serverStarting;
+  let images, model, preds, ext, band, site, cdn, other, session, feed, plain, server, serverPort, serverStarting;
   const fixture = (src) => {
     if (src.startsWith('data:')) return 'site/img/inline.png';
     if (src.startsWith('blob:')) return 'site/img/blobsrc.jpg';
@@ -124,6 +144,12 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     model = await modelUnderTest(images);
     preds = await pythonPredictions(model, images);
     ext = await buildExtension(model);
+    // Pin the band the built extension escalates in (see bandAround).
+    const metadataFile = join(ext.out, 'model/metadata.json');
+    const metadata = JSON.parse(readFileSync(metadataFile, 'utf8'));
+    band = bandAround(Object.values(FEED).map((f) => Number(preds.get(f).p_fake)));
+    metadata.cascade = {...metadata.cascade, escalate: {above: band.above, below: band.below}};
+    writeFileSync(metadataFile, JSON.stringify(metadata, null, 2));
     cdn = await serveFiles({dirs: [join(images.root, 'cdn')]});
     other = await serveFiles({dirs: [join(images.root, 'other')], host: '127.0.0.2'});
     const huge = (req, res) => {
@@ -224,10 +250,12 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
   it('lists the recent checks with thumbnails in the popup, and the switch is on', async () => {
     const popup = await session.openPopup(feed);
     try {
+      // The list and the switch fill in independently; the site note is written with the switch.
       const shown = await waitFor(() => popup.evaluate(`(() => {
         const items = [...document.querySelectorAll('#recent li')];
-        return items.length ? {on: document.getElementById('badges').checked, items: items.map((li) => ({verdict: li.dataset.verdict, thumb: (li.querySelector('img') || {}).src || '', text: li.innerText}))} : null;
-      })()`), {what: 'the recent checks'});
+        const siteShown = document.getElementById('site-note').textContent !== '';
+        return items.length && siteShown ? {on: document.getElementById('badges').checked, items: items.map((li) => ({verdict: li.dataset.verdict, thumb: (li.querySelector('img') || {}).src || '', text: li.innerText}))} : null;
+      })()`), {what: 'the recent checks and the site switch'});
       const {recent} = await (await session.worker()).evaluate(() => chrome.storage.local.get('recent'));
       assert.ok(shown.on);
       assert.equal(shown.items.length, Math.min(recent.length, 20));
@@ -346,27 +374,31 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     await options.click('#test-server');
     await waitFor(async () => /The server answers/.test(await options.locator('#server-status').textContent()), {what: 'Test connection'});
 
-    // Images in the shipped escalation band go to the server by themselves; others do not.
-    const shippedCascade = JSON.parse(readFileSync(join(ext.out, 'model/metadata.json'), 'utf8')).cascade;
-    const goes = (x) => escalates({verdict: x.verdict, p_fake: Number(x.pFake)}, shippedCascade);
+    // Images in the escalation band go to the server by themselves; others do not.
+    const cascade = JSON.parse(readFileSync(join(ext.out, 'model/metadata.json'), 'utf8')).cascade;
+    assert.deepEqual(cascade.escalate, {above: band.above, below: band.below});
+    const goes = (x) => escalates({verdict: x.verdict, p_fake: Number(x.pFake)}, cascade);
+    const expected = Object.keys(FEED).filter((id) => escalates({p_fake: Number(preds.get(FEED[id]).p_fake)}, cascade));
+    assert.ok(expected.length >= 1 && expected.length < 5, `band ${JSON.stringify(band)} holds ${expected.length} of 5`);
     await feed.bringToFront();
     await feed.reload();
-    let asked = 0;
-    for (const id of ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04']) {
+    const askedIds = [];
+    for (const id of Object.keys(FEED)) {
       await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
       const b = await waitFor(async () => {
         const x = (await badgeOn(feed, id)).badges[0];
         return x && x.state === 'done' && (!goes(x) || x.serverState === 'done' || x.serverState === 'error') ? x : null;
       }, {timeout: 60000, what: `#${id}'s second opinion`});
       if (goes(b)) {
-        asked += 1;
+        askedIds.push(id);
         assert.equal(b.serverState, 'done', `#${id}: ${JSON.stringify(b)}`);
         assert.equal(b.serverVerdict, await direct(fixture(b.src)), `#${id}: the badge shows another verdict than the server gives`);
       } else {
         assert.equal(b.serverState, undefined, `#${id} was sent to the server although outside the escalation band`);
       }
     }
-    t.diagnostic(`${asked} of 5 feed images were in the escalation band and got the server's verdict`);
+    assert.deepEqual(askedIds, expected, 'the images sent to the server by themselves');
+    t.diagnostic(`${askedIds.length} of 5 feed images were in the escalation band (${band.above.toFixed(3)}-${band.below.toFixed(3)}, at least ${band.margin.toFixed(3)} from each p_fake) and got the server's verdict`);
 
     // An image the device is sure about, on request, from the overlay's button.
     const askFor = async (page, id) => {

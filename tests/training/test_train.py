@@ -58,6 +58,7 @@ def test_a_run_leaves_model_calibration_split_history_and_checkpoints(tiny_run, 
     assert info["architecture"] == "tiny"
     cal = info["calibration"]
     assert cal["temperature"] > 0 and cal["real_threshold"] <= cal["fake_threshold"] and cal["target_precision"] == 0.9
+    assert cal["max_false_alarm"] == 0.1
     assert cal["fitted_on"]["n"] == info["training"]["split_sizes"]["val"]["total"] > 0
     t = info["training"]
     assert t["seed"] == 3 and t["epochs_run"] == 2 and t["layout"] == "manifest"
