@@ -206,7 +206,9 @@ def _shrink(image: np.ndarray, heat: np.ndarray, max_side: int):
 def _pick_device() -> str:
     """The device TensorFlow will run on. GPUs grow their memory as needed, so that several
     gunicorn workers can share one."""
-    import tensorflow as tf
+    from models.tensorflow_import import import_tensorflow
+
+    tf = import_tensorflow()
 
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:

@@ -36,29 +36,23 @@ export async function serveFiles({dirs, host = '127.0.0.1', vars = () => ({}), r
     res.writeHead(404, {'content-type': 'text/plain'});
     res.end('not found');
   });
-  await new Promise((resolve) => server.listen(0, host, resolve));
-  const {port} = server.address();
-  return {
-    port,
-    origin: `http://${host}:${port}`,
-    requests,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(resolve);
-    }),
-  };
+  return {...(await listen(server, host)), requests};
 }
 
 // A server that takes requests and never answers: a stuck second-opinion server.
 export async function silentServer(host = '127.0.0.1') {
   const held = [];
   const server = createServer((req, res) => held.push(res));
+  return {...(await listen(server, host)), held};
+}
+
+// Listen on a free port of `host`: {port, origin, close()}; close() drops open connections.
+async function listen(server, host) {
   await new Promise((resolve) => server.listen(0, host, resolve));
   const {port} = server.address();
   return {
     port,
     origin: `http://${host}:${port}`,
-    held,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(resolve);

@@ -1,0 +1,48 @@
+"""Import TensorFlow once, without its start-up noise.
+
+The TensorFlow wheel registers its CUDA plugins and XLA parts from C++ and says so on file
+descriptor 2 before Python's logging exists ("Unable to register cuDNN factory", "computation
+placer already registered", "failed call to cuInit" on a machine without a GPU), lines that a
+person reads as errors. TF_CPP_MIN_LOG_LEVEL does not reach all of them, so they are caught
+on the descriptor itself while TensorFlow imports and finds its devices: the known start-up
+lines are dropped, anything else is passed on, and if the import fails everything is shown.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+STARTUP_NOISE = re.compile(
+    r"Unable to register cu(FFT|DNN|BLAS) factory|computation placer already registered|"
+    r"All log messages before absl::InitializeLog\(\) is called|failed call to cuInit|"
+    r"This TensorFlow binary is optimized to use available CPU instructions|"
+    r"To enable the following instructions: .* rebuild TensorFlow|oneDNN custom operations are on"
+)
+
+
+def import_tensorflow():
+    """The tensorflow module, imported (and its devices listed) with the start-up lines dropped."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        failed = True
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA starts here, and says so
+            failed = False
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode("utf-8", "replace").splitlines()
+            shown = [ln for ln in lines if ln.strip() and (failed or not STARTUP_NOISE.search(ln))]
+            if shown:
+                print("\n".join(shown), file=sys.stderr, flush=True)
+    return tf
