@@ -50,6 +50,8 @@ def quantization_map(quantization: str, weights: list[dict]) -> dict | None:
         pointwise = [w["name"] for w in weights if len(w["shape"]) == 4 and w["shape"][:2] == [1, 1]]
         return {"float16": pointwise} if pointwise else None
     return {quantization: "*"}
+
+
 def add_arguments(p):
     p.add_argument("model", metavar="MODEL", help="tiny, ensemble, a training run folder or a .keras file")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write model.json, its shards and metadata.json into")
@@ -127,10 +129,11 @@ def convert(model, out, *, quantize: str | None = None, data=None, split: str = 
         log(f"  graph ops: {', '.join(graph_ops)} (all in the TensorFlow.js op list)")
 
         dirs = {q: tmp / q for q in QUANTIZATIONS}
-        weights = None
-        for q in QUANTIZATIONS:  # none first: the others are mapped from its weights
-            _tfjs_convert(saved, dirs[q], quantization_map(q, weights))
-            weights = weights or meta_mod.weight_specs(dirs["none"])
+        _tfjs_convert(saved, dirs["none"], None)  # the others are mapped from its weights
+        weights = meta_mod.weight_specs(dirs["none"])
+        for q in QUANTIZATIONS:
+            if q != "none":
+                _tfjs_convert(saved, dirs[q], quantization_map(q, weights))
             meta_mod.write(dirs[q], meta_mod.build(detector, dirs[q], q))
         sizes = {q: sum(e["bytes"] for e in meta_mod.file_entries(dirs[q], meta_mod.model_files(dirs[q]))) for q in QUANTIZATIONS}
 

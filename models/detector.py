@@ -97,11 +97,14 @@ class Detector:
     # --- loading and saving -------------------------------------------------------------
     @classmethod
     def load(cls, name_or_path) -> "Detector":
+        from models.tensorflow_import import import_tensorflow
+
+        where = resolve(name_or_path)  # a wrong name fails before TensorFlow loads
+        import_tensorflow()
         import keras
 
         import models.architectures  # noqa: F401  registers the custom layers
 
-        where = resolve(name_or_path)
         folder = where if where.is_dir() else where.parent
         model_file = where / MODEL_FILE if where.is_dir() else where
         info_file = folder / INFO_FILE

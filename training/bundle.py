@@ -289,18 +289,19 @@ def cascade_section(result: dict, figs: Path) -> list[str]:
     band, sh_t, sh_v, unc = result["band"], test["shipped"], val["shipped"], test["uncertain_band"]
     cascade.plot_curve(test["points"], test["tiny_accuracy"], test["ensemble_accuracy"], sh_t, figs / "cascade.png")
     met = cascade.meets_targets(sh_t, test["ensemble_accuracy"])
+    gap, budget = f"{100 * cascade.MAX_GAP:g} point", f"{100 * cascade.MAX_ESCALATED:g}%"
     return ["", "## The cascade: tiny on the device, its least certain images to the ensemble", "",
             f"Escalation band shipped: tiny's calibrated p(fake) strictly between {max(band.low, 0.0) + 0.0:.2f} and {band.high:.2f}, "
-            "chosen on validation as the narrowest symmetric band within 1 point of the ensemble's accuracy at <= 20% escalated "
-            f"({'found' if result['band_met_on_val'] else 'none exists, so the most accurate band within the 20% budget'}). "
+            f"chosen on validation as the narrowest symmetric band within {gap} of the ensemble's accuracy at <= {budget} escalated "
+            f"({'found' if result['band_met_on_val'] else f'none exists, so the most accurate band within the {budget} budget'}). "
             "It is written into tiny's detector.json and the extension's metadata.json; the extension sends exactly these "
             "images to the server when the user allows second opinions (any other image on request).", "",
             f"On the test split ({test['n']} images), accuracy at p = 0.5: tiny alone {100 * test['tiny_accuracy']:.1f}%, ensemble alone "
             f"{100 * test['ensemble_accuracy']:.1f}%, cascade {100 * sh_t.accuracy:.1f}% with {100 * sh_t.escalated:.1f}% escalated "
-            f"(validation: {100 * sh_v.accuracy:.1f}% with {100 * sh_v.escalated:.1f}%). Target (within 1 point of the ensemble, "
-            f"at most 20% escalated) on test: {'met' if met else 'NOT met'}.", "",
+            f"(validation: {100 * sh_v.accuracy:.1f}% with {100 * sh_v.escalated:.1f}%). Target (within {gap} of the ensemble, "
+            f"at most {budget} escalated) on test: {'met' if met else 'NOT met'}.", "",
             f"For comparison, escalating all of tiny's `uncertain` verdicts (p between {max(unc.low, 0.0) + 0.0:.2f} and "
-            f"{unc.high:.2f}, its 90%-precision thresholds) gives {100 * unc.accuracy:.1f}% with {100 * unc.escalated:.1f}% escalated.", "",
+            f"{unc.high:.2f}, its calibrated thresholds) gives {100 * unc.accuracy:.1f}% with {100 * unc.escalated:.1f}% escalated.", "",
             "![cascade curve](figures/cascade.png)", "", cascade.markdown_table(test["points"])]
 
 

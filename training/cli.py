@@ -42,10 +42,6 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
-        if args.command != "serve":  # the server's workers import it themselves
-            from models.tensorflow_import import import_tensorflow
-
-            import_tensorflow()
         return int(args._module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

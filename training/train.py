@@ -92,6 +92,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if not 0 <= args.max_false_alarm <= 1:
+        raise CLIError(f"--max-false-alarm is the share of real images that may be called fake, from 0 to 1 "
+                       f"(1 turns the bound off); got {args.max_false_alarm:g}")
+    from models.tensorflow_import import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     import models.architectures  # noqa: F401  registers custom layers for loading checkpoints

@@ -57,3 +57,15 @@ def test_the_real_tensorflow_imports_quietly(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == "imported", r.stderr
     for line in NOISE:
         assert line not in r.stderr, r.stderr
+
+
+def test_unmask_check_prints_the_verdict_and_no_startup_lines(tmp_path):
+    from tests.synthetic import face_image, write_image
+
+    image = write_image(tmp_path / "face.jpg", face_image("real", 256, 0))
+    r = subprocess.run([str(ROOT / ".venv/bin/unmask"), "check", str(image), "--model", "tiny"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{image}: ")
+    for line in NOISE:
+        assert line not in r.stderr, r.stderr

@@ -200,6 +200,31 @@ def test_ensemble_fits_only_the_stacking_weights_on_validation(tiny_run, tmp_pat
     assert det.calibration.fitted_on["n"] > 0
 
 
+def test_ensemble_with_no_readable_validation_image_is_a_clear_error(tiny_run, data_with_bad_files, tmp_path, unmask):
+    """The stacking weights are fitted on the validation images: none readable, nothing written."""
+    from training.data import load_split
+
+    data = tmp_path / "data"
+    shutil.copytree(data_with_bad_files, data)
+    for s in load_split(tiny_run, data)["val"]:
+        Path(s.path).write_bytes(b"not an image any more")
+    other = tmp_path / "tuned-small"
+    small_detector(other, "tuned-cnn", steps=1)
+    run = tmp_path / "ens"
+    status, _, err = unmask("train", "--model", "ensemble", "--members", f"{tiny_run},{other}", "--data", data,
+                            "--out", run, "--no-evaluate")
+    assert status == 2 and "no validation image could be read" in err, err
+    assert not (run / "model.keras").exists()
+
+
+def test_max_false_alarm_out_of_range_is_a_clear_error(small_manifest, tmp_path, unmask):
+    for bad in ("-0.1", "1.5"):
+        status, _, err = unmask("train", "--model", "tiny", "--data", small_manifest, "--out", tmp_path / bad,
+                                "--max-false-alarm", bad)
+        assert status == 2 and "--max-false-alarm" in err and "from 0 to 1" in err, err
+        assert not (tmp_path / bad).exists()
+
+
 def test_ensemble_needs_members(tmp_path, unmask):
     status, _, err = unmask("train", "--model", "ensemble", "--out", tmp_path / "e")
     assert status == 2 and "--members" in err
