@@ -115,22 +115,30 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_short_side: 
     return rgb
 
 
+def box_then_bilinear(image, k: int, out_h: int, out_w: int):
+    """Average k x k blocks (dropping the last h % k rows and w % k columns), then resize
+    bilinearly to out_h x out_w with half-pixel centres and no antialiasing. float32 0..255.
+    The one resize of the contract: models (on a centre square) and the face finder (on the
+    whole image) use it, and extension/src/preprocess.js mirrors it."""
+    import tensorflow as tf
+
+    x = tf.cast(image, tf.float32)
+    nh, nw = tf.shape(x)[0] // k, tf.shape(x)[1] // k
+    x = tf.reduce_mean(tf.reshape(x[: nh * k, : nw * k, :], [nh, k, nw, k, 3]), axis=[1, 3])
+    return tf.image.resize(x, [out_h, out_w], method="bilinear", antialias=False)
+
+
 def resize_for_model(image, input_size: int):
     """The contract's crop and resize in TensorFlow ops: uint8/float (H, W, 3) -> float32
     (input_size, input_size, 3) in 0..255. extension/src/preprocess.js mirrors it op for op."""
     import tensorflow as tf
 
-    x = tf.cast(image, tf.float32)
-    h, w = tf.shape(x)[0], tf.shape(x)[1]
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
     s = tf.minimum(h, w)
-    x = x[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s, :]
+    x = image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s, :]
     # Box-average by an integer factor first, so that large images are not aliased.
     k = tf.maximum(s // input_size, 1)
-    n = s // k
-    x = x[: n * k, : n * k, :]
-    x = tf.reduce_mean(tf.reshape(x, [n, k, n, k, 3]), axis=[1, 3])
-    x = tf.image.resize(x, [input_size, input_size], method="bilinear", antialias=False)
-    return tf.ensure_shape(x, [input_size, input_size, 3])
+    return tf.ensure_shape(box_then_bilinear(x, k, input_size, input_size), [input_size, input_size, 3])
 
 
 def preprocess_file(source, input_size: int, **load_kwargs) -> np.ndarray:

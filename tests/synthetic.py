@@ -1,7 +1,7 @@
-"""Small images, folders and videos made on the fly for tests. No test reads faces-v1.
+"""Small images, folders and videos made on the fly for tests.
 
 "fake" images carry a faint periodic high-frequency pattern (as upsampling generators leave),
-"real" ones are smooth, so a model can learn the difference in a few steps.
+"real" ones do not, so a model can learn the difference in a few steps.
 """
 from __future__ import annotations
 
@@ -10,31 +10,27 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 
 def face_image(label: str, size: int = 192, seed: int = 0) -> np.ndarray:
-    """An RGB uint8 cartoon face; `label` is "real" or "fake"."""
+    """An RGB uint8 face photograph, `label` "real" or "fake": scikit-image's astronaut
+    (a real face the face finder finds at 96 px and up), cropped, tinted and mirrored by
+    `seed`. A fake carries a faint checkerboard, as upsampling generators leave."""
+    from skimage import data
+
     rng = np.random.default_rng(seed)
-    base = rng.integers(60, 200, 3)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    img = np.stack([base[c] + 40 * np.sin(2 * np.pi * (xx * rng.uniform(0.5, 1.5) + yy * rng.uniform(0.5, 1.5) + c)) for c in range(3)], -1)
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(pil)
-    c, r = size // 2, int(size * rng.uniform(0.28, 0.36))
-    skin = tuple(int(v) for v in rng.integers(150, 230, 3))
-    d.ellipse([c - r, c - int(r * 1.2), c + r, c + int(r * 1.2)], fill=skin)
-    for ex in (c - r // 2, c + r // 2):
-        d.ellipse([ex - r // 6, c - r // 3 - r // 8, ex + r // 6, c - r // 3 + r // 8], fill=(255, 255, 255))
-        d.ellipse([ex - r // 12, c - r // 3 - r // 12, ex + r // 12, c - r // 3 + r // 12], fill=(40, 30, 20))
-    d.rectangle([c - r // 12, c - r // 8, c + r // 12, c + r // 4], fill=tuple(max(0, s - 40) for s in skin))
-    d.arc([c - r // 2, c + r // 6, c + r // 2, c + r // 2 + r // 6], 20, 160, fill=(150, 40, 40), width=max(2, r // 15))
-    out = np.asarray(pil).astype(np.float32)
+    photo = data.astronaut()  # 512 x 512; her face spans about x 177-272, y 66-161
+    side = int(rng.uniform(150, 230))
+    x0 = int(np.clip(224 + rng.uniform(-12, 12) - side / 2, 0, 512 - side))
+    y0 = int(np.clip(118 + rng.uniform(-12, 12) - side / 2, 0, 512 - side))
+    img = photo[y0:y0 + side, x0:x0 + side].astype(np.float32) * rng.uniform(0.8, 1.15, 3) + rng.uniform(-20, 20, 3)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
+    out = img.astype(np.float32)
     if label == "fake":
-        checker = ((np.indices((size, size)).sum(0) % 2) * 2 - 1)[..., None]
-        out += 18 * checker
-    else:
-        out = np.asarray(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).resize((size // 2, size // 2)).resize((size, size), Image.BILINEAR)).astype(np.float32)
+        out += 18 * ((np.indices((size, size)).sum(0) % 2) * 2 - 1)[..., None]
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -106,7 +102,7 @@ def manifest_folder(root: Path, n_per_label: int = 12, size: int = 192, sources=
 
 
 def write_video(path: Path, label: str = "real", seconds: float = 2.0, fps: int = 10, size: int = 256, seed: int = 0, codec: str | None = None) -> Path:
-    """A short video of a cartoon face drifting across the frame (mp4/webm/mov by suffix)."""
+    """A short video of a face drifting across the frame (mp4/webm/mov by suffix)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)

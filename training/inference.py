@@ -3,14 +3,13 @@
     unmask check photo.jpg clip.mp4 [--model tiny|ensemble|PATH] [--json] [--frames 16]
 
 Each file is recognised by its content (not its name): JPEG, PNG, WebP, GIF or BMP images,
-MP4, WebM or MOV videos. For each: the verdict (fake / real / uncertain), the calibrated
-confidence in it, and the calibrated p(fake).
+MP4, WebM or MOV videos. Unmask checks faces: every face found is listed with its box,
+verdict (fake / real / uncertain), calibrated confidence and p(fake), then the picture's
+verdict (fake when any face is, real when every face is, otherwise uncertain), or `no_face`
+when there is no face to judge (models/inference.py).
 
-A video is sampled at --frames evenly spaced frames; the largest face of each is cropped
-(OpenCV's Haar cascade) and scored. The video's verdict comes from the mean logit of the
-face frames' raw scores (a geometric vote: one wild frame cannot swing it as a mean of
-probabilities would), calibrated like an image. When no frame has a face, every frame is
-scored on its centre square instead, and the output says so.
+A video is sampled at --frames evenly spaced frames, each checked like an image; its verdict
+comes from the mean logit of the face frames' top raw scores, calibrated like an image.
 
 A file that cannot be read gets an error line (reason and message); the other files are
 still checked. Exit status: 0 when every file was checked, 1 when any failed, 2 when the
@@ -22,11 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-AGGREGATE_FACES = "mean_logit_over_face_frames"
-AGGREGATE_FRAMES = "mean_logit_over_centre_crops"
 
 
 def add_arguments(p):
@@ -44,7 +40,7 @@ class CheckError(Exception):
 
 def sniff(path: Path) -> str:
     """"image", "video" or "unknown" from the first bytes of the file."""
-    from training.video import looks_like_video
+    from models.video import looks_like_video
 
     try:
         with open(path, "rb") as f:
@@ -64,58 +60,29 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-def check_image(detector, image) -> dict:
-    return {"kind": "image", **detector.predict_images([image])[0].as_dict()}
+def check_video(check, path, n_frames: int) -> dict:
+    from models.video import sample_frames
+
+    return {"kind": "video", **check.check_video(sample_frames(path, n_frames=n_frames))}
 
 
-def check_video(detector, path, n_frames: int) -> dict:
-    from models.calibration import logit, sigmoid
-    from training.video import extract_faces
-
-    frames = extract_faces(path, n_frames=n_frames)
-    with_face = [f for f in frames if f.face is not None]
-    # No face anywhere: score whole frames (the contract's centre square) and say so.
-    preds = detector.predict_images([f.face if f.face is not None else f.frame for f in frames])
-    used = [p for f, p in zip(frames, preds) if f.face is not None] if with_face else preds
-    p_agg = float(sigmoid(np.mean(logit([p.p_fake_raw for p in used]))))
-    result = {"kind": "video", **detector.calibration.verdict(p_agg)}
-    result["video"] = {
-        "duration_s": frames.duration_s,
-        "frame_count": frames.frame_count,
-        "frames_scored": len(frames),
-        "frames_with_face": len(with_face),
-        "aggregate": AGGREGATE_FACES if with_face else AGGREGATE_FRAMES,
-        "truncated": frames.truncated,
-        "note": None if with_face else "no face found in any sampled frame: scored the centre of each whole frame",
-    }
-    if frames.truncated:
-        result["video"]["note"] = ((result["video"]["note"] + "; ") if result["video"]["note"] else "") + \
-            "the video ends before its stated duration (cut off?)"
-    result["frames"] = [
-        {"time_s": f.time_s, "frame_index": f.frame_index, "face_found": f.face is not None,
-         "box": list(f.box) if f.box else None, **p.as_dict()}
-        for f, p in zip(frames, preds)
-    ]
-    return result
-
-
-def check_file(detector, path, n_frames: int = 16) -> dict:
+def check_file(check, path, n_frames: int = 16) -> dict:
     """The verdict on one file as a dict; raises CheckError (with a reason) when it cannot be read."""
     from models.preprocessing import ImageError, load_image
-    from training.video import VideoError
+    from models.video import VideoError
 
     path = Path(path)
     kind = sniff(path)
     try:
         if kind == "video":
-            return check_video(detector, path, n_frames)
+            return check_video(check, path, n_frames)
         try:
-            return check_image(detector, load_image(path))
+            return {"kind": "image", **check.check_image(load_image(path))}
         except ImageError as e:
             if kind == "image" or e.reason not in ("not_an_image", "unsupported"):
                 raise
         try:  # neither known magic nor an image Pillow reads: a video FFmpeg knows?
-            return check_video(detector, path, n_frames)
+            return check_video(check, path, n_frames)
         except VideoError as e:
             if e.reason != "not_a_video":
                 raise
@@ -125,33 +92,55 @@ def check_file(detector, path, n_frames: int = 16) -> dict:
         raise CheckError(e.reason, str(e)) from e
 
 
+def _faces_lines(r: dict, indent: str) -> str:
+    text = ""
+    for i, f in enumerate(r["faces"], start=1):
+        x0, y0, x1, y1 = (round(v) for v in f["box"])
+        text += (f"\n{indent}face {i} at ({x0}, {y0})-({x1}, {y1}): {f['verdict']} (confidence {f['confidence']:.2f}, "
+                 f"p(fake) {f['p_fake']:.3f})")
+        if f.get("members"):
+            text += " [members: " + ", ".join(f"{k} {v:.3f}" for k, v in f["members"].items()) + " raw]"
+    skipped = []
+    if r.get("faces_too_small"):
+        skipped.append(f"{r['faces_too_small']} too small to judge")
+    if r.get("faces_over_limit"):
+        skipped.append(f"{r['faces_over_limit']} over the limit of faces per image")
+    if skipped:
+        text += f"\n{indent}also seen: " + ", ".join(skipped)
+    return text
+
+
 def _line(name: str, r: dict) -> str:
-    text = f"{name}: {r['verdict']} (confidence {r['confidence']:.2f}, p(fake) {r['p_fake']:.3f})"
+    if r["verdict"] == "no_face":
+        text = f"{name}: no_face: {r['summary']}"
+    else:
+        text = f"{name}: {r['verdict']} (confidence {r['confidence']:.2f}, p(fake) {r['p_fake']:.3f})"
     if r["kind"] == "video":
         v = r["video"]
-        how = "mean logit of the face frames" if v["aggregate"] == AGGREGATE_FACES else "mean logit of whole frames"
-        text += (f" [video, {v['duration_s']:.1f} s: {v['frames_scored']} frames sampled, "
-                 f"{v['frames_with_face']} with a face; {how}]")
-        if v["note"]:
-            text += f"\n    note: {v['note']}"
+        text += (f" [video, {v['duration_s']:.1f} s: {v['frames_sampled']} frames sampled, "
+                 f"{v['frames_with_face']} with a face]")
+        if v["truncated"]:
+            text += "\n    note: the video ends before its stated duration (cut off?)"
         for f in r["frames"]:
-            text += (f"\n    {f['time_s']:7.2f} s  frame {f['frame_index']:<6} {'face   ' if f['face_found'] else 'no face'}"
-                     f"  {f['verdict']:<9} p(fake) {f['p_fake']:.3f}")
-    elif r.get("members"):
-        text += " [members: " + ", ".join(f"{k} {v:.3f}" for k, v in r["members"].items()) + " raw]"
+            verdict = f["verdict"] if f["verdict"] == "no_face" else f"{f['verdict']:<9} p(fake) {f['p_fake']:.3f}"
+            text += f"\n    {f['time_s']:7.2f} s  frame {f['frame_index']:<6} {len(f['faces'])} face(s)  {verdict}"
+    else:
+        text += _faces_lines(r, "    ")
     return text
 
 
 def run(args) -> int:
     from models.detector import Detector
+    from models.inference import FaceCheck
 
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")
     detector = Detector.load(args.model)  # ModelNotFound says how to build the bundled ones
+    check = FaceCheck(detector)
     results, failed = [], 0
     for name in args.files:
         try:
-            r = {"file": name, "ok": True, **check_file(detector, name, args.frames), "error": None}
+            r = {"file": name, "ok": True, **check_file(check, name, args.frames), "error": None}
         except CheckError as e:
             failed += 1
             r = {"file": name, "ok": False, "kind": None, "error": {"reason": e.reason, "message": str(e)}}
@@ -169,6 +158,7 @@ def run(args) -> int:
             "calibration": {"temperature": cal.temperature, "fake_threshold": cal.fake_threshold,
                             "real_threshold": cal.real_threshold, "target_precision": cal.target_precision,
                             "max_false_alarm": cal.max_false_alarm},
+            "faces": {k: v for k, v in vars(check.finder.contract).items()},
             "results": results,
             "checked": len(results) - failed,
             "failed": failed,

@@ -2,12 +2,14 @@
 
     unmask predict --model ensemble photos/ --out preds.csv
 
-Writes path,p_fake,verdict,confidence,p_fake_raw,error: one row per image file (by
+Writes path,p_fake,verdict,faces,confidence,p_fake_raw,error: one row per image file (by
 extension: .jpg .jpeg .png .webp .gif .bmp), paths relative to the folder, in sorted order.
-p_fake is the calibrated probability; verdict is fake, real or uncertain, or `error` for a
-file that could not be read (the error column says why; the run goes on). Images are read
-on both cores and scored in batches. A summary goes to stderr. Exit status: 0 when every
-file was scored, 1 when some were errors (their rows are in the CSV all the same).
+Faces first (models/inference.py): `faces` is the number of faces judged; verdict is the
+picture's (fake when any face is, real when every face is, otherwise uncertain), p_fake the
+highest face's calibrated p(fake). A picture without a face to judge is `no_face` with p_fake
+left empty; a file that could not be read is `error` (the error column says why; the run goes
+on). Images are read on both cores and checked in batches. A summary goes to stderr. Exit
+status: 0 when every file was checked, 1 when some were errors (their rows are in the CSV).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
-COLUMNS = ["path", "p_fake", "verdict", "confidence", "p_fake_raw", "error"]
+COLUMNS = ["path", "p_fake", "verdict", "faces", "confidence", "p_fake_raw", "error"]
 
 
 def add_arguments(p):
@@ -115,8 +117,45 @@ def find_images(folder) -> tuple[list[Path], int]:
     return images, len(files) - len(images)
 
 
+def _load(source):
+    from models.inference import require_size
+    from models.preprocessing import ImageError, load_image
+
+    try:
+        if Path(source).is_file() and Path(source).stat().st_size == 0:
+            return None, ("empty", "the file is empty (0 bytes)")
+        image = load_image(source)
+        require_size(image)
+        return image, None
+    except ImageError as e:
+        return None, (e.reason, str(e))
+    except Exception as e:  # noqa: BLE001  one strange file must not stop the run
+        return None, ("error", f"{type(e).__name__}: {e}")
+
+
+def check_files(check, sources: list, *, batch_size: int = 32, workers: int = 2, progress: bool = True,
+                desc: str = "checking") -> Iterator[tuple[int, dict | None, tuple | None]]:
+    """(index, result, None) or (index, None, (reason, message)) for each file, in order:
+    files are decoded by `workers` threads while the previous batch is checked."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for start in range(0, len(sources), batch_size):
+                loaded = list(pool.map(_load, sources[start:start + batch_size]))
+                good = [i for i, (im, _) in enumerate(loaded) if im is not None]
+                results = iter(check.check_images([loaded[i][0] for i in good]))
+                for i, (im, err) in enumerate(loaded):
+                    yield (start + i, next(results), None) if im is not None else (start + i, None, err)
+                bar.update(len(loaded))
+        finally:
+            bar.close()
+
+
 def run(args) -> int:
     from models.detector import Detector
+    from models.inference import FaceCheck
 
     folder = Path(args.folder)
     images, others = find_images(folder)
@@ -124,29 +163,30 @@ def run(args) -> int:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) below {folder}"
                          + (f"; {others} other file(s) passed over" if others else ""))
     detector = Detector.load(args.model)
-    cal = detector.calibration
+    check = FaceCheck(detector)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     verdicts, errors = Counter(), Counter()
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS)
         writer.writeheader()
-        for s in score_files(detector, images, batch_size=args.batch_size, progress=not args.quiet,
-                             desc=f"{detector.name} on {folder}"):
-            rel = images[s.index].relative_to(folder).as_posix()
-            if s.error is not None:
-                row = {"path": rel, "p_fake": "", "verdict": "error", "confidence": "", "p_fake_raw": "",
-                       "error": f"{s.error_reason}: {s.error}"}
-                errors[s.error_reason] += 1
+        for i, r, err in check_files(check, images, batch_size=args.batch_size, progress=not args.quiet,
+                                     desc=f"{detector.name} on {folder}"):
+            rel = images[i].relative_to(folder).as_posix()
+            if err is not None:
+                row = {"path": rel, "p_fake": "", "verdict": "error", "faces": "", "confidence": "", "p_fake_raw": "",
+                       "error": f"{err[0]}: {err[1]}"}
+                errors[err[0]] += 1
             else:
-                v = cal.verdict(s.p_raw)
-                row = {"path": rel, "p_fake": v["p_fake"], "verdict": v["verdict"], "confidence": v["confidence"],
-                       "p_fake_raw": v["p_fake_raw"], "error": ""}
+                blank = r["verdict"] == "no_face"
+                row = {"path": rel, "p_fake": "" if blank else r["p_fake"], "verdict": r["verdict"],
+                       "faces": len(r["faces"]), "confidence": "" if blank else r["confidence"],
+                       "p_fake_raw": "" if blank else r["p_fake_raw"], "error": ""}
             verdicts[row["verdict"]] += 1
             writer.writerow(row)
     n_err = sum(errors.values())
-    print(f"{len(images)} images scored by {detector.name} {detector.version}: "
-          + ", ".join(f"{verdicts[v]} {v}" for v in ("fake", "real", "uncertain", "error")), file=sys.stderr)
+    print(f"{len(images)} images checked by {detector.name} {detector.version}: "
+          + ", ".join(f"{verdicts[v]} {v}" for v in ("fake", "real", "uncertain", "no_face", "error")), file=sys.stderr)
     if n_err:
         print("errors: " + ", ".join(f"{n} {r}" for r, n in errors.most_common())
               + f" (see the error column of {out})", file=sys.stderr)

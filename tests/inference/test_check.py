@@ -13,7 +13,8 @@ from tests.synthetic import encode, face_image
 from training.cli import main
 
 RESULT_KEYS = {"file", "ok", "kind", "verdict", "confidence", "p_fake", "p_fake_raw", "error"}
-FRAME_KEYS = {"time_s", "frame_index", "face_found", "box", "verdict", "confidence", "p_fake", "p_fake_raw"}
+FRAME_KEYS = {"time_s", "frame_index", "faces", "verdict", "confidence", "p_fake", "p_fake_raw"}
+FACE_KEYS = {"box", "crop", "detector_score", "verdict", "confidence", "p_fake", "p_fake_raw", "summary"}
 
 
 def check_json(capsys, *argv) -> tuple[int, dict]:
@@ -40,20 +41,24 @@ def test_images_and_a_video(tiny, tiny_dir, files, capsys):
         assert RESULT_KEYS <= set(r) and r["ok"] and r["error"] is None
         assert_verdict(r, tiny.calibration)
     assert image["kind"] == other["kind"] == "image"
-    # The same numbers as the library gives for that image.
-    expected = tiny.predict_file(files["real"])
+    # One face each, judged on its crop: the same numbers as the detector gives for that crop.
+    from models.preprocessing import load_image
+
+    assert len(image["faces"]) == 1 and FACE_KEYS <= set(image["faces"][0])
+    x, y, side = image["faces"][0]["crop"]
+    expected = tiny.predict_images([load_image(files["real"])[y:y + side, x:x + side]])[0]
     assert image["p_fake_raw"] == pytest.approx(expected.p_fake_raw, abs=1e-4)
+    assert image["faces"][0]["p_fake"] == image["p_fake"]
+    assert doc["faces"]["min_face_side"] > 0  # the contract that was applied
 
     assert video["kind"] == "video"
     v = video["video"]
-    assert v["frames_scored"] == len(video["frames"]) == 4 and v["frame_count"] == 10
-    assert v["frames_with_face"] == sum(f["face_found"] for f in video["frames"])
-    for f in video["frames"]:
+    assert v["frames_sampled"] == len(video["frames"]) == 4 and v["frame_count"] == 10
+    assert v["frames_with_face"] == sum(f["verdict"] != "no_face" for f in video["frames"]) > 0
+    used = [f for f in video["frames"] if f["verdict"] != "no_face"]
+    for f in used:
         assert FRAME_KEYS <= set(f)
         assert_verdict(f, tiny.calibration)
-        assert (f["box"] is not None) == f["face_found"]
-    used = [f for f in video["frames"] if f["face_found"]] or video["frames"]
-    assert v["aggregate"] == ("mean_logit_over_face_frames" if v["frames_with_face"] else "mean_logit_over_centre_crops")
     mean_logit = float(sigmoid(np.mean(logit([f["p_fake_raw"] for f in used]))))
     assert video["p_fake_raw"] == pytest.approx(mean_logit, abs=2e-4)  # frame scores are rounded to 4 places
 
@@ -62,7 +67,8 @@ def test_text_output(tiny_dir, files, capsys):
     assert main(["check", str(files["real"]), str(files["video"]), "--model", str(tiny_dir), "--frames", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{files['real']}: ") and "confidence" in out[0] and "p(fake)" in out[0]
-    assert out[1].startswith(f"{files['video']}: ") and "3 frames sampled" in out[1]
+    assert out[1].strip().startswith("face 1 at (") and "p(fake)" in out[1]
+    assert out[2].startswith(f"{files['video']}: ") and "3 frames sampled" in out[2]
     assert sum(" s  frame " in line for line in out) == 3
 
 
@@ -70,8 +76,20 @@ def test_video_without_faces_says_so(tiny_dir, tmp_path, capsys):
     code, doc = check_json(capsys, noise_video(tmp_path / "noise.webm"), "--model", tiny_dir, "--frames", "3")
     (r,) = doc["results"]
     assert code == 0 and r["video"]["frames_with_face"] == 0
-    assert r["video"]["aggregate"] == "mean_logit_over_centre_crops" and "no face" in r["video"]["note"]
-    assert not any(f["face_found"] for f in r["frames"])
+    assert r["verdict"] == "no_face" and r["p_fake"] is None and r["summary"] == "No face found. Unmask checks faces."
+    assert all(f["verdict"] == "no_face" and f["faces"] == [] for f in r["frames"])
+
+
+def test_pictures_without_a_face_get_no_verdict(tiny_dir, tmp_path, capsys):
+    from tests.synthetic import write_image
+
+    noise = write_image(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8))
+    code, doc = check_json(capsys, noise, "--model", tiny_dir)
+    (r,) = doc["results"]
+    assert code == 0 and r["ok"] and r["verdict"] == "no_face" and r["faces"] == []
+    assert r["p_fake"] is None and r["confidence"] is None
+    assert main(["check", str(noise), "--model", str(tiny_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"{noise}: no_face: No face found. Unmask checks faces."
 
 
 def test_kind_comes_from_content_not_name(tiny_dir, files, tmp_path, capsys):
@@ -89,10 +107,13 @@ def test_bad_files_fail_alone(tiny_dir, files, tmp_path, capsys):
     bad = {"corrupt": files["corrupt"], "truncated": files["truncated"], "not_an_image": files["not_an_image"],
            "empty": files["empty"], "too_many_pixels": files["bomb"], "missing": files["missing"],
            "corrupt_video": cut_video}
-    code, doc = check_json(capsys, files["real"], *bad.values(), files["too_small"], "--model", tiny_dir)
-    assert code == 1 and doc["failed"] == len(bad) and doc["checked"] == 2
+    too_small = tmp_path / "too_small.png"
+    too_small.write_bytes(encode(face_image("real", 40, 5), "PNG"))  # under the contract's smallest face
+    bad["too_small"] = too_small
+    code, doc = check_json(capsys, files["real"], *bad.values(), "--model", tiny_dir)
+    assert code == 1 and doc["failed"] == len(bad) and doc["checked"] == 1
     results = {r["file"]: r for r in doc["results"]}
-    assert results[str(files["real"])]["ok"] and results[str(files["too_small"])]["ok"]  # small is fine to check
+    assert results[str(files["real"])]["ok"]
     reasons = {}
     for kind, path in bad.items():
         r = results[str(path)]
@@ -101,6 +122,7 @@ def test_bad_files_fail_alone(tiny_dir, files, tmp_path, capsys):
     assert reasons["truncated"] == "truncated" and reasons["empty"] == "empty" and reasons["missing"] == "missing"
     assert reasons["too_many_pixels"] == "too_many_pixels" and reasons["not_an_image"] == "not_an_image"
     assert reasons["corrupt"] in ("corrupt", "not_an_image") and reasons["corrupt_video"] == "corrupt"
+    assert reasons["too_small"] == "too_small" and "px" in results[str(too_small)]["error"]["message"]
 
 
 def test_bad_file_in_text_mode_goes_to_stderr(tiny_dir, files, capsys):

