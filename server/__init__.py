@@ -57,7 +57,7 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
         from flask_cors import CORS
 
         CORS(app, resources={r"/api/*": {"origins": cfg.cors_origins}}, allow_headers=["Content-Type", "X-API-Key"],
-             expose_headers=["Retry-After", "X-Unmask-Target"], methods=["GET", "POST", "OPTIONS"], max_age=600)
+             expose_headers=["Retry-After", "X-Unmask-Target", "X-Unmask-Faces"], methods=["GET", "POST", "OPTIONS"], max_age=600)
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -75,15 +75,15 @@ def guard():
 # --- endpoints --------------------------------------------------------------------------
 @bp.post("/check")
 def check():
-    """Verdict, confidence, each member's score and provenance for one image."""
+    """The faces in one image, each with its verdict, the picture's verdict, and provenance."""
     state = _state()
     detection = state.detection
     detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
     image = _decode(upload)
-    prediction = detection.predict([image])[0]
+    result = detection.check_image(image)
     provenance = _provenance(upload)
-    body = detection.image_result(prediction, provenance)
+    body = detection.image_result(result, provenance)
     body.update(_common(upload, detection), image={"width": int(image.shape[1]), "height": int(image.shape[0])},
                 provenance=provenance)
     _store(upload, body)
@@ -93,8 +93,9 @@ def check():
 
 @bp.post("/check/video")
 def check_video():
-    """Scores of sampled frames (faces cropped), an aggregate verdict and a timeline."""
-    from training.video import VideoError, extract_faces
+    """Sampled frames checked like images (every face), an aggregate verdict and a timeline."""
+    from models.preprocessing import ImageError
+    from models.video import VideoError, sample_frames
 
     state = _state()
     cfg = state.config
@@ -103,14 +104,15 @@ def check_video():
     upload = uploads.read_upload(request, VIDEO_KINDS, cfg.max_video_bytes)
     with uploads.temp_file(cfg.tmp_dir, upload.data, uploads.EXTENSION[upload.kind]) as path:
         try:
-            frames = extract_faces(path, n_frames=cfg.video_frames)
+            frames = sample_frames(path, n_frames=cfg.video_frames)
         except VideoError as e:
             raise ApiError(VIDEO_ERROR_STATUS.get(e.reason, 400), e.reason, str(e)) from None
     provenance = _provenance(upload)
-    body = detection.video_result(frames, provenance)
-    body.update(_common(upload, detection), provenance=provenance,
-                video={"duration_s": frames.duration_s, "frame_count": frames.frame_count,
-                       "container": frames.container, "truncated": frames.truncated})
+    try:
+        body = detection.check_video(frames, provenance)
+    except ImageError as e:  # frames too small to hold a face
+        raise _image_error(e) from None
+    body.update(_common(upload, detection), provenance=provenance)
     _store(upload, body)
     g.verdict = body["verdict"]
     return jsonify(body)
@@ -118,7 +120,7 @@ def check_video():
 
 @bp.post("/explain")
 def explain():
-    """A PNG of the image with the Grad-CAM heatmap laid over it."""
+    """A PNG of the image with each face's Grad-CAM heatmap laid over it and its box drawn."""
     state = _state()
     target = request.args.get("target", "verdict")
     if target not in ("verdict", "fake", "real"):
@@ -126,9 +128,15 @@ def explain():
     state.detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
     image = _decode(upload)
-    png, target = state.detection.explain_png(image, target)
+    png, targets = state.detection.explain_png(image, target)
+    if not targets:
+        from models.wording import wording
+
+        raise ApiError(422, "no_face", f"{wording()['no_face']} There is no face to explain in this image.")
     resp = Response(png, mimetype="image/png")
-    resp.headers["X-Unmask-Target"] = target
+    # One target for all faces, or each face's own (comma-separated, in the order of /check's faces).
+    resp.headers["X-Unmask-Target"] = targets[0] if len(set(targets)) == 1 else ",".join(targets)
+    resp.headers["X-Unmask-Faces"] = str(len(targets))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -153,18 +161,25 @@ def openapi():
 
 # --- helpers ----------------------------------------------------------------------------
 def _decode(upload):
+    from models.inference import require_size
     from models.preprocessing import ImageError, load_image
 
     cfg = _state().config
     try:
-        return load_image(upload.data, max_pixels=cfg.max_pixels, min_short_side=cfg.min_short_side)
+        image = load_image(upload.data, max_pixels=cfg.max_pixels)
+        require_size(image)  # the face contract's one limit, as for every consumer
     except ImageError as e:
-        message = str(e)
-        if e.reason == "not_an_image":
-            message = f"the file starts like a {upload.label} but cannot be decoded: it is damaged"
-        elif e.reason == "too_small":
-            message += "; send a larger image of the face"
-        raise ApiError(IMAGE_ERROR_STATUS.get(e.reason, 400), e.reason if e.reason != "not_an_image" else "corrupt", message) from None
+        raise _image_error(e, upload) from None
+    return image
+
+
+def _image_error(e, upload=None) -> ApiError:
+    message = str(e)
+    if e.reason == "not_an_image":
+        return ApiError(400, "corrupt", f"the file starts like a {upload.label} but cannot be decoded: it is damaged")
+    if e.reason == "too_small":
+        message += " Send a larger picture or video."
+    return ApiError(IMAGE_ERROR_STATUS.get(e.reason, 400), e.reason, message)
 
 
 def _provenance(upload) -> dict:

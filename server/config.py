@@ -77,8 +77,6 @@ class Config:
     max_video_bytes: int = 200 * MB
     # Images with more pixels are refused before they are decoded (decompression bombs).
     max_pixels: int = 50_000_000
-    # Below this short side the model would mostly see interpolation.
-    min_short_side: int = 112
     # Frames sampled from a video.
     video_frames: int = 16
     # An API key clients send in the X-API-Key header; empty: no key needed.
@@ -107,7 +105,6 @@ class Config:
             max_image_bytes=_int("UNMASK_MAX_IMAGE_BYTES", 20 * MB),
             max_video_bytes=_int("UNMASK_MAX_VIDEO_BYTES", 200 * MB),
             max_pixels=_int("UNMASK_MAX_PIXELS", 50_000_000),
-            min_short_side=_int("UNMASK_MIN_SHORT_SIDE", 112),
             video_frames=_int("UNMASK_VIDEO_FRAMES", 16),
             api_key=_env("UNMASK_API_KEY"),
             rate_limit=_env("UNMASK_RATE_LIMIT"),

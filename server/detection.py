@@ -1,9 +1,11 @@
-"""The model side of the server: one detector per worker process, fed by the micro-batcher.
+"""The model side of the server: one detector and one face finder per worker process.
 
-`Detection` loads the ensemble once, picks the GPU where TensorFlow sees one, and turns
-model outputs into response sections: a verdict for an image, per-frame scores, an aggregate
-and a timeline for a video, and Grad-CAM heatmaps. Provenance is combined here too, by the
-one rule that it can push a verdict towards `fake` and never towards `real`.
+`Detection` loads the ensemble and the face finder once, picks the GPU where TensorFlow sees
+one, and checks pictures faces first (models/inference.py FaceCheck): every face is found,
+cropped and scored, the face crops of concurrent requests sharing model calls through the
+micro-batcher. It turns the results into response sections (an image's faces and verdict; a
+video's frames, aggregate and timeline; heatmaps per face) and combines provenance by the
+one rule that it can push a verdict towards `fake`, never towards `real`.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from server.config import Config
 log = logging.getLogger("unmask.server")
 
 EXPLAIN_MAX_SIDE = 1024  # heatmap PNGs are drawn at most this large
+NO_FACE = "no_face"
 
 
 class ModelUnavailable(Exception):
@@ -29,6 +32,7 @@ class Detection:
     def __init__(self, config: Config):
         self.config = config
         self.detector = None
+        self.faces = None  # FaceCheck: the face finder in front of the detector
         self.error: str | None = None
         self.device = "unknown"
         self._load_lock = threading.Lock()
@@ -36,20 +40,26 @@ class Detection:
 
     # --- loading ------------------------------------------------------------------------
     def load(self) -> "Detection":
-        """Load the detector, or remember why not (health and every check report it)."""
+        """Load the detector and the face finder, or remember why not (health and every
+        check report it)."""
         from models.detector import Detector, ModelNotFound
+        from models.faces import FaceFinder
+        from models.inference import FaceCheck
 
         with self._load_lock:
             if self.detector is not None:
                 return self
             self.device = _pick_device()
             try:
-                self.detector = Detector.load(self.config.model)
-                self.error = None
-                # One call now, so that the first request does not pay for tracing.
-                size = self.detector.spec.input_size
-                self.detector.raw_scores(np.zeros((1, size, size, 3), np.float32))
-                log.info("loaded %s version %s on %s", self.detector.name, self.detector.version, self.device)
+                detector = Detector.load(self.config.model)
+                finder = FaceFinder()
+                # One call of each now, so that the first request does not pay for tracing.
+                size = detector.spec.input_size
+                detector.raw_scores(np.zeros((1, size, size, 3), np.float32))
+                finder.find(np.zeros((size, size, 3), np.uint8))
+                self.faces = FaceCheck(detector, finder, score=lambda batch: self.batcher.run(list(batch)))
+                self.detector, self.error = detector, None
+                log.info("loaded %s version %s and the face finder on %s", detector.name, detector.version, self.device)
             except (ModelNotFound, FileNotFoundError, ValueError, KeyError) as e:
                 self.error = str(e)
                 log.error("model unavailable: %s", e)
@@ -61,8 +71,12 @@ class Detection:
         return self.detector
 
     def model_info(self) -> dict:
+        from models.faces import face_contract
+        from models.preprocessing import contract
+
         d = self.require()
         cal = d.calibration
+        fc = face_contract()
         return {
             "name": d.name,
             "version": d.version,
@@ -77,72 +91,62 @@ class Detection:
                 "target_precision": cal.target_precision,
                 "max_false_alarm": cal.max_false_alarm,
             },
+            "faces": {"detector": contract()["faces"]["detector"]["name"], "min_face_side": fc.min_face_side,
+                      "max_faces": fc.max_faces, "crop_margin": fc.crop_margin},
             "device": self.device,
         }
 
-    # --- scoring ------------------------------------------------------------------------
+    # --- checking -----------------------------------------------------------------------
     def _predict_batch(self, batch: np.ndarray):
         return self.require().predict_prepared(batch)
 
-    def predict(self, images: list[np.ndarray]):
-        """Predictions for RGB uint8 images, through the micro-batcher."""
-        d = self.require()
-        return self.batcher.run([d.prepare(im) for im in images])
+    def check_image(self, image: np.ndarray) -> dict:
+        """Faces, per-face verdicts and the picture's verdict (models/inference.py)."""
+        self.require()
+        return self.faces.check_image(image)
 
-    def image_result(self, prediction, provenance: dict) -> dict:
-        """The verdict section of /check: the model's calibrated verdict, unless provenance
-        shows a generator made the file, which makes it `fake` (never the other way)."""
-        model = prediction.as_dict()
-        members = model.pop("members", None) or {}
-        result = combine(model, provenance)
-        result["members"] = members
-        return result
+    def image_result(self, result: dict, provenance: dict) -> dict:
+        """The verdict section of /check: the picture's verdict from its faces, unless
+        provenance shows a generator made the file, which makes it `fake` (never the other
+        way). The faces keep what the models said of each."""
+        faces = result["faces"]
+        top = max(faces, key=lambda f: f["p_fake"]) if faces else {}
+        out = combine(result, provenance)
+        out.update(faces=faces, faces_too_small=result["faces_too_small"], faces_over_limit=result["faces_over_limit"],
+                   members=top.get("members") or {})
+        return out
 
-    def video_result(self, frames, provenance: dict) -> dict:
-        """Per-frame scores (a face crop where a face was found, else the whole frame, and
-        saying which), the aggregate verdict and a timeline of runs of equal verdicts."""
-        d = self.require()
-        faces = [f for f in frames if f.face is not None]
-        scored = faces if faces else frames
-        inputs = [f.face if f.face is not None else f.frame for f in scored]
-        predictions = self.predict(inputs)
-        by_frame = {id(f): p for f, p in zip(scored, predictions)}
-        rows = []
-        for f in frames:
-            p = by_frame.get(id(f))
-            row = {"time_s": f.time_s, "frame_index": f.frame_index, "face": f.face is not None,
-                   "box": list(f.box) if f.box else None}
-            if p is not None:
-                row.update(verdict=p.verdict, confidence=p.confidence, p_fake=p.p_fake, members=p.members or {})
-            else:
-                row.update(verdict=None, confidence=None, p_fake=None, members={})
-            rows.append(row)
-        # The aggregate: the calibration applied to the mean raw score of the scored frames.
-        mean_raw = float(np.mean([p.p_fake_raw for p in predictions]))
-        aggregate = d.calibration.verdict(mean_raw)
-        result = combine(aggregate, provenance)
-        result.update(
-            scored_on="faces" if faces else "whole_frames",
-            frames_sampled=len(frames),
-            frames_with_face=len(faces),
-            frames=rows,
-            timeline=timeline(rows),
-        )
+    def check_video(self, frames, provenance: dict) -> dict:
+        """Every sampled frame checked like an image (all faces, the frame's verdict by the
+        image rule); the aggregate over frames with a face; a timeline of equal verdicts."""
+        self.require()
+        result = self.faces.check_video(frames)
+        rows = result["frames"]
+        out = combine(result, provenance)
+        out.update(frames_sampled=len(rows), frames_with_face=result["video"]["frames_with_face"],
+                   aggregate=result["video"]["aggregate"], frames=rows, timeline=timeline(rows))
+        out["video"] = {k: result["video"][k] for k in ("duration_s", "frame_count", "truncated")}
+        out["video"]["container"] = getattr(frames, "container", None)
+        return out
+
+    def explain_png(self, image: np.ndarray, target: str) -> tuple[bytes, list[str]]:
+        """A PNG of the image with each face's Grad-CAM heat laid over it and the boxes drawn,
+        and the target of each face's heat (none: no face). `target` "verdict" takes each
+        face's own verdict (evidence for real on a real face, for fake otherwise)."""
+        from models.explain import overlay, png_bytes
+        from models.inference import draw_faces, face_target
+
+        self.require()
+        result = self.faces.check_image(image)
+        faces = result["faces"]
         if not faces:
-            result["note"] = "no face was found in the sampled frames, so whole frames were scored; the model is trained on faces"
-        return result
-
-    def explain_png(self, image: np.ndarray, target: str) -> tuple[bytes, str]:
-        """A PNG of the image with the Grad-CAM heat for `target` laid over it."""
-        from training.explain import gradcam, overlay, png_bytes
-
-        d = self.require()
-        if target == "verdict":
-            verdict = self.predict([image])[0].verdict
-            target = "real" if verdict == "real" else "fake"
-        heat = gradcam(d, image, target=target)
-        image, heat = _shrink(image, heat, EXPLAIN_MAX_SIDE)
-        return png_bytes(overlay(image, heat)), target
+            return b"", []
+        forced = None if target == "verdict" else target
+        heat = self.faces.heat(image, result, "gradcam", target=forced)
+        targets = [forced or face_target(f["verdict"]) for f in faces]
+        image, heat, scale = _shrink(image, heat, EXPLAIN_MAX_SIDE)
+        shown = [{**f, "box": [v * scale for v in f["box"]]} for f in faces]
+        return png_bytes(draw_faces(overlay(image, heat, outline=False), shown)), targets
 
     def health(self) -> dict:
         return {
@@ -156,22 +160,30 @@ class Detection:
 
 
 def combine(model_verdict: dict, provenance: dict) -> dict:
-    """Final verdict from the model's calibrated verdict and the provenance findings."""
+    """Final verdict from the models' calibrated verdict and the provenance findings.
+
+    Provenance can make a verdict `fake`, never `real`. A picture without a face stays
+    `no_face` whatever its provenance says: no face was judged, so there is no verdict on
+    faces to change; the provenance section reports what the file says of its origin."""
+    from models.wording import describe
+
+    verdict = model_verdict["verdict"]
     out = {
-        "verdict": model_verdict["verdict"],
+        "verdict": verdict,
         "confidence": model_verdict["confidence"],
         "p_fake": model_verdict["p_fake"],
         "p_fake_raw": model_verdict["p_fake_raw"],
-        "basis": "model",
-        "model_verdict": {"verdict": model_verdict["verdict"], "confidence": model_verdict["confidence"]},
+        "basis": "none" if verdict == NO_FACE else "model",
+        "model_verdict": {"verdict": verdict, "confidence": model_verdict["confidence"]},
     }
-    if provenance.get("generator_evidence"):
-        if model_verdict["verdict"] == "fake":
+    if provenance.get("generator_evidence") and verdict != NO_FACE:
+        if verdict == "fake":
             out["basis"] = "model+provenance"
         else:
-            # The model's confidence was about another verdict; there is no calibrated
+            # The models' confidence was about another verdict; there is no calibrated
             # number for one that rests on metadata, so none is given.
             out.update(verdict="fake", confidence=None, basis="provenance")
+    out["summary"] = describe(out["verdict"], out["confidence"], out["p_fake"])
     return out
 
 
@@ -179,7 +191,7 @@ def timeline(rows: list[dict]) -> list[dict]:
     """Consecutive sampled frames with the same verdict, as [start_s, end_s] segments."""
     segments: list[dict] = []
     for r in rows:
-        v = r["verdict"] or "not_scored"
+        v = r["verdict"] or NO_FACE
         if segments and segments[-1]["verdict"] == v:
             segments[-1]["end_s"] = r["time_s"]
             segments[-1]["frames"] += 1
@@ -191,16 +203,17 @@ def timeline(rows: list[dict]) -> list[dict]:
 
 
 def _shrink(image: np.ndarray, heat: np.ndarray, max_side: int):
+    """Image and heat at most max_side large, and the scale applied."""
     from PIL import Image
 
     h, w = image.shape[:2]
     scale = max_side / max(h, w)
     if scale >= 1:
-        return image, heat
+        return image, heat, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
     small_heat = np.asarray(Image.fromarray(heat.astype(np.float32)).resize(size, Image.BILINEAR))
-    return small, np.clip(small_heat, 0, 1)
+    return small, np.clip(small_heat, 0, 1), size[0] / w
 
 
 def _pick_device() -> str:

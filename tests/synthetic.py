@@ -56,7 +56,7 @@ def bad_files(folder: Path) -> dict[str, Path]:
         "truncated": (folder / "truncated.jpg", good[: len(good) // 2]),
         "not_an_image": (folder / "notes.jpg", b"these are not pixels\n" * 20),
         "empty": (folder / "empty.png", b""),
-        "too_small": (folder / "tiny.png", encode(face_image("real", 64, 5), "PNG")),
+        "too_small": (folder / "tiny.png", encode(face_image("real", 40, 5), "PNG")),  # under every limit
     }
     for path, data in files.values():
         path.write_bytes(data)

@@ -79,12 +79,13 @@ def predictions(run: Path, split: str, data: Path) -> dict[str, tuple[float, int
     """Calibrated p_fake and label per path, for one split, scored by the run's own detector."""
     from models.detector import Detector
     from training.data import load_split
+    from training.facecrops import with_faces
     from training.predict import score_files
 
     det = Detector.load(run)
-    samples = load_split(run, data)[split]
+    samples, crops, _ = with_faces(load_split(run, data)[split])
     out = {}
-    for s in score_files(det, [x.path for x in samples], progress=True, desc=f"{det.name} on {split}"):
+    for s in score_files(det, [x.path for x in samples], progress=True, desc=f"{det.name} on {split}", crops=crops):
         if s.error is None:
             out[samples[s.index].path] = (float(det.calibration.calibrate(s.p_raw)), samples[s.index].label)
     return out

@@ -4,7 +4,7 @@ Three layouts are understood (`load_dataset` finds out which):
 - "manifest": a folder with manifest.csv (path,label,source,group), such as faces-v1;
 - "folders": any folder with real/ and fake/ below it, at any depth;
 - "videos": a DFDC-style folder of videos with metadata.json. Faces are cropped from sampled
-  frames (training/video.py) and written as image files into a cache folder.
+  frames (models/video.py, models/faces.py) and written as image files into a cache folder.
 
 Bad files never stop a run: each is skipped with a reason and listed in the summary.
 Label 1 means fake, 0 means real, everywhere.
@@ -46,7 +46,7 @@ class Skipped:
     path: str
     # Images: unreadable, empty, truncated, corrupt, not_an_image, unsupported, too_small,
     # too_many_pixels, duplicate, conflicting_label. Listings: missing, bad_label, bad_row,
-    # unlabelled. Videos: no_face (one frame), or training.video.VideoError's reason.
+    # unlabelled. Videos: no_face (one frame), or models.video.VideoError's reason.
     reason: str
     message: str
 
@@ -260,34 +260,39 @@ def default_cache_dir() -> Path:
 
 
 def _faces_from_videos(videos, skipped: list[Skipped], frames_per_video: int, cache_dir, progress: bool) -> list[Sample]:
-    """Crop the faces of `frames_per_video` frames of each video into image files in the
-    cache (keyed by the video's bytes, so a second run reuses them)."""
+    """Crop the largest face of `frames_per_video` frames of each video (the face finder and
+    crop contract of models/faces.py) into image files in the cache (keyed by the video's bytes
+    and the face contract, so a second run reuses them)."""
     from PIL import Image
 
-    from training.video import VideoError, extract_faces
+    from models.faces import FaceFinder, crop_face
+    from models.video import VideoError, sample_frames
+    from training.facecrops import cache_file
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    out = []
+    contract_key = cache_file().stem  # faces-<hash of the face contract>
+    finder, out = None, []
     for video, label, source, group in _progress(videos, progress, "videos", "cropping faces"):
         key = hashlib.sha256(video.read_bytes()).hexdigest()[:20]
-        folder = cache / f"{key}-n{frames_per_video}"
+        folder = cache / f"{key}-n{frames_per_video}-{contract_key}"
         index = folder / "index.json"
         if index.exists():
             entries = json.loads(index.read_text())
         else:
             try:
-                faces = extract_faces(video, frames_per_video)
+                frames = sample_frames(video, frames_per_video)
             except VideoError as e:
                 skipped.append(Skipped(str(video), getattr(e, "reason", "video_error"), str(e)))
                 continue
+            finder = finder or FaceFinder()
             folder.mkdir(parents=True, exist_ok=True)
             entries = []
-            for f in faces:
-                if f.face is None:
+            for f, found in zip(frames, finder.find_batch([f.image for f in frames])):
+                if not found.faces:
                     entries.append({"frame": int(f.frame_index), "time_s": float(f.time_s), "file": None})
                     continue
                 name = f"frame{int(f.frame_index):06d}.png"  # lossless: no second compression
-                Image.fromarray(f.face).save(folder / name)
+                Image.fromarray(crop_face(f.image, found.faces[0])).save(folder / name)
                 entries.append({"frame": int(f.frame_index), "time_s": float(f.time_s), "file": name})
             index.write_text(json.dumps(entries))
         if not entries:

@@ -200,16 +200,22 @@ def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: 
     """Score `samples` (objects with path, label, source, group), compute every metric, and
     write metrics.json, predictions.csv, the PNGs and MODEL_CARD.md into `out_dir`.
     Unreadable files are left out and listed. Returns the metrics dict."""
+    from training.facecrops import with_faces
     from training.model_card import write as write_card
     from training.predict import score_files
 
     samples = list(samples)
     if not samples:
         raise ValueError("nothing to evaluate: the sample list is empty")
+    # Judged as inference judges them: the largest face's crop; pictures without a face are
+    # counted per source and left out, as the product gives them no verdict.
+    samples, crops, no_face = with_faces(samples, progress)
+    if not samples:
+        raise ValueError(f"no face was found in any of the {len(no_face)} images: Unmask judges faces")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    scored = list(score_files(detector, [s.path for s in samples], transform=web_transform(degrade), batch_size=batch_size,
+    scored = list(score_files(detector, [s.path for s in samples], crops=crops, transform=web_transform(degrade), batch_size=batch_size,
                               progress=progress, desc=f"evaluating {detector.name}" + (f" ({degrade})" if degrade else "")))
     ok = [s for s in scored if s.error is None]
     errors = [{"path": samples[s.index].path, "reason": s.error_reason, "message": s.error} for s in scored if s.error]
@@ -225,7 +231,9 @@ def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: 
                   "path": str(detector.path) if detector.path else None,
                   "parameters": int(detector.model.count_params())},
         "data": {**(data_info or {}), "degrade": degrade, "n_scored": len(ok), "n_real": int((y == 0).sum()),
-                 "n_fake": int((y == 1).sum()), "errors": errors},
+                 "n_fake": int((y == 1).sum()), "errors": errors,
+                 "no_face": {src: sum(s.source == src for s in no_face) for src in sorted({s.source for s in no_face})},
+                 "no_face_files": [s.path for s in no_face]},
         **compute_metrics(p_raw, y, src, cal),
     }
     metrics["data"].setdefault("root", "(samples)")

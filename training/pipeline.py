@@ -47,20 +47,24 @@ def class_weights(samples: list[Sample]) -> dict[int, float]:
     return {label: float(n / (2 * c)) if c else 0.0 for label, c in enumerate(counts)}
 
 
-def _decode(path):
-    """Python side of the decode: path -> (RGB uint8 (H, W, 3), ok). A file that fails now
-    (it passed validation, so it changed since) gives a grey pixel and ok=False."""
+def _decode(path, crop):
+    """Python side of the decode: path -> (RGB uint8 (H, W, 3), ok), cut to its face crop
+    (x, y, side; side 0: the whole image). A file that fails now (it passed validation, so it
+    changed since) gives a grey pixel and ok=False."""
+    from training.facecrops import apply_crop
+
     path = path.decode() if isinstance(path, bytes) else str(path)
     try:
-        return load_image(path), np.bool_(True)
+        image = load_image(path)
+        return np.ascontiguousarray(apply_crop(image, tuple(int(v) for v in crop) if crop[2] else None)), np.bool_(True)
     except ImageError as e:
         print(f"warning: skipping {path} this epoch: {e}", file=sys.stderr, flush=True)
         return np.full((1, 1, 3), 128, np.uint8), np.bool_(False)
 
 
-def load_and_resize(path, input_size: int):
-    """(pixels (size, size, 3) float32 0..255, ok) for one file path tensor."""
-    image, ok = tf.numpy_function(_decode, [path], [tf.uint8, tf.bool], stateful=False)
+def load_and_resize(path, crop, input_size: int):
+    """(pixels (size, size, 3) float32 0..255, ok) for one file path tensor and its crop."""
+    image, ok = tf.numpy_function(_decode, [path, crop], [tf.uint8, tf.bool], stateful=False)
     image = tf.ensure_shape(image, [None, None, 3])
     return resize_for_model(image, input_size), tf.ensure_shape(ok, [])
 
@@ -68,7 +72,7 @@ def load_and_resize(path, input_size: int):
 def make_dataset(samples: list[Sample], input_size: int, batch_size: int, *, training: bool, augment: bool = True,
                  seed: int = 0, balance: str = "none", augment_config: AugmentConfig = AugmentConfig(),
                  class_weight: dict | None = None, with_weights: bool = False,
-                 label_key: str | None = None) -> tf.data.Dataset:
+                 label_key: str | None = None, crops: list | None = None) -> tf.data.Dataset:
     """A tf.data.Dataset of (pixels (batch, size, size, 3) float32 0..255, labels (batch, 1)).
 
     training=True shuffles every epoch and, with augment, augments; balance="oversample"
@@ -76,11 +80,14 @@ def make_dataset(samples: list[Sample], input_size: int, batch_size: int, *, tra
     (pixels, labels, weights): the label's class weight (1 without class_weight), and 0 for a
     file that no longer decodes, so one bad file never stops training and the number of
     batches stays known (Keras shows a proper progress bar). Without, such files are dropped.
-    label_key wraps labels as {label_key: y} for models with dict outputs (the ensemble)."""
+    label_key wraps labels as {label_key: y} for models with dict outputs (the ensemble).
+    crops: each sample's face crop (x, y, side), as inference crops it (training/facecrops.py);
+    without, whole images."""
     if not samples:
         raise ValueError("no samples to make a dataset from")
     if balance not in BALANCE_CHOICES:
         raise ValueError(f"balance must be one of {BALANCE_CHOICES}, not {balance!r}")
+    crop_of = dict(zip((s.path for s in samples), crops)) if crops is not None else {}
     if training and balance == "oversample":
         samples = oversample(samples, seed)
     weighted = with_weights or class_weight is not None
@@ -88,12 +95,13 @@ def make_dataset(samples: list[Sample], input_size: int, batch_size: int, *, tra
     paths = tf.constant([s.path for s in samples])
     labels = tf.constant([[float(s.label)] for s in samples], tf.float32)
     weights = tf.constant([float(cw[s.label]) for s in samples], tf.float32)
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels, weights))
+    boxes = tf.constant([list(crop_of.get(s.path) or (0, 0, 0)) for s in samples], tf.int32)
+    ds = tf.data.Dataset.from_tensor_slices((paths, boxes, labels, weights))
     if training:
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
 
-    def load(path, y, w):
-        x, ok = load_and_resize(path, input_size)
+    def load(path, box, y, w):
+        x, ok = load_and_resize(path, box, input_size)
         return x, y, w * tf.cast(ok, tf.float32)
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE)

@@ -46,13 +46,14 @@ class Scored:
     error: str | None = None
 
 
-def _load_prepared(detector, source, transform):
+def _load_prepared(detector, source, transform, crop=None):
     from models.preprocessing import ImageError, load_image
+    from training.facecrops import apply_crop
 
     try:
         if not isinstance(source, (bytes, bytearray)) and Path(source).is_file() and Path(source).stat().st_size == 0:
             return None, ("empty", "the file is empty (0 bytes)")
-        image = load_image(source)
+        image = apply_crop(load_image(source), crop)
         if transform is not None:
             image = transform(image)
         return detector.prepare(image), None
@@ -63,10 +64,11 @@ def _load_prepared(detector, source, transform):
 
 
 def score_files(detector, sources: list, *, transform: Callable | None = None, batch_size: int = 32,
-                workers: int = 2, progress: bool = True, desc: str = "scoring") -> Iterator[Scored]:
+                workers: int = 2, progress: bool = True, desc: str = "scoring", crops: list | None = None) -> Iterator[Scored]:
     """Raw scores for image files (paths or bytes), in order, read and prepared by
-    `workers` threads while the model scores the previous batch. `transform` (uint8 ->
-    uint8) is applied after decoding, e.g. a web degradation."""
+    `workers` threads while the model scores the previous batch. `crops` (one (x, y, side)
+    or None per source, training/facecrops.py) cut each image to its face first; `transform`
+    (uint8 -> uint8) is then applied, e.g. a web degradation."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
@@ -77,7 +79,8 @@ def score_files(detector, sources: list, *, transform: Callable | None = None, b
         def fill():
             nonlocal next_i
             while next_i < len(sources) and len(futures) < ahead:
-                futures[next_i] = pool.submit(_load_prepared, detector, sources[next_i], transform)
+                futures[next_i] = pool.submit(_load_prepared, detector, sources[next_i], transform,
+                                              crops[next_i] if crops is not None else None)
                 next_i += 1
 
         start = 0

@@ -195,6 +195,7 @@ def write_state(run_dir: Path, state: dict) -> None:
 # --- data ---------------------------------------------------------------------------------
 def read_and_split(args, run_dir: Path, resume: bool):
     from training.data import load_dataset, load_split, split_dataset, subsample
+    from training.facecrops import with_faces
 
     if resume and (run_dir / "split.json").exists():
         old = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
@@ -212,7 +213,14 @@ def read_and_split(args, run_dir: Path, resume: bool):
     if args.limit:
         samples = subsample(samples, args.limit, args.seed)
         print(f"--limit {args.limit}: using {len(samples)} of {len(dataset.samples)} images")
-    return str(dataset.root), dataset.layout, dataset.summary(), split_dataset(samples, args.seed)
+    samples, _, no_face = with_faces(samples)  # trained on the face crops that inference judges
+    summary = dataset.summary()
+    summary["no_face"] = [s.path for s in no_face]
+    if no_face:
+        print(f"no face found in {len(no_face)} image(s): left out (listed in data.json under no_face)", flush=True)
+    if not samples:
+        raise CLIError(f"no face was found in any image of {dataset.root}: Unmask trains on faces")
+    return str(dataset.root), dataset.layout, summary, split_dataset(samples, args.seed)
 
 
 def print_split(splits) -> None:
@@ -223,6 +231,7 @@ def print_split(splits) -> None:
 
 def pipelines(splits, input_size: int, settings: dict, args):
     """(train, val) datasets of (pixels, labels, weights); class weights go in the weights."""
+    from training.facecrops import face_crops
     from training.pipeline import class_weights, make_dataset
 
     class_weight = class_weights(splits["train"]) if args.balance == "class-weight" and splits["train"] else None
@@ -230,8 +239,10 @@ def pipelines(splits, input_size: int, settings: dict, args):
         print(f"class weights: real {class_weight[0]:.3f}, fake {class_weight[1]:.3f}")
     train = make_dataset(splits["train"], input_size, settings["batch_size"], training=True, augment=not args.no_augment,
                          seed=args.seed, balance="oversample" if args.balance == "oversample" else "none",
-                         class_weight=class_weight, with_weights=True) if splits["train"] else None
-    val = make_dataset(splits["val"], input_size, settings["batch_size"], training=False, with_weights=True)
+                         class_weight=class_weight, with_weights=True,
+                         crops=face_crops([s.path for s in splits["train"]])) if splits["train"] else None
+    val = make_dataset(splits["val"], input_size, settings["batch_size"], training=False, with_weights=True,
+                       crops=face_crops([s.path for s in splits["val"]]))
     return train, val
 
 
@@ -445,6 +456,7 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
     from models.architectures import LogitStack, build_ensemble
     from models.detector import Detector
     from training.augment import web_degrade
+    from training.facecrops import face_crops
     from training.predict import score_files
 
     nets, seen = [], set()
@@ -458,9 +470,10 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
     model = build_ensemble(nets)
     scorer = Detector(model, "ensemble")  # decodes and prepares files as at inference
     val = splits["val"]
+    crops = face_crops([x.path for x in val])
     scores, labels = [], []
     for transform, desc in ((None, "members on validation"), (web_degrade, "members on web-degraded validation")):
-        for s in score_files(scorer, [x.path for x in val], transform=transform, desc=desc):
+        for s in score_files(scorer, [x.path for x in val], transform=transform, desc=desc, crops=crops):
             if s.error is None:  # files that no longer decode are left out
                 scores.append(s.members)
                 labels.append(val[s.index].label)

@@ -1,11 +1,15 @@
-// The page at /: send the picked or dropped file to the API and show what comes back.
-// Plain DOM code, no framework: each function fills one part of the page.
+// The page at /: send the picked or dropped file to the API and show what comes back:
+// the faces found (boxes drawn over the picture), each face's verdict, the picture's verdict.
+// Plain DOM code, no framework: each function fills one part of the page. Verdicts are said
+// with the shared vocabulary (models/wording.json), which the template injects as JSON.
 "use strict";
 
 const API = "/api/v1";
 const VIDEO_TYPES = ["video/mp4", "video/webm", "video/quicktime"];
 const VIDEO_NAMES = /\.(mp4|m4v|webm|mov)$/i;
 const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+let WORDS = null; // models/wording.json, read from the page on load
 let objectUrls = [];
 let lastFile = null; // checked again once an API key is entered after a 401
 let needsKey = false;
@@ -61,6 +65,10 @@ function clearResult() {
   $("video-box").hidden = true;
   $("frames-box").hidden = true;
   $("heatmap").hidden = true;
+  $("heatmap").removeAttribute("src");
+  $("legend").hidden = true;
+  $("faces-box").hidden = true;
+  $("boxes").replaceChildren();
   $("heat-status").textContent = "";
 }
 
@@ -72,22 +80,92 @@ function showError(message) {
 
 function showVerdict(r) {
   const v = $("verdict");
-  v.textContent = r.verdict;
+  v.textContent = WORDS.labels[r.verdict] || r.verdict;
   v.dataset.verdict = r.verdict;
-  $("confidence").textContent = r.confidence === null
-    ? "confidence: none (the verdict rests on the file's provenance)"
-    : `confidence ${pct(r.confidence)} · p(fake) ${pct(r.p_fake)}`;
+  // The summary comes from the server, in the shared words (models/wording.py describe).
+  $("confidence").textContent = r.p_fake === null ? r.summary : `${r.summary} · p(fake) ${pct(r.p_fake)}`;
+  const evidence = r.provenance && r.provenance.generator_evidence;
+  const model = r.model_verdict;
   const basis = {
-    model: "from the models",
-    "model+provenance": "from the models; the file's provenance agrees",
-    provenance: `from the file's provenance; the models alone said ${r.model_verdict.verdict} (${pct(r.model_verdict.confidence)})`,
+    model: "from the faces, judged by the models",
+    "model+provenance": "from the faces, judged by the models; the file's provenance agrees",
+    provenance: `from the file's provenance (no calibrated confidence); the models alone said ${WORDS.labels[model.verdict]}` +
+      (model.confidence === null ? "" : ` (${pct(model.confidence)})`),
+    none: evidence
+      ? "No face was judged. The file's provenance says a generator made it (below); that is about the file, not about a face."
+      : "",
   };
   $("basis").textContent = basis[r.basis] || "";
+}
+
+// The picture's faces as boxes over the image: an SVG in image pixels (viewBox), stretched
+// to the image's displayed size, so the boxes follow it at any width.
+function drawBoxes(r) {
+  const svg = $("boxes");
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${r.image.width} ${r.image.height}`);
+  const font = Math.max(10, Math.round(Math.max(r.image.width, r.image.height) / 32));
+  r.faces.forEach((f, i) => {
+    const [x0, y0, x1, y1] = f.box;
+    const g = document.createElementNS(SVG, "g");
+    g.setAttribute("class", `face ${f.verdict}`);
+    const box = document.createElementNS(SVG, "rect");
+    box.setAttribute("class", "face-box");
+    Object.entries({ x: x0, y: y0, width: x1 - x0, height: y1 - y0 }).forEach(([k, val]) => box.setAttribute(k, val));
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `face ${i + 1}: ${f.summary}`;
+    box.append(title);
+    const label = `${i + 1} ${WORDS.short[f.verdict]} ${pct(f.p_fake)}`;
+    const ty = y0 >= font * 1.3 ? y0 - font * 1.3 : y1;  // above the box, or below it at the top edge
+    const width = font * 0.62 * label.length + font * 0.6;
+    const tx = Math.max(0, Math.min(x0, r.image.width - width)); // kept inside the picture
+    const tag = document.createElementNS(SVG, "rect");
+    tag.setAttribute("class", "face-tag");
+    Object.entries({ x: tx, y: ty, width, height: font * 1.3 }).forEach(([k, val]) => tag.setAttribute(k, val));
+    const text = document.createElementNS(SVG, "text");
+    Object.entries({ x: tx + font * 0.3, y: ty + font * 1.02, "font-size": font }).forEach(([k, val]) => text.setAttribute(k, val));
+    text.textContent = label;
+    g.append(box, tag, text);
+    svg.append(g);
+  });
+}
+
+function showFaces(r) {
+  const body = $("faces").tBodies[0];
+  body.replaceChildren();
+  r.faces.forEach((f, i) => {
+    const row = body.insertRow();
+    row.className = f.verdict;
+    row.insertCell().textContent = String(i + 1);
+    row.insertCell().textContent = f.summary;
+    row.insertCell().textContent = f.box.map((v) => Math.round(v)).join(", ");
+  });
+  const notes = [];
+  if (r.faces_too_small) notes.push(`${r.faces_too_small} smaller face(s) seen but too small to judge`);
+  if (r.faces_over_limit) notes.push(`${r.faces_over_limit} more face(s) over the limit, not judged`);
+  $("faces-note").textContent = notes.join("; ");
+  $("faces-box").hidden = r.faces.length === 0;
+}
+
+// What hot means depends on what each face's heat was computed for (X-Unmask-Target).
+function showLegend(targets) {
+  const says = {
+    fake: "Hot: evidence for fake, where the face pushed the models towards fake.",
+    real: "Hot: what looked real. On a face called real the heat shows evidence for real, not for fake.",
+  };
+  const unique = [...new Set(targets)];
+  $("legend-text").textContent = unique.length === 1
+    ? says[unique[0]]
+    : targets.map((t, i) => `Face ${i + 1}: ${says[t]}`).join(" ");
+  $("legend").hidden = false;
 }
 
 function showMembers(members) {
   const body = $("members").tBodies[0];
   body.replaceChildren();
+  const none = !Object.keys(members || {}).length; // a single model, or no face
+  $("members").hidden = none;
+  $("members-title").hidden = none;
   for (const [name, score] of Object.entries(members || {})) {
     const row = body.insertRow();
     row.insertCell().textContent = name;
@@ -123,24 +201,30 @@ async function checkImage(file) {
   const url = URL.createObjectURL(file);
   objectUrls.push(url);
   $("preview").src = url;
-  $("status").textContent = "Checking the image…";
+  $("status").textContent = "Finding and checking the faces…";
   const result = await (await post("/check", file)).json();
   $("status").textContent = "";
   showVerdict(result);
+  drawBoxes(result);
+  showFaces(result);
   showMembers(result.members);
   showProvenance(result.provenance);
   showMeta(result);
   $("picture").hidden = false;
+  $("picture-controls").hidden = !result.faces.length;
   $("result").hidden = false;
+  if (!result.faces.length) return; // nothing to explain: the summary says no face was found
   // The heatmap comes second: the verdict should not wait for gradients.
   $("heat-status").textContent = "drawing the heatmap…";
   try {
-    const png = await (await post("/explain", file)).blob();
-    const heatUrl = URL.createObjectURL(png);
+    const resp = await post("/explain", file);
+    const targets = (resp.headers.get("X-Unmask-Target") || "fake").split(",");
+    const heatUrl = URL.createObjectURL(await resp.blob());
     objectUrls.push(heatUrl);
     $("heatmap").src = heatUrl;
     $("heatmap").hidden = false;
     $("heat-status").textContent = "";
+    showLegend(targets.length === 1 ? result.faces.map(() => targets[0]) : targets);
   } catch (e) {
     $("heat-status").textContent = `no heatmap: ${e.message}`;
   }
@@ -154,17 +238,18 @@ function showTimeline(result) {
     const div = document.createElement("div");
     div.className = seg.verdict;
     div.style.width = `${(100 * seg.frames) / total}%`;
-    div.title = `${seg.start_s.toFixed(1)}–${seg.end_s.toFixed(1)} s: ${seg.verdict}`;
+    div.title = `${seg.start_s.toFixed(1)}–${seg.end_s.toFixed(1)} s: ${WORDS.labels[seg.verdict] || seg.verdict}`;
     bar.append(div);
   }
-  $("video-note").textContent = result.note || `${result.frames_with_face} of ${result.frames_sampled} sampled frames show a face`;
+  $("video-note").textContent = `${result.frames_with_face} of ${result.frames_sampled} sampled frames show a face. ` +
+    "Each frame is judged like a picture; the video's verdict comes from the frames with a face.";
   const body = $("frames").tBodies[0];
   body.replaceChildren();
   for (const f of result.frames) {
     const row = body.insertRow();
     row.insertCell().textContent = `${f.time_s.toFixed(2)} s`;
-    row.insertCell().textContent = f.face ? "yes" : "no";
-    row.insertCell().textContent = f.verdict || "not scored";
+    row.insertCell().textContent = String(f.faces.length);
+    row.insertCell().textContent = WORDS.labels[f.verdict] || f.verdict;
     row.insertCell().textContent = pct(f.p_fake);
   }
 }
@@ -178,6 +263,7 @@ async function checkVideo(file) {
   $("status").textContent = "";
   showVerdict(result);
   showMembers(averageMembers(result.frames));
+  $("members-title").textContent = "Each model (mean over frames, top face)";
   showProvenance(result.provenance);
   showMeta(result);
   showTimeline(result);
@@ -186,14 +272,16 @@ async function checkVideo(file) {
   $("result").hidden = false;
 }
 
-// Each model's mean score over the scored frames.
+// Each model's mean score over the frames with a face, on each frame's top face.
 function averageMembers(frames) {
   const sums = {};
   let n = 0;
   for (const f of frames) {
-    if (!f.members || !Object.keys(f.members).length) continue;
+    if (!f.faces.length) continue;
+    const top = f.faces.reduce((a, b) => (b.p_fake > a.p_fake ? b : a));
+    if (!top.members) continue;
     n += 1;
-    for (const [k, v] of Object.entries(f.members)) sums[k] = (sums[k] || 0) + v;
+    for (const [k, v] of Object.entries(top.members)) sums[k] = (sums[k] || 0) + v;
   }
   for (const k of Object.keys(sums)) sums[k] = sums[k] / n;
   return sums;
@@ -204,6 +292,7 @@ async function handle(file) {
   lastFile = file;
   needsKey = false;
   clearResult();
+  $("members-title").textContent = "Each model (the face with the highest p(fake))";
   try {
     await (isVideo(file) ? checkVideo(file) : checkImage(file));
   } catch (e) {
@@ -212,6 +301,7 @@ async function handle(file) {
 }
 
 function setup() {
+  WORDS = JSON.parse($("wording").textContent);
   const drop = $("drop");
   $("file").addEventListener("change", (e) => handle(e.target.files[0]));
   for (const name of ["dragenter", "dragover"]) {
@@ -228,6 +318,7 @@ function setup() {
   $("heat-opacity").addEventListener("input", (e) => {
     $("heatmap").style.opacity = String(e.target.value / 100);
   });
+  $("show-boxes").addEventListener("change", (e) => { $("boxes").style.display = e.target.checked ? "" : "none"; });
 }
 
 document.addEventListener("DOMContentLoaded", setup);

@@ -1,9 +1,11 @@
-"""Test files with the metadata that image generators and cameras write."""
+"""Test files: the metadata that image generators and cameras write, real faces, scenes
+and pictures without a face."""
 from __future__ import annotations
 
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -71,3 +73,68 @@ def animated_gif(seed: int = 0) -> bytes:
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     return buf.getvalue()
+
+
+# --- faces: real photos, scenes, and pictures without a face ------------------------------
+FACES_V1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "faces-v1"
+# FFHQ photos (256 px) that the full-range finder finds alone and pasted into a scene.
+FFHQ = ["stylegan1-ffhq/real/0012b64c8838c4d0.jpg", "stylegan1-ffhq/real/00ac632bf0565874.jpg",
+        "stylegan1-ffhq/real/0273971a76f64b47.jpg"]
+
+
+def faces_v1(names=FFHQ) -> list[np.ndarray]:
+    """RGB arrays of faces-v1 images (CI has the data set; elsewhere the test is skipped)."""
+    import pytest
+
+    paths = [FACES_V1 / n for n in names]
+    if not all(p.exists() for p in paths):
+        pytest.skip(f"faces-v1 is not at {FACES_V1}")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+def scene(faces: list[np.ndarray], size=(1200, 800)) -> tuple[np.ndarray, list[tuple]]:
+    """The faces pasted side by side on a grey ramp; returns the picture and where each
+    went (x0, y0, x1, y1)."""
+    w, h = size
+    out = np.tile(np.linspace(60, 200, w).astype(np.uint8)[None, :, None], (h, 1, 3))
+    places = []
+    step = w // len(faces)
+    for i, f in enumerate(faces):
+        fh, fw = f.shape[:2]
+        x, y = i * step + (step - fw) // 2, (h - fh) // 2
+        out[y:y + fh, x:x + fw] = f
+        places.append((x, y, x + fw, y + fh))
+    return out, places
+
+
+def chart(size=(640, 480)) -> np.ndarray:
+    """A bar chart: no face in it."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    w, h = size
+    for i, bar in enumerate([0.25, 0.6, 0.4, 0.8, 0.2]):
+        x = 60 + i * (w - 100) // 5
+        d.rectangle([x, h - 40 - bar * (h - 80), x + (w - 100) // 7, h - 40], fill=(30 + 40 * i, 90, 200 - 30 * i))
+    d.line([40, h - 40, w - 20, h - 40], fill="black", width=3)
+    d.line([40, 20, 40, h - 40], fill="black", width=3)
+    return np.asarray(img)
+
+
+def chart_video(path: Path, seconds: float = 1.0, fps: int = 10) -> Path:
+    """A video of a chart whose bars move: no face in any frame."""
+    import av
+
+    base = chart((256, 256))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width = stream.height = 256
+        stream.pix_fmt = "yuv420p"
+        for i in range(int(seconds * fps)):
+            frame = np.roll(base, 3 * i, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

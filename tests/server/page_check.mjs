@@ -1,11 +1,13 @@
-// Drive the server's page in Chromium: pick an image, see verdict, heatmap, models and
-// provenance; pick a corrupt file, see the server's message; drop a video, see the timeline.
-// Usage: node page_check.mjs URL IMAGE CORRUPT VIDEO   (prints one JSON line)
+// Drive the server's page in Chromium: pick an image, see the face boxes over it, the face
+// list, verdict, heatmap with its legend, models and provenance; pick a corrupt file, see the
+// server's message; drop a video, see the timeline; pick a picture without a face, see the
+// no-face sentence and no box.
+// Usage: node page_check.mjs URL IMAGE CORRUPT VIDEO NOFACE   (prints one JSON line)
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { chromium } from "playwright-core";
 
-const [url, imagePath, corruptPath, videoPath] = process.argv.slice(2);
+const [url, imagePath, corruptPath, videoPath, noFacePath] = process.argv.slice(2);
 const origin = new URL(url).origin;
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
@@ -33,6 +35,19 @@ try {
     findings: [...document.querySelectorAll("#provenance li")].map((li) => li.textContent),
     heatmapWidth: document.querySelector("#heatmap").naturalWidth,
     previewWidth: document.querySelector("#preview").naturalWidth,
+    boxes: document.querySelectorAll("#boxes rect.face-box").length,
+    boxLabels: [...document.querySelectorAll("#boxes text")].map((t) => t.textContent),
+    // The boxes' layer covers the picture as displayed.
+    boxesFit: (() => {
+      const a = document.querySelector("#boxes").getBoundingClientRect();
+      const b = document.querySelector("#preview").getBoundingClientRect();
+      return Math.abs(a.width - b.width) < 1 && Math.abs(a.height - b.height) < 1 && b.width > 0;
+    })(),
+    faceRows: [...document.querySelectorAll("#faces tbody tr")].map((tr) => tr.cells[1].textContent),
+    legendShown: !document.querySelector("#legend").hidden,
+    legend: document.querySelector("#legend-text").textContent,
+    rule: document.querySelector("#rule").textContent,
+    whatIsChecked: document.querySelector("#what-is-checked").textContent,
   }));
 
   // 2. Pick a corrupt file: the page shows the server's explanation.
@@ -53,6 +68,17 @@ try {
     verdict: document.querySelector("#verdict").dataset.verdict,
     frames: document.querySelectorAll("#frames tbody tr").length,
     timelineSegments: document.querySelectorAll("#timeline > div").length,
+  }));
+
+  // 4. Pick a picture without a face.
+  await page.setInputFiles("#file", noFacePath);
+  await page.waitForFunction(() => document.querySelector("#verdict").dataset.verdict === "no_face" && !document.querySelector("#result").hidden, null, { timeout: 120000 });
+  out.noFace = await page.evaluate(() => ({
+    shown: document.querySelector("#verdict").textContent,
+    summary: document.querySelector("#confidence").textContent,
+    boxes: document.querySelectorAll("#boxes rect.face-box").length,
+    facesHidden: document.querySelector("#faces-box").hidden,
+    heatmapHidden: document.querySelector("#heatmap").hidden,
   }));
 } finally {
   await browser.close();

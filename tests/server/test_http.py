@@ -1,9 +1,11 @@
 """The server through HTTP: a real gunicorn (two workers, four threads each) started with
-`unmask serve`, every endpoint, a corpus of bad files, concurrent clients, the page in
-Chromium, and a worker killed mid-run (last, since it disturbs the server).
+`unmask serve`, every endpoint, faces (none, one, several; in videos too), a corpus of bad
+files, concurrent clients, the page in Chromium, and a worker killed mid-run (last, since it
+disturbs the server).
 
 The model is the ensemble architecture, small and untrained, with a hand-set calibration
-that calls everything `real` (conftest.models_dir).
+that calls every face `real` (conftest.models_dir). The face finder is the real one; it finds
+the cartoon faces of tests.synthetic at 200 px.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from tests.synthetic import bad_files, decompression_bomb, encode, face_image, w
 MAX_IMAGE = 300_000
 MAX_VIDEO = 3_000_000
 MARKER = "SECRET-CONTENT-7f3a9"  # placed in uploads; must never appear in the log
+MIN_FACE_SIDE = json.loads((ROOT / "models" / "preprocessing.json").read_text())["faces"]["min_face_side"]
+NO_FACE = json.loads((ROOT / "models" / "wording.json").read_text())["no_face"]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +111,10 @@ def test_check_every_image_format(server, fmt, mime):
     body = r.json()
     assert body["verdict"] == "real" and body["basis"] == "model"
     assert 0.5 <= body["confidence"] <= 1 and 0 <= body["p_fake"] <= 1
-    assert set(body["members"]) == {"tuned-cnn", "pretrained"}
+    [face] = body["faces"]
+    assert face["verdict"] == "real" and face["p_fake"] == body["p_fake"] and face["summary"] == body["summary"]
+    assert 0 <= face["box"][0] < face["box"][2] <= 180 and 0 <= face["box"][1] < face["box"][3] <= 180
+    assert set(body["members"]) == {"tuned-cnn", "pretrained"} and body["members"] == face["members"]
     assert body["model"]["version"] == "test" and body["time_ms"] > 0
     assert body["file"] == {"type": {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP"}[fmt], "bytes": len(data)}
     assert body["image"] == {"width": 180, "height": 180}
@@ -133,6 +140,9 @@ def test_animated_gif_uses_its_first_frame(server):
 # --- bad input --------------------------------------------------------------------------
 def test_bad_files_are_refused_with_a_reason(server, tmp_path):
     bad = bad_files(tmp_path)
+    # Under the face contract's limit (48 px), which tests.synthetic's 64 px image is not.
+    bad["too_small"] = tmp_path / "tiny.png"
+    bad["too_small"].write_bytes(encode(face_image("real", MIN_FACE_SIDE - 8, 5), "PNG"))
     expected = {"corrupt": (400, "corrupt"), "truncated": (400, "truncated"), "not_an_image": (415, "unsupported_type"),
                 "empty": (400, "empty"), "too_small": (400, "too_small")}
     for kind, path in bad.items():
@@ -223,12 +233,28 @@ def test_check_video_formats(server, tmp_path, suffix, mime):
     assert body["frames_sampled"] == len(body["frames"]) == 6
     times = [f["time_s"] for f in body["frames"]]
     assert times == sorted(times) and times[-1] < 1.0
-    scored = [f for f in body["frames"] if f["verdict"]]
-    assert scored and all(set(f["members"]) == {"tuned-cnn", "pretrained"} for f in scored)
-    assert body["scored_on"] == ("faces" if body["frames_with_face"] else "whole_frames")
+    # The drifting cartoon face is found in (nearly) every frame; each frame follows the picture rule.
+    with_face = [f for f in body["frames"] if f["faces"]]
+    assert len(with_face) == body["frames_with_face"] >= 4
+    for f in body["frames"]:
+        if f["faces"]:
+            assert f["p_fake"] == max(x["p_fake"] for x in f["faces"])
+            assert all(set(x["members"]) == {"tuned-cnn", "pretrained"} for x in f["faces"])
+        else:
+            assert f["verdict"] == "no_face" and f["p_fake"] is None
     assert sum(seg["frames"] for seg in body["timeline"]) == 6
     assert body["video"]["frame_count"] == 10
     assert list(server.tmp.iterdir()) == [] and list(server.video_tmp.iterdir()) == []
+
+
+def test_video_without_a_face_is_no_face(server, tmp_path):
+    data = files.chart_video(tmp_path / "chart.mp4").read_bytes()
+    body = check(server, data, "chart.mp4", "video/mp4", path="/api/v1/check/video").json()
+    assert body["verdict"] == "no_face" and body["p_fake"] is None and body["confidence"] is None
+    assert body["frames_with_face"] == 0 and body["summary"] == NO_FACE
+    assert all(f["verdict"] == "no_face" and f["faces"] == [] for f in body["frames"])
+    assert body["timeline"] == [{"start_s": 0.0, "end_s": body["frames"][-1]["time_s"], "verdict": "no_face",
+                                 "frames": 6, "max_p_fake": None}]
 
 
 def test_bad_videos_are_refused_and_leave_no_files(server, tmp_path):
@@ -236,15 +262,100 @@ def test_bad_videos_are_refused_and_leave_no_files(server, tmp_path):
     broken = good[:32] + bytes(2000)  # an MP4 header, then nothing usable
     assert_error(check(server, broken, "clip.mp4", "video/mp4", path="/api/v1/check/video"), 400)
     assert_error(check(server, b"", "clip.mp4", "video/mp4", path="/api/v1/check/video"), 400, "empty")
+    tiny = write_video(tmp_path / "tiny.mp4", seconds=0.5, size=MIN_FACE_SIDE - 8).read_bytes()  # frames under the limit
+    assert f"{MIN_FACE_SIDE} px" in assert_error(check(server, tiny, "tiny.mp4", "video/mp4", path="/api/v1/check/video"),
+                                                 400, "too_small")["message"]
     assert_error(check(server, os.urandom(MAX_VIDEO + 100_000), "clip.mp4", "video/mp4", path="/api/v1/check/video"), 413)
     assert list(server.video_tmp.iterdir()) == []
+
+
+# --- faces -----------------------------------------------------------------------------
+def test_a_chart_has_no_face_and_no_score(server):
+    body = check(server, encode(files.chart(), "PNG"), "chart.png", "image/png").json()
+    assert body["verdict"] == "no_face" and body["basis"] == "none"
+    assert body["confidence"] is None and body["p_fake"] is None and body["p_fake_raw"] is None
+    assert body["faces"] == [] and body["members"] == {} and body["summary"] == NO_FACE
+    assert body["image"] == {"width": 640, "height": 480}
+
+
+def test_generator_provenance_does_not_turn_no_face_into_a_verdict(server):
+    png = encode(files.chart(), "PNG", pnginfo=_png_info({"parameters": "a chart, Steps: 20, Sampler: Euler a"}))
+    body = check(server, png, "chart.png", "image/png").json()
+    assert body["verdict"] == "no_face" and body["basis"] == "none" and body["confidence"] is None
+    assert body["provenance"]["generator_evidence"] is True  # reported on its own
+
+
+def _png_info(chunks):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for k, v in chunks.items():
+        info.add_text(k, v)
+    return info
+
+
+def test_one_face_in_a_photo(server):
+    [photo] = files.faces_v1(files.FFHQ[:1])
+    body = check(server, encode(photo)).json()
+    [face] = body["faces"]
+    x0, y0, x1, y1 = face["box"]
+    assert 0 <= x0 < x1 <= 256 and 0 <= y0 < y1 <= 256 and x1 - x0 >= MIN_FACE_SIDE
+    assert face["detector_score"] >= 0.5 and len(face["crop"]) == 3 and len(face["keypoints"]) == 6
+    assert body["verdict"] == face["verdict"] == "real" and body["p_fake"] == face["p_fake"]
+    assert body["summary"] == face["summary"] and body["summary"].startswith("Likely real")
+
+
+def test_several_faces_in_one_scene(server):
+    picture, places = files.scene(files.faces_v1())
+    body = check(server, encode(picture)).json()
+    assert body["image"] == {"width": 1200, "height": 800}
+    faces = sorted(body["faces"], key=lambda f: f["box"][0])
+    assert len(faces) == 3 and body["faces_too_small"] == 0 and body["faces_over_limit"] == 0
+    for face, (px0, py0, px1, py1) in zip(faces, places):  # each box lies on the photo pasted there
+        x0, y0, x1, y1 = face["box"]
+        assert px0 - 4 <= x0 < x1 <= px1 + 4 and py0 - 4 <= y0 < y1 <= py1 + 4
+    # The picture rule: its p(fake) is the highest face p(fake); every face real -> real.
+    top = max(faces, key=lambda f: f["p_fake"])
+    assert body["p_fake"] == top["p_fake"] and body["confidence"] == top["confidence"]
+    assert all(f["verdict"] == "real" for f in faces) and body["verdict"] == "real"
+
+
+def test_an_image_under_the_face_limit_is_refused_with_what_to_do(server):
+    small = encode(face_image("real", 200, 1)[: MIN_FACE_SIDE - 1])  # 200 x 47
+    for path in ("/api/v1/check", "/api/v1/explain"):
+        body = assert_error(check(server, small, path=path), 400, "too_small")
+        assert f"{MIN_FACE_SIDE} px" in body["message"] and "larger" in body["message"]
+    assert check(server, encode(face_image("real", 200, 1)[:MIN_FACE_SIDE])).status_code == 200  # at the limit
+
+
+def test_favicon_is_served(server):
+    r = server.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/vnd.microsoft.icon"
+    assert Image.open(io.BytesIO(r.content)).format == "ICO"
+
+
+def test_explain_draws_each_face_of_a_scene(server):
+    picture, _ = files.scene(files.faces_v1())
+    r = check(server, encode(picture), path="/api/v1/explain")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
+    assert r.headers["X-Unmask-Faces"] == "3" and r.headers["X-Unmask-Target"] == "real"
+    png = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+    assert png.shape == (683, 1024, 3)  # the whole picture, shrunk to 1024 px
+    sent = Image.open(io.BytesIO(encode(picture))).convert("RGB").resize((1024, 683), Image.BILINEAR)
+    diff = np.abs(png - np.asarray(sent).astype(int)).max(axis=2)
+    assert diff[:200].max() <= 1  # far from the faces the picture is untouched
+    for x0, x1 in ((60, 280), (400, 620), (745, 965)):  # each face's box (and heat) drawn on it
+        assert diff[240:440, x0:x1].max() > 60
+    body = assert_error(check(server, encode(files.chart()), path="/api/v1/explain"), 422, "no_face")
+    assert NO_FACE in body["message"]
 
 
 # --- /explain ---------------------------------------------------------------------------
 def test_explain_returns_a_heatmap_over_the_image(server):
     r = check(server, encode(face_image("real", 300, 4)), path="/api/v1/explain")
     assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
-    assert r.headers["X-Unmask-Target"] == "real"  # the verdict of this model
+    assert r.headers["X-Unmask-Target"] == "real"  # the verdict of this model on the face
+    assert r.headers["X-Unmask-Faces"] == "1"
     img = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
     assert img.shape == (300, 300, 3)
     fake = check(server, jpeg(4), path="/api/v1/explain?target=fake")
@@ -289,24 +400,36 @@ def test_nothing_is_stored_and_no_content_is_logged(server):
 
 # --- the page, in Chromium --------------------------------------------------------------
 @pytest.mark.browser
-def test_page_in_chromium_shows_verdict_heatmap_models_and_provenance(server, tmp_path):
+def test_page_in_chromium_shows_faces_verdict_heatmap_models_and_provenance(server, tmp_path):
+    words = json.loads((ROOT / "models" / "wording.json").read_text())
     image = tmp_path / "face.png"
     image.write_bytes(files.png_with_text({"parameters": "a face, Steps: 20, Sampler: Euler"}))
     corrupt = bad_files(tmp_path / "bad")["corrupt"]
     video = write_video(tmp_path / "clip.webm", seconds=1.0, seed=3)
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(encode(files.chart(), "PNG"))
     out = subprocess.run(["node", str(Path(__file__).with_name("page_check.mjs")), server.url("/"), str(image),
-                          str(corrupt), str(video)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+                          str(corrupt), str(video), str(chart)], capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert out.returncode == 0, out.stderr + out.stdout
     res = json.loads(out.stdout.strip().splitlines()[-1])
     img = res["image"]
     assert img["verdict"] == "fake" and "provenance" in img["basis"]  # pushed by the PNG chunk
+    assert img["shown"] == words["labels"]["fake"]
+    # One face: its box over the picture, in its own verdict (the models said real).
+    assert img["boxes"] == 1 and img["boxesFit"] and img["boxLabels"][0].startswith(f"1 {words['short']['real']}")
+    assert len(img["faceRows"]) == 1 and img["faceRows"][0].startswith(words["labels"]["real"])
+    assert img["legendShown"] and "what looked real" in img["legend"]
+    assert img["rule"] == words["image_rule"] and img["whatIsChecked"] == words["what_is_checked"]
     assert img["members"] == ["tuned-cnn", "pretrained"]
     assert img["heatmapWidth"] > 0 and img["previewWidth"] > 0
     assert any("PNG" in f for f in img["findings"])
-    assert res["requests_to_other_hosts"] == []
+    assert res["requests_to_other_hosts"] == [] and res["console_errors"] == []
     assert "damaged" in res["corrupt"]["error"] or "corrupt" in res["corrupt"]["error"]
     assert res["video"]["verdict"] in ("real", "fake", "uncertain") and res["video"]["frames"] == 6
     assert res["video"]["timelineSegments"] >= 1
+    no_face = res["noFace"]
+    assert no_face["shown"] == words["labels"]["no_face"] and no_face["summary"] == words["no_face"]
+    assert no_face["boxes"] == 0 and no_face["facesHidden"] and no_face["heatmapHidden"]
 
 
 # --- a worker killed mid-run (last: it disturbs the server) ------------------------------

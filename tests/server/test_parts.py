@@ -156,13 +156,21 @@ def test_provenance_pushes_towards_fake_only():
         assert combine(_model(verdict, p), camera)["verdict"] == verdict
 
 
+def test_no_face_stays_no_face_whatever_the_provenance():
+    no_face = {"verdict": "no_face", "confidence": None, "p_fake": None, "p_fake_raw": None}
+    for provenance in ({"generator_evidence": True}, {"generator_evidence": False}):
+        out = combine(no_face, provenance)
+        assert out["verdict"] == "no_face" and out["basis"] == "none" and out["confidence"] is None
+        assert out["summary"] == "No face found. Unmask checks faces."
+
+
 def test_timeline_merges_runs_of_equal_verdicts():
     rows = [{"time_s": t, "verdict": v, "p_fake": p} for t, v, p in
-            [(0.0, "real", 0.1), (0.5, "real", 0.2), (1.0, "fake", 0.8), (1.5, None, None), (2.0, "fake", 0.9)]]
+            [(0.0, "real", 0.1), (0.5, "real", 0.2), (1.0, "fake", 0.8), (1.5, "no_face", None), (2.0, "fake", 0.9)]]
     assert timeline(rows) == [
         {"start_s": 0.0, "end_s": 0.5, "verdict": "real", "frames": 2, "max_p_fake": 0.2},
         {"start_s": 1.0, "end_s": 1.0, "verdict": "fake", "frames": 1, "max_p_fake": 0.8},
-        {"start_s": 1.5, "end_s": 1.5, "verdict": "not_scored", "frames": 1, "max_p_fake": None},
+        {"start_s": 1.5, "end_s": 1.5, "verdict": "no_face", "frames": 1, "max_p_fake": None},
         {"start_s": 2.0, "end_s": 2.0, "verdict": "fake", "frames": 1, "max_p_fake": 0.9},
     ]
 

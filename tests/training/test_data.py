@@ -87,7 +87,7 @@ def _blank_video(path: Path, seconds=1.0, fps=8, size=320):
 def test_video_folder_crops_faces_groups_by_source_video_and_caches(tmp_path):
     data, cache = tmp_path / "dfdc", tmp_path / "cache"
     for i, (name, label) in enumerate([("real_a.mp4", "real"), ("fake_a.mp4", "fake"), ("real_b.mp4", "real"), ("fake_b.mp4", "fake")]):
-        write_video(data / name, label, seconds=1.0, fps=8, size=320, seed=i)
+        write_video(data / name, label, seconds=1.0, fps=8, size=420, seed=i)  # face crops over 150 px
     _blank_video(data / "blank.mp4")
     (data / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
     write_video(data / "stray.mp4", "real", seconds=0.5, fps=8, size=320, seed=9)
@@ -126,7 +126,7 @@ def test_video_folder_crops_faces_groups_by_source_video_and_caches(tmp_path):
 
 
 def test_videos_inside_real_and_fake_folders_are_cropped_too(tmp_path):
-    write_video(tmp_path / "clips" / "real" / "a.mp4", "real", seconds=0.5, fps=8, size=320, seed=1)
+    write_video(tmp_path / "clips" / "real" / "a.mp4", "real", seconds=0.5, fps=8, size=420, seed=1)
     write_image(tmp_path / "clips" / "fake" / "b.jpg", face_image("fake", 160, 2))
     ds = load_dataset(tmp_path, frames_per_video=2, cache_dir=tmp_path / "cache", progress=False)
     videos = [s for s in ds.samples if s.label == 0]

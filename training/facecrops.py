@@ -1,0 +1,89 @@
+"""The face crop of every training and evaluation image, found once and remembered.
+
+Training and evaluation judge the same crop that inference judges (models/faces.py): the
+largest face of each image, by the contract in models/preprocessing.json. Finding faces costs
+a model call per image, so the crops are cached on disk, keyed by the file (path, size,
+modification time) and by the face contract, and a second run, or a resumed one, reads them.
+An image in which no face is found is left out of training and evaluation, and counted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BATCH = 32
+
+
+def cache_file() -> Path:
+    from models.preprocessing import contract
+
+    digest = hashlib.sha256(json.dumps(contract()["faces"], sort_keys=True).encode()).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "unmask" / "crops" / f"faces-{digest}.json"
+
+
+def _key(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def face_crops(paths: list[str], progress: bool = True) -> list[tuple | None]:
+    """(x, y, side) of the largest judged face of each image, or None where there is none
+    (or the file no longer reads). Cached; missing entries are found in batches."""
+    from models.preprocessing import ImageError, load_image
+
+    file = cache_file()
+    cache = json.loads(file.read_text()) if file.is_file() else {}
+    keys = []
+    for p in paths:
+        try:
+            keys.append(_key(p))
+        except OSError:
+            keys.append(None)
+    todo = [i for i, k in enumerate(keys) if k is not None and k not in cache]
+    if todo:
+        from tqdm import tqdm
+
+        from models.faces import FaceFinder
+
+        finder = FaceFinder()
+        bar = tqdm(total=len(todo), desc="finding faces", unit="img", file=sys.stderr, disable=not progress, leave=False)
+        for start in range(0, len(todo), BATCH):
+            batch, images = [], []
+            for i in todo[start:start + BATCH]:
+                try:
+                    images.append(load_image(paths[i]))
+                    batch.append(i)
+                except ImageError:
+                    cache[keys[i]] = None
+            for i, found in zip(batch, finder.find_batch(images)):
+                cache[keys[i]] = list(found.faces[0].crop) if found.faces else None
+            bar.update(len(todo[start:start + BATCH]))
+        bar.close()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(file)  # atomic: a run stopped here leaves the old cache whole
+    return [tuple(cache[k]) if k is not None and cache.get(k) else None for k in keys]
+
+
+def with_faces(samples: list, progress: bool = True) -> tuple[list, list, list]:
+    """(samples with a face, their crops, samples without one)."""
+    crops = face_crops([s.path for s in samples], progress)
+    kept = [(s, c) for s, c in zip(samples, crops) if c is not None]
+    lost = [s for s, c in zip(samples, crops) if c is None]
+    return [s for s, _ in kept], [c for _, c in kept], lost
+
+
+def apply_crop(image: np.ndarray, crop) -> np.ndarray:
+    """The crop of an image, or the image where no crop is given. A crop that no longer fits
+    (the file changed) is clipped to the image."""
+    if crop is None:
+        return image
+    x, y, side = crop
+    return image[y:y + side, x:x + side]
