@@ -140,7 +140,21 @@ def _browser(sec: dict) -> list[str]:
     return lines
 
 
-RENDER = {"models": ("Models: size and CPU inference", _models), "training": ("Training throughput on the CPU", _training),
+def _faces(sec: dict) -> list[str]:
+    lines = [sec["how"] + ".", ""]
+    lines += _table(["picture", "faces found", "find faces, ms (median / p95)"],
+                    [[name, sec["faces_found"][name], rep(s, p95=True)] for name, s in sec["find_ms"].items()])
+    lines += _table(["detector", "whole check of the three-face scene, ms (median / p95)"],
+                    [[name, rep(s, p95=True)] for name, s in sec["check_ms"].items()])
+    found = sec.get("faces_v1_found")
+    if found:
+        lines += [f"A face is found in {found['found']:,} of {found['images']:,} faces-v1 images ({found['share']:.2%}).", ""]
+        lines += _table(["source", "found", "images", "share"],
+                        [[s, v["found"], v["images"], f"{v['share']:.2%}"] for s, v in found["per_source"].items()])
+    return lines
+
+
+RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "training": ("Training throughput on the CPU", _training),
           "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser)}
 
 

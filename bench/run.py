@@ -5,7 +5,7 @@
     python -m bench.run --only server --out /tmp/s.json   # one section or a few
     python -m bench.run --only models --update --out bench/results.json   # redo a section, keep the rest
 
-Sections, in order: models, training, server, browser (see each module). The results JSON
+Sections, in order: models, faces, training, server, browser (see each module). The results JSON
 names the machine (CPU, cores, memory from /proc), and each section its command, the load
 average when it started (the machine may be shared), its duration and its figures; repeated
 figures come as median, min and max with the number of runs. A Markdown table is written
@@ -30,7 +30,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "training", "server", "browser")
+SECTIONS = ("models", "faces", "training", "server", "browser")
 
 
 def _now() -> str:
@@ -42,6 +42,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import models
 
         return models.measure(smoke)
+    if name == "faces":
+        from bench import faces
+
+        return faces.measure(smoke, data)
     if name == "training":
         from bench import training
 

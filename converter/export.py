@@ -3,7 +3,9 @@
 MODEL (tiny, ensemble, a run folder or a .keras file) goes through a Keras ExportArchive
 (a SavedModel, as `Model.export` writes, traced in inference mode) and the tensorflowjs converter into DIR: model.json, its weight shards and
 metadata.json (preprocessing contract, labels, calibration, thresholds, name, version, training
-summary, and the size and sha256 of every file).
+summary, and the size and sha256 of every file). The face model (BlazeFace, which the extension
+runs first to crop each face) goes into DIR/face/ with a "faces" section in metadata.json
+(converter/faces.py, which also chooses its quantization by measurement).
 
 Every quantization is converted and its size printed: none, mixed (float16 for the 1x1
 convolution kernels only), float16 and uint8. The model is refused, naming the operation, if
@@ -70,13 +72,14 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from converter.faces import FaceParityError
     from converter.parity import ParityError
     from training.cli import CLIError
 
     try:
         convert(args.model, args.out, quantize=args.quantize, data=args.data, split=args.split,
                 parity_images=args.parity_images, js_checks=not args.skip_js_checks)
-    except (ConversionError, ParityError) as e:
+    except (ConversionError, ParityError, FaceParityError) as e:
         raise CLIError(str(e)) from e
     return 0
 
@@ -90,9 +93,11 @@ def _log(msg: str):
 
 
 def convert(model, out, *, quantize: str | None = None, data=None, split: str = "test", parity_images=None,
-            js_checks: bool = True, log=_log) -> dict:
+            js_checks: bool = True, faces: bool = True, log=_log) -> dict:
     """Convert `model` (a Detector or what Detector.load takes) into `out`; returns the
-    metadata written. Raises ModelNotFound, UnsupportedOps, ConversionError, ValueError."""
+    metadata written. faces=False (tests) leaves out the face model and removes out/face/.
+    Raises ModelNotFound, UnsupportedOps, ConversionError, FaceParityError, ValueError."""
+    from converter import faces as face_mod
     from converter import metadata as meta_mod
     from converter import ops
     from converter.parity import check_parity, node_problem, NodeUnavailable
@@ -168,11 +173,18 @@ def convert(model, out, *, quantize: str | None = None, data=None, split: str = 
 
         conversion = _conversion_info(sizes, accuracy, checks)
         metadata = meta_mod.build(detector, dirs[chosen], chosen, conversion)
+        if faces:
+            metadata["faces"] = face_mod.convert_face_model(tmp / "faces", js_checks=js_checks, log=log)
         meta_mod.write(dirs[chosen], metadata)
+        if faces:
+            face_mod.install(tmp / "faces", out)
+        else:
+            face_mod.remove(out)
         _install(dirs[chosen], out, meta_mod.model_files(dirs[chosen]) + [meta_mod.METADATA_FILE])
 
-    total = sum(e["bytes"] for e in metadata["files"]) + (out / meta_mod.METADATA_FILE).stat().st_size
-    log(f"Wrote {out}: {chosen}, {len(metadata['files']) + 1} files, {total / 1024:,.1f} KB in all")
+    files = metadata["files"] + (metadata.get("faces") or {}).get("files", [])
+    total = sum(e["bytes"] for e in files) + (out / meta_mod.METADATA_FILE).stat().st_size
+    log(f"Wrote {out}: {chosen}, {len(files) + 1} files, {total / 1024:,.1f} KB in all")
     return metadata
 
 

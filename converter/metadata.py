@@ -5,7 +5,8 @@ defined (never re-typed here):
 - calibration and thresholds: the detector's models.calibration.Calibration;
 - name, version, architecture and training summary: the detector's detector.json;
 - model: the p(fake) output node of the converted model.json, and the quantization;
-- files: the size and sha256 of every file written beside it (metadata.json cannot hold its own).
+- files: the size and sha256 of every file written beside it (metadata.json cannot hold its own);
+- faces: the face model in face/ and the faces contract (converter/faces.py writes it).
 
 extension/src/detector.js reads it (and checks `format` and `format_version`).
 """
@@ -146,10 +147,13 @@ def read(folder) -> dict:
 
 
 def verify_files(folder, metadata: dict) -> list[str]:
-    """Problems with the files metadata.json lists (missing, changed size or sha256); [] if none."""
+    """Problems with the files metadata.json lists (missing, changed size or sha256), the
+    classifier's and the face model's ("faces", in face/); [] if none."""
     folder = Path(folder)
+    faces = metadata.get("faces") or {}
+    entries = list(metadata.get("files", [])) + list(faces.get("files", []))
     problems = []
-    for entry in metadata.get("files", []):
+    for entry in entries:
         path = folder / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']} is missing")
@@ -157,8 +161,12 @@ def verify_files(folder, metadata: dict) -> list[str]:
             problems.append(f"{entry['path']} is {path.stat().st_size} bytes, metadata says {entry['bytes']}")
         elif sha256(path) != entry["sha256"]:
             problems.append(f"{entry['path']} has changed since conversion (sha256 differs)")
-    listed = {e["path"] for e in metadata.get("files", [])}
-    for name in model_files(folder):
+    listed = {e["path"] for e in entries}
+    names = model_files(folder)
+    if faces.get("model"):
+        sub = Path(faces["model"]["file"]).parent
+        names += [(sub / n).as_posix() for n in model_files(folder / sub)] if (folder / faces["model"]["file"]).is_file() else []
+    for name in names:
         if name not in listed:
             problems.append(f"{name} is not listed in {METADATA_FILE}")
     return problems

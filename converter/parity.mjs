@@ -159,21 +159,17 @@ export function decode(buf, {jpegDecoder = 'libjpeg-turbo'} = {}) {
   throw new Error('unsupported format for the Node decoders (JPEG and PNG only)');
 }
 
-async function setBackend(name) {
+export async function setBackend(name) {
   if (name === 'wasm') tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false); // as the extension does
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialise`);
   await tf.ready();
 }
 
-// Which kernels one prediction runs, and the first one the backend lacks.
-async function kernels(dir) {
-  const metadata = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8'));
-  const model = await loadGraphModel(folderHandler(dir));
-  const size = metadata.preprocessing.input_size;
-  const x = tf.zeros([1, size, size, 3]);
+// Which kernels `run` (one prediction) uses, and those the backend lacks.
+export async function usedKernels(run) {
   const registered = new Set(tf.getKernelsForBackend(tf.getBackend()).map((k) => k.kernelName));
   try {
-    const info = await tf.profile(() => model.execute(x, metadata.model.output));
+    const info = await tf.profile(run);
     // Ops wrapped in a custom gradient are recorded too, named 'opName__op': not kernels.
     const used = [...new Set(info.kernelNames)].filter((k) => !k.endsWith('__op')).sort();
     return {kernels_used: used, missing_kernels: used.filter((k) => !registered.has(k))};
@@ -181,6 +177,16 @@ async function kernels(dir) {
     const m = /Kernel '([^']+)' not registered/.exec(e.message);
     if (!m) throw e;
     return {kernels_used: null, missing_kernels: [m[1]], error: e.message};
+  }
+}
+
+async function kernels(dir) {
+  const metadata = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8'));
+  const model = await loadGraphModel(folderHandler(dir));
+  const size = metadata.preprocessing.input_size;
+  const x = tf.zeros([1, size, size, 3]);
+  try {
+    return await usedKernels(() => model.execute(x, metadata.model.output));
   } finally {
     x.dispose();
     model.dispose();

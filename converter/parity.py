@@ -57,17 +57,18 @@ def node_problem() -> str | None:
     return None
 
 
-def run_node(args: list[str], timeout: float | None = None) -> dict:
-    """Run converter/parity.mjs with `args` and return its JSON. Its progress goes to stderr."""
+def run_node(args: list[str], timeout: float | None = None, script: Path = PARITY_JS) -> dict:
+    """Run converter/parity.mjs (or `script`) with `args` and return its JSON. Its progress
+    goes to stderr."""
     problem = node_problem()
     if problem:
         raise NodeUnavailable(problem)
-    proc = subprocess.run(["node", str(PARITY_JS), *args], cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=timeout)
+    proc = subprocess.run(["node", str(script), *args], cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     try:
         out = json.loads(lines[-1])
     except (IndexError, ValueError) as e:
-        raise ParityError(f"parity.mjs printed no result (exit {proc.returncode}): {proc.stdout[-500:]!r}") from e
+        raise ParityError(f"{Path(script).name} printed no result (exit {proc.returncode}): {proc.stdout[-500:]!r}") from e
     if "error" in out and proc.returncode:
         raise ParityError(f"TensorFlow.js could not run the model: {out['error']}")
     return out

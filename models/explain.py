@@ -1,9 +1,10 @@
 """What a detector looked at: Grad-CAM, LIME, or the feature maps of one layer.
 
-Used by `unmask explain` (training/explain.py) and the server, through models/inference.py,
-which runs them on each face crop. The heat shows the regions that pushed the score toward the verdict (toward "fake" for an
-uncertain one). The model only sees the centre square of the image (the preprocessing
-contract), so outside that square the heat is zero and the overlay outlines the square.
+Used by `unmask explain` (training/explain.py) and the server through models/inference.py,
+which runs them on each face crop and puts each map back where its crop lies. The heat
+shows the regions that pushed the score toward the target label. On a picture given
+directly, the model sees only its centre square (the preprocessing contract), so outside
+it the heat is zero and `overlay` can outline the square.
 For an ensemble, each member's map is taken against the ensemble's own score and summed.
 Grad-CAM uses tf.GradientTape, so explain needs the TensorFlow backend.
 """

@@ -236,6 +236,9 @@ class FaceFinder:
         """Merged (score, box, keypoints) for each image, seen on a canvas with `pad`."""
         c = self.contract
         views = [letterbox(image, c.input_size, pad) for image in images]
+        # Eager on purpose: in a tf.function, TensorFlow 2.19's grappler remapper fuses this
+        # graph into a oneDNN kernel that crashes the process (segfault; fine with remapping
+        # or oneDNN off). Compiled, it was only ~25% faster here.
         out = self.model(np.stack([v[0] for v in views]), training=False)
         raw_boxes, raw_scores = np.asarray(out["boxes"]), np.asarray(out["scores"])
         return [weighted_nms(*decode(raw_boxes[i], raw_scores[i], geo, c), c.nms_iou)

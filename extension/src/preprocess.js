@@ -35,7 +35,7 @@ export function checkSpec(spec) {
 }
 
 // {data, width, height} with 4 (RGBA, as ImageData) or 3 (RGB) bytes per pixel -> channels.
-function channelsOf(pixels) {
+export function pixelChannels(pixels) {
   const {data, width, height} = pixels || {};
   if (!data || !Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new Error('pixels must be {data, width, height} with a positive integer width and height');
@@ -47,24 +47,23 @@ function channelsOf(pixels) {
   return per;
 }
 
-// Steps 1 and 2: the centre square, box-averaged by an integer factor. Returns the n x n x 3
-// float32 values and n. Exported for tests and benchmarks.
-export function cropAndBox(pixels, size) {
-  const ch = channelsOf(pixels);
-  const {data, width: w, height: h} = pixels;
-  const s = Math.min(h, w);
-  const top = Math.floor((h - s) / 2);
-  const left = Math.floor((w - s) / 2);
-  const k = Math.max(Math.floor(s / size), 1);
-  const n = Math.floor(s / k);
-  const out = new Float32Array(n * n * 3);
-  const rowSums = new Float64Array(n * 3);
+// Step 2 on any region {left, top, width, height} of the image: average k x k blocks,
+// dropping the last width % k columns and height % k rows (Python: reshape, reduce_mean).
+// Returns float32 values (h x w x 3) with h = floor(height / k), w = floor(width / k).
+// models/faces.py's letterbox uses it on the whole image.
+export function boxAverage(pixels, {left, top, width, height}, k) {
+  const ch = pixelChannels(pixels);
+  const {data, width: w} = pixels;
+  const nh = Math.floor(height / k);
+  const nw = Math.floor(width / k);
+  const out = new Float32Array(nh * nw * 3);
+  const rowSums = new Float64Array(nw * 3);
   const area = k * k;
-  for (let by = 0; by < n; by++) {
+  for (let by = 0; by < nh; by++) {
     rowSums.fill(0);
     for (let dy = 0; dy < k; dy++) {
       let src = ((top + by * k + dy) * w + left) * ch;
-      for (let bx = 0; bx < n; bx++) {
+      for (let bx = 0; bx < nw; bx++) {
         const o = bx * 3;
         for (let dx = 0; dx < k; dx++, src += ch) {
           rowSums[o] += data[src];
@@ -73,10 +72,21 @@ export function cropAndBox(pixels, size) {
         }
       }
     }
-    const base = by * n * 3;
-    for (let i = 0; i < n * 3; i++) out[base + i] = rowSums[i] / area;
+    const base = by * nw * 3;
+    for (let i = 0; i < nw * 3; i++) out[base + i] = rowSums[i] / area;
   }
-  return {values: out, n};
+  return {values: out, height: nh, width: nw};
+}
+
+// Steps 1 and 2: the centre square, box-averaged by an integer factor. Returns the n x n x 3
+// float32 values and n. Exported for tests and benchmarks.
+export function cropAndBox(pixels, size) {
+  pixelChannels(pixels);
+  const {width: w, height: h} = pixels;
+  const s = Math.min(h, w);
+  const k = Math.max(Math.floor(s / size), 1);
+  const {values, height: n} = boxAverage(pixels, {left: Math.floor((w - s) / 2), top: Math.floor((h - s) / 2), width: s, height: s}, k);
+  return {values, n};
 }
 
 // One image -> float32 tensor [1, size, size, 3] in 0..255. The caller disposes it.

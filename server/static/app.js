@@ -149,10 +149,7 @@ function showFaces(r) {
 
 // What hot means depends on what each face's heat was computed for (X-Unmask-Target).
 function showLegend(targets) {
-  const says = {
-    fake: "Hot: evidence for fake, where the face pushed the models towards fake.",
-    real: "Hot: what looked real. On a face called real the heat shows evidence for real, not for fake.",
-  };
+  const says = WORDS.heat;
   const unique = [...new Set(targets)];
   $("legend-text").textContent = unique.length === 1
     ? says[unique[0]]

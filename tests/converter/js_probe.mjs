@@ -4,6 +4,8 @@
 //   node tests/converter/js_probe.mjs inputs SIZE OUT.f32 IMAGE...   preprocess.js output, float32
 //   node tests/converter/js_probe.mjs verdicts < cases.json          verdict.js on [{p, calibration}]
 //   node tests/converter/js_probe.mjs load MODEL_DIR < metadata.json detector.js load() with that metadata
+//   node tests/converter/js_probe.mjs faces < steps.json               faces.js steps (geometry, decode, NMS, select)
+//   node tests/converter/js_probe.mjs letterbox SIZE PAD OUT.f32 IMAGE... faces.js letterbox canvases, float32
 import {readFile, writeFile} from 'node:fs/promises';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,6 +13,7 @@ import '@tensorflow/tfjs-backend-wasm';
 
 import {decode, folderHandler} from '../../converter/parity.mjs';
 import {load} from '../../extension/src/detector.js';
+import {cropSquare, decode as decodeFaces, faceContract, letterbox, letterboxGeometry, select, weightedNms} from '../../extension/src/faces.js';
 import {preprocess} from '../../extension/src/preprocess.js';
 import {verdict} from '../../extension/src/verdict.js';
 
@@ -50,6 +53,28 @@ async function main() {
     } catch (e) {
       return {loaded: false, error: e.message};
     }
+  }
+  if (mode === 'faces') {
+    const {metadata, geometry, crops, raw, nms, selects} = await stdinJson();
+    const c = faceContract(metadata);
+    return {
+      geometry: geometry.map(([h, w, pad]) => letterboxGeometry(h, w, c.inputSize, pad)),
+      crops: crops.map(([box, h, w]) => cropSquare(box, h, w, c.cropMargin)),
+      decoded: raw.map(({boxes, scores, geo}) => decodeFaces(Float32Array.from(boxes), Float32Array.from(scores), geo, c)),
+      nms: nms.map((candidates) => weightedNms(candidates, c.nmsIou)),
+      selected: selects.map(({merged, h, w}) => select(merged, h, w, c)),
+    };
+  }
+  if (mode === 'letterbox') {
+    const [size, pad, out, ...images] = rest;
+    const parts = [];
+    for (const path of images) {
+      const {x} = letterbox(decode(await readFile(path)), Number(size), Number(pad));
+      parts.push(Buffer.from((await x.data()).buffer));
+      x.dispose();
+    }
+    await writeFile(out, Buffer.concat(parts));
+    return {images: images.length};
   }
   throw new Error(`unknown mode ${mode}`);
 }

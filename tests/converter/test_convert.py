@@ -31,7 +31,7 @@ def test_each_quantization_writes_a_graph_model_with_true_metadata(converted, ti
         model_json = json.loads((folder / "model.json").read_text())
         shards = [p for g in model_json["weightsManifest"] for p in g["paths"]]
         assert sorted(e["path"] for e in meta["files"]) == sorted(["model.json", *shards])
-        assert sorted(p.name for p in folder.iterdir()) == sorted(["model.json", "metadata.json", *shards])
+        assert sorted(p.name for p in folder.iterdir()) == sorted(["model.json", "metadata.json", *shards] + (["face"] if q == "mixed" else []))
         for e in meta["files"]:
             data = (folder / e["path"]).read_bytes()
             assert e["bytes"] == len(data)
@@ -58,6 +58,23 @@ def test_each_quantization_writes_a_graph_model_with_true_metadata(converted, ti
     assert sizes["none"] > sizes["mixed"] > sizes["float16"] > sizes["uint8"]
 
 
+def test_convert_writes_the_face_model_and_its_section(converted):
+    """The shipped conversion (mixed) carries face/ and metadata.faces; faces=False none."""
+    from converter import metadata
+    from models.preprocessing import contract
+
+    folder, meta, lines = converted["mixed"]
+    faces = meta["faces"]
+    assert {k: faces[k] for k in contract()["faces"]} == contract()["faces"]
+    assert faces["model"]["file"] == "face/model.json" and faces["model"]["quantization"] in ("float16", "none")
+    assert sorted(e["path"] for e in faces["files"]) == sorted(f"face/{p.name}" for p in (folder / "face").iterdir())
+    assert all(not e["path"].startswith("face/") for e in meta["files"]), "the classifier's files stay as they were"
+    assert metadata.verify_files(folder, meta) == []
+    assert faces["conversion"]["measured"][faces["model"]["quantization"]]["passed"] is True
+    assert any("face model:" in ln for ln in lines)
+    assert "faces" not in converted["none"][1] and not (converted["none"][0] / "face").exists()
+
+
 def test_training_summary_is_copied_from_the_detector(tmp_path):
     """Only the summary travels: not the local data path or the command line."""
     from converter.export import convert
@@ -66,7 +83,7 @@ def test_training_summary_is_copied_from_the_detector(tmp_path):
     det = small_detector(tmp_path / "det", "tiny", steps=0)
     det.save(tmp_path / "det", training={"data": "/home/someone/faces-v1", "layout": "manifest", "labels": {"real": 5, "fake": 7},
                                           "split_sizes": {"train": {"total": 10}}, "seed": 3, "args": {"data": "/home/someone"}})
-    meta = convert(tmp_path / "det", tmp_path / "out", quantize="float16", js_checks=False, log=lambda _: None)
+    meta = convert(tmp_path / "det", tmp_path / "out", quantize="float16", js_checks=False, faces=False, log=lambda _: None)
     assert meta["conversion"]["parity"] == "not checked (--skip-js-checks)"
     assert meta["training"] == {"data": "faces-v1", "layout": "manifest", "labels": {"real": 5, "fake": 7},
                                 "split_sizes": {"train": {"total": 10}}, "seed": 3}
@@ -90,7 +107,7 @@ def test_the_escalation_band_chosen_by_the_bundle_reaches_the_extension_metadata
     assert 0 < band.low < 0.5 < band.high < 1, "a real band, neither nothing nor everything"
 
     record_cascade(tmp_path / "tiny", tmp_path / "ensemble", result)
-    meta = convert(tmp_path / "tiny", tmp_path / "out", quantize="float16", js_checks=False, log=lambda _: None)
+    meta = convert(tmp_path / "tiny", tmp_path / "out", quantize="float16", js_checks=False, faces=False, log=lambda _: None)
     c = meta["cascade"]
     assert c["escalate"] == {"above": band.low, "below": band.high}
     assert c["server_model"] == {"name": "ensemble", "version": "v7"} and c["targets_met_on_validation"] is True
@@ -104,8 +121,10 @@ def test_reconverting_into_a_folder_replaces_the_old_files(converted, tiny_detec
     out.mkdir()
     (out / "group1-shard9of9.bin").write_bytes(b"old shard")
     (out / "README.txt").write_text("not ours")
-    convert(tiny_detector.path, out, quantize="uint8", js_checks=False, log=lambda _: None)
-    assert not (out / "group1-shard9of9.bin").exists()
+    (out / "face").mkdir()
+    (out / "face" / "model.json").write_text("{}")  # a face model metadata.json will not list
+    convert(tiny_detector.path, out, quantize="uint8", js_checks=False, faces=False, log=lambda _: None)
+    assert not (out / "group1-shard9of9.bin").exists() and not (out / "face").exists()
     assert (out / "README.txt").read_text() == "not ours"
 
 
@@ -125,7 +144,7 @@ def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_pa
 
     data = image_tree(tmp_path / "data", n_per_label=6, size=300, sources=("alpha",))
     lines: list[str] = []
-    meta = convert(tiny_detector.path, tmp_path / "out", data=data, log=lines.append)
+    meta = convert(tiny_detector.path, tmp_path / "out", data=data, faces=False, log=lines.append)
     acc = meta["conversion"]["accuracy"]
     files = sorted(data.rglob("*.jpg"))
     truth = [1 if p.parent.name == "fake" else 0 for p in files]

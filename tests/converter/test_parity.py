@@ -175,7 +175,8 @@ def test_shipped_model_keeps_parity():
 
     meta = metadata.read(SHIPPED)
     assert metadata.verify_files(SHIPPED, meta) == []
-    total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    # The classifier's budget; the face model in face/ has its own (test_faces_parity.py).
+    total = sum(p.stat().st_size for p in SHIPPED.glob("*") if p.is_file())
     assert total <= SHIPPED_MAX_BYTES, f"extension/model/ is {total / 1024:.0f} KB, over the {SHIPPED_MAX_BYTES // 1024} KB budget"
     accuracy = meta["conversion"].get("accuracy")
     assert accuracy, "the shipped model was converted without --data: its quantization's accuracy was never measured"

@@ -1,0 +1,95 @@
+"""Faces: the face search in Python, per picture, and the whole face-first check.
+
+- time to find the faces (models/faces.py FaceFinder.find, batch of one) on a faces-v1 crop
+  (256 px, found by the padded second view), on a 1200x800 scene with three faces pasted in,
+  and on a 4000x3000 picture with one face;
+- time for the whole check (FaceCheck.check_image: find, crop, score, combine) of the
+  1200x800 three-face scene with each bundled detector;
+- the share of faces-v1 images in which a face is found, per source (the full run; the
+  crops are cached as training caches them, training/facecrops.py).
+
+The browser's figures (face search in TF.js wasm, right-click to verdict) are in the browser
+section.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import say, summary, timed
+
+SECTION = "faces"
+
+
+def _scene(faces: list, width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:height, 0:width]
+    out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
+    for face, x, y, side in faces:
+        out[y:y + side, x:x + side] = np.asarray(Image.fromarray(face).resize((side, side), Image.BILINEAR))
+    return out
+
+
+def _faces(data: Path | None) -> list[np.ndarray]:
+    """Three face pictures: from faces-v1 (FFHQ, genphotos, yonsei reals) or generated."""
+    from PIL import Image
+
+    if data is not None:
+        picks = [sorted((data / d).glob("*.jpg"))[0] for d in ("stylegan1-ffhq/real", "genphotos/fake", "yonsei-photoshop/real")]
+        return [np.asarray(Image.open(p).convert("RGB")) for p in picks]
+    from tests.synthetic import face_image
+
+    return [face_image(label, 256, seed) for label, seed in (("real", 1), ("fake", 2), ("real", 3))]
+
+
+def measure(smoke: bool, data: Path | None) -> dict:
+    from models.detector import Detector
+    from models.faces import FaceFinder
+    from models.inference import FaceCheck
+
+    runs = 2 if smoke else 20
+    faces = _faces(data)
+    pictures = {
+        "faces-v1 crop 256x256": faces[0] if data is not None else faces[0][:256, :256],
+        "scene 1200x800, three faces": _scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340),
+                                               (faces[2], 900, 300, 220)], 1200, 800),
+        "photo 4000x3000, one face": _scene([(faces[0], 1500, 800, 1100)], 4000, 3000),
+    }
+    finder = FaceFinder()
+    out = {"how": f"FaceFinder.find on one picture at a time, TensorFlow on the CPU, {runs} timed calls after one "
+                  "warm-up; check: FaceCheck.check_image (find, crop, score, combine) with each bundled detector",
+           "find_ms": {}, "faces_found": {}, "check_ms": {}}
+    for name, picture in pictures.items():
+        out["faces_found"][name] = len(finder.find(picture).faces)
+        out["find_ms"][name] = summary([1000 * s for s in timed(lambda: finder.find(picture), runs)], p95=True)
+        say(SECTION, f"find, {name}: {out['faces_found'][name]} face(s), median {out['find_ms'][name]['median']:.1f} ms")
+    scene = pictures["scene 1200x800, three faces"]
+    for name in ("tiny",) if smoke else ("tiny", "ensemble"):
+        check = FaceCheck(Detector.load(name), finder)
+        out["check_ms"][name] = summary([1000 * s for s in timed(lambda: check.check_image(scene), runs)], p95=True)
+        say(SECTION, f"check with {name}, three-face scene: median {out['check_ms'][name]['median']:.1f} ms")
+    if data is not None:
+        out["faces_v1_found"] = _share_found(data)
+    return out
+
+
+def _share_found(data: Path) -> dict:
+    import csv
+
+    from training.facecrops import face_crops
+
+    with open(data / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    crops = face_crops([str(data / r["path"]) for r in rows])
+    per: dict[str, list[int]] = {}
+    for r, c in zip(rows, crops):
+        per.setdefault(r["source"], [0, 0])
+        per[r["source"]][0] += c is not None
+        per[r["source"]][1] += 1
+    found = sum(v[0] for v in per.values())
+    result = {"images": len(rows), "found": found, "share": round(found / len(rows), 4),
+              "per_source": {s: {"found": v[0], "images": v[1], "share": round(v[0] / v[1], 4)} for s, v in sorted(per.items())}}
+    say(SECTION, f"faces-v1: a face found in {found} of {len(rows)} images ({result['share']:.2%})")
+    return result
