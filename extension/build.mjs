@@ -3,10 +3,11 @@
 //   npm run build                       -> extension/dist/ and extension/unmask-extension-VERSION.zip
 //   npm run build -- --out DIR --model MODEL_DIR --zip FILE|none
 //
-// The model is extension/model/ (model.json, weight shards, metadata.json, written by
-// `unmask convert tiny --out extension/model`). UNMASK_EXTENSION_MODEL or --model points at
-// another converted model, for development and tests while extension/model/ is absent.
+// The model is extension/model/ (model.json, weight shards, metadata.json, and the face
+// model in face/, written by `unmask convert tiny --out extension/model`). UNMASK_EXTENSION_MODEL
+// or --model points at another converted model, for development and tests.
 // TensorFlow.js is bundled (esbuild) with its WebAssembly files: nothing loads from a CDN.
+// So is models/wording.json, the one vocabulary (wording.js imports it).
 import {createHash} from 'node:crypto';
 import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {dirname, join, relative, resolve} from 'node:path';
@@ -57,6 +58,12 @@ function checkModel(dir) {
   }
   const modelFile = (meta.model && meta.model.file) || 'model.json';
   if (!existsSync(join(dir, modelFile))) fail(`${dir} has no ${modelFile}: ${how}`);
+  // Faces first: without the face model the extension has nothing to judge.
+  const faces = meta.faces;
+  if (!faces || !faces.model || !faces.model.file || !Number.isInteger(faces.min_face_side)) {
+    fail(`${metaPath} has no "faces" section (the face model): ${how}`);
+  }
+  if (!existsSync(join(dir, faces.model.file))) fail(`${dir} has no ${faces.model.file} (the face model): ${how}`);
   for (const [name, want] of Object.entries(fileHashes(meta))) {
     const path = join(dir, name);
     if (!existsSync(path)) fail(`${dir} lacks ${name}, listed in metadata.json: reconvert the model`);
@@ -65,10 +72,14 @@ function checkModel(dir) {
   return meta;
 }
 
-// metadata.json lists files as {name: {sha256}} or [{path|name, sha256}].
+// metadata.json lists files as {name: {sha256}} or [{path|name, sha256}]; the face model's
+// (face/...) in faces.files.
 function fileHashes(meta) {
   const files = meta.files || {};
-  const list = Array.isArray(files) ? files : Object.entries(files).map(([name, v]) => ({name, ...(typeof v === 'string' ? {sha256: v} : v)}));
+  const list = [
+    ...(Array.isArray(files) ? files : Object.entries(files).map(([name, v]) => ({name, ...(typeof v === 'string' ? {sha256: v} : v)}))),
+    ...((meta.faces && meta.faces.files) || []),
+  ];
   return Object.fromEntries(list.filter((f) => f.sha256).map((f) => [f.path || f.name || f.file, f.sha256]));
 }
 
@@ -157,9 +168,10 @@ export async function build({out = join(HERE, 'dist'), model, zip} = {}) {
   for (const f of readdirSync(join(HERE, 'icons'))) copyFileSync(join(HERE, 'icons', f), join(out, 'icons', f));
   mkdirSync(join(out, 'wasm'));
   for (const f of WASM_FILES) copyFileSync(join(WASM_DIR, f), join(out, 'wasm', f));
-  mkdirSync(join(out, 'model'));
-  for (const f of readdirSync(modelDir)) {
-    if (statSync(join(modelDir, f)).isFile()) copyFileSync(join(modelDir, f), join(out, 'model', f));
+  for (const src of listFiles(modelDir)) { // with its subfolders (face/)
+    const dest = join(out, 'model', relative(modelDir, src));
+    mkdirSync(dirname(dest), {recursive: true});
+    copyFileSync(src, dest);
   }
   writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   checkManifestFiles(manifest, out);

@@ -1,18 +1,19 @@
 // The service worker: the context menu, and the one path every check takes:
 //   image URL or bytes -> cache by URL -> download (host permissions) -> sniff and limits ->
-//   cache by content hash -> the detector in the offscreen document -> verdict at the
-//   user's sensitivity -> recent checks; and, only when the user turned it on, the second
-//   opinion from their server.
+//   cache by content hash -> faces found and scored in the offscreen document -> each face's
+//   verdict at the user's sensitivity, combined into the picture's (facecheck.js) -> recent
+//   checks; and, only when the user turned it on, the second opinion from their server.
 // Chrome stops this worker when idle, so nothing here relies on memory surviving: results
 // live in chrome.storage.local (cache.js), settings too (settings.js).
 import {fromBase64, toBase64} from './bytes.js';
 import * as cache from './cache.js';
+import {escalatesImage, judge} from './facecheck.js';
 import {checkImageBytes, ImageProblem, LIMITS} from './imageinfo.js';
 import {askServer} from './secondopinion.js';
 import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
 import {fetchPattern, hostOf, originPattern, syncUserScripts} from './sites.js';
-import {checkCalibration, escalates, verdict} from './verdict.js';
+import {checkCalibration} from './verdict.js';
 
 const MENU_ID = 'unmask-check-image';
 const OFFSCREEN_URL = 'offscreen.html';
@@ -21,6 +22,7 @@ const RECENT_MAX = 20;
 const FETCH_SLOTS = 4; // downloads at once; the model itself runs one image at a time
 const KEEP_BYTES = 8; // recent images kept in memory for a second opinion without re-download
 const KEEP_MAX_BYTES = 4 * 1024 * 1024; // ... if they are small enough
+const CACHE_FORMAT = 'faces-1'; // what a cached entry holds: raw scores per face
 
 class CheckProblem extends Error {
   constructor(code, message, extra = {}) {
@@ -48,9 +50,12 @@ function model() {
       const text = await response.text();
       const metadata = JSON.parse(text);
       checkCalibration(metadata.calibration);
+      if (!metadata.faces || !Number.isInteger(metadata.faces.min_face_side)) throw new Error('it has no faces section');
       // Cached scores belong to one model: its metadata lists the sha256 of every file.
-      const id = (await cache.sha256Hex(new TextEncoder().encode(text))).slice(0, 16);
-      return {id, metadata, calibration: metadata.calibration};
+      const id = (await cache.sha256Hex(new TextEncoder().encode(`${CACHE_FORMAT}\n${text}`))).slice(0, 16);
+      // One smallest size for every consumer: the contract's, so the server never refuses
+      // an image the device judged.
+      return {id, metadata, calibration: metadata.calibration, minSide: metadata.faces.min_face_side};
     })().catch((e) => {
       modelInfo = null;
       throw new CheckProblem('model_missing', `the extension's model/metadata.json cannot be read (${e.message}); reinstall or rebuild the extension`);
@@ -189,10 +194,15 @@ function shownUrl(url) {
 }
 
 // --- checking ------------------------------------------------------------------------------
+// off | none (no face: nothing to ask about) | auto (a face in the escalation band) | available
 function secondOpinionMode(settings, device, cascade) {
+  if (device.verdict === 'no_face') return 'none';
   if (!settings.secondOpinion || parseServerUrl(settings.serverUrl) instanceof Error) return 'off';
-  return escalates(device, cascade) ? 'auto' : 'available';
+  return escalatesImage(device, cascade) ? 'auto' : 'available';
 }
+
+// The cached entry as found faces with raw scores, for judge().
+const foundOf = (entry) => ({faces: entry.faces, too_small: entry.ts, over_limit: entry.ol, width: entry.w, height: entry.h});
 
 // msg: {url, data?: base64 bytes read by the page, reason: badge | menu}
 async function check(msg, sender) {
@@ -212,7 +222,7 @@ async function check(msg, sender) {
   }
   if (!entry) {
     if (!bytes) bytes = await fetchImage(url);
-    const info = checkImageBytes(bytes);
+    const info = checkImageBytes(bytes, {minSide: m.minSide});
     hash = await cache.sha256Hex(bytes);
     keep(hash, bytes);
     entry = await cache.byHash(m.id, hash);
@@ -221,17 +231,20 @@ async function check(msg, sender) {
       await cache.linkUrl(m.id, url, hash);
     } else {
       const r = await runModel(bytes);
-      entry = {p: r.p_raw, f: info.format, w: r.width, h: r.height, thumb: r.thumb};
+      // A picture without a face is cached too: it is not run again.
+      entry = {faces: r.faces, ts: r.too_small, ol: r.over_limit, f: info.format, w: r.width, h: r.height, thumb: r.thumb};
       await cache.put(m.id, url, hash, entry);
     }
   }
-  const device = verdict(entry.p, adjustCalibration(m.calibration, settings.sensitivity));
+  const device = judge(foundOf(entry), adjustCalibration(m.calibration, settings.sensitivity));
   const mode = secondOpinionMode(settings, device, m.metadata.cascade);
-  const server = mode === 'off' ? null : await cache.serverResult(parseServerUrl(settings.serverUrl), hash);
-  if (!cached || msg.reason === 'menu') {
+  const server = mode === 'off' || mode === 'none' ? null : await cache.serverResult(parseServerUrl(settings.serverUrl), hash);
+  // Feeds are full of pictures without faces: only those asked about are listed.
+  if ((!cached && device.verdict !== 'no_face') || msg.reason === 'menu') {
     const page = sender && sender.tab ? hostOf(sender.tab.url) : null;
     await updateRecent((list) => [
-      {hash, url: shownUrl(url), page, thumb: entry.thumb, ...device, server: server && {verdict: server.verdict, confidence: server.confidence}, t: Date.now()},
+      {hash, url: shownUrl(url), page, thumb: entry.thumb, verdict: device.verdict, confidence: device.confidence, p_fake: device.p_fake,
+        faces: device.faces.length, server: server && {verdict: server.verdict, confidence: server.confidence, p_fake: server.p_fake}, t: Date.now()},
       ...list.filter((r) => r.hash !== hash),
     ]);
   }
@@ -244,6 +257,7 @@ async function check(msg, sender) {
     height: entry.h,
     device,
     sensitivity: settings.sensitivity,
+    minSide: m.minSide,
     model: {name: m.metadata.name || '', version: m.metadata.version || ''},
     secondOpinion: server ? 'done' : mode,
     server: server ? {...server, state: 'done'} : null,
@@ -259,14 +273,14 @@ async function secondOpinion(msg) {
   const serverUrl = parseServerUrl(settings.serverUrl);
   if (serverUrl instanceof Error) throw new CheckProblem('no_server', serverUrl.message);
   const bytes = msg.data ? fromBase64(msg.data) : keptBytes.get(msg.hash) || (await fetchImage(String(msg.url || '')));
-  const info = checkImageBytes(bytes);
+  const info = checkImageBytes(bytes, {minSide: (await model()).minSide});
   const hash = await cache.sha256Hex(bytes);
   let result = msg.retry ? null : await cache.serverResult(serverUrl, hash);
   if (!result) {
     result = await askServer({serverUrl, apiKey: settings.apiKey, timeoutS: settings.serverTimeoutS}, bytes, info.format);
     await cache.putServerResult(serverUrl, hash, result);
   }
-  await updateRecent((list) => list.map((r) => (r.hash === hash ? {...r, server: {verdict: result.verdict, confidence: result.confidence}} : r)));
+  await updateRecent((list) => list.map((r) => (r.hash === hash ? {...r, server: {verdict: result.verdict, confidence: result.confidence, p_fake: result.p_fake}} : r)));
   return {hash, server: {...result, state: 'done'}};
 }
 
@@ -276,6 +290,11 @@ async function stats() {
   const live = contexts.length ? await askOffscreen({type: 'stats'}) : null;
   const {name, version} = m.metadata;
   return {model: {name, version, quantization: m.metadata.model.quantization}, modelId: m.id, calibration: m.calibration, runs: live ? live.runs : 0, backend: live ? live.backend : null};
+}
+
+// What a page needs before it queues images: the smallest image worth sending.
+async function limits() {
+  return {minSide: (await model()).minSide};
 }
 
 async function sitesChanged() {
@@ -334,7 +353,7 @@ async function openOptions(msg) {
   return {};
 }
 
-const HANDLERS = {check, secondOpinion, stats, sitesChanged, enableSite, clearData, openOptions};
+const HANDLERS = {check, secondOpinion, stats, limits, sitesChanged, enableSite, clearData, openOptions};
 
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || msg.target !== 'worker' || !HANDLERS[msg.type]) return false;
@@ -355,7 +374,7 @@ async function tellTab(tabId, frameId, message) {
   }
 }
 
-const BADGE_TEXT = {fake: 'FAKE', real: 'REAL', uncertain: '?'};
+const BADGE_TEXT = {fake: 'FAKE', real: 'REAL', uncertain: '?', no_face: '–'};
 
 async function menuCheck(info, tab) {
   const message = {type: 'menu-check', srcUrl: info.srcUrl};

@@ -1,6 +1,7 @@
 // What an image file is, read from its first bytes before anything decodes it: the format
 // (by magic bytes, not by URL or Content-Type) and the pixel size. This is how a
 // decompression bomb is refused before it can take the browser's memory.
+import {tooSmall} from './wording.js';
 
 // The formats models.preprocessing.load_image accepts in Python.
 export const FORMATS = Object.freeze(['JPEG', 'PNG', 'WebP', 'GIF', 'BMP']);
@@ -10,8 +11,8 @@ export const LIMITS = Object.freeze({
   maxBytes: 20 * 1024 * 1024,
   // models.preprocessing.DEFAULT_MAX_PIXELS.
   maxPixels: 50_000_000,
-  // Below this on its short side an image has too little in it to judge.
-  minSide: 32,
+  // The smallest side is not here: it is the model's min_face_side (metadata.json "faces"),
+  // the one limit the device, the server and the CLI share.
 });
 
 export class ImageProblem extends Error {
@@ -115,7 +116,9 @@ function truncated(b, format) {
 }
 
 // Sniff and apply the limits: {format, width, height} or throw an ImageProblem.
-export function checkImageBytes(bytes, limits = LIMITS) {
+// limits: {minSide} (the contract's min_face_side) and, optionally, maxBytes and maxPixels.
+export function checkImageBytes(bytes, options = {}) {
+  const limits = {...LIMITS, ...options};
   const n = bytes.byteLength ?? bytes.length;
   if (n > limits.maxBytes) {
     throw new ImageProblem('too_large', `the image is ${mb(n)}, over the ${mb(limits.maxBytes)} Unmask checks; save a smaller copy and check that`);
@@ -129,8 +132,8 @@ export function checkImageBytes(bytes, limits = LIMITS) {
   if (pixels > limits.maxPixels) {
     throw new ImageProblem('too_many_pixels', `the image is ${info.width}x${info.height} = ${pixels.toLocaleString('en')} pixels, over the limit of ${limits.maxPixels.toLocaleString('en')} (it may be a decompression bomb); it was not decoded`);
   }
-  if (Math.min(info.width, info.height) < limits.minSide) {
-    throw new ImageProblem('too_small', `the image is only ${info.width}x${info.height}; under ${limits.minSide} px on a side there is too little to judge`);
+  if (limits.minSide && Math.min(info.width, info.height) < limits.minSide) {
+    throw new ImageProblem('too_small', `image is ${info.width}x${info.height}: ${tooSmall(limits.minSide)}`);
   }
   return info;
 }

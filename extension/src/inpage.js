@@ -1,19 +1,17 @@
-// What the extension does inside a web page: badges on images as they scroll into view (on
-// the built-in social sites and the sites the user switched on), and the overlay for a
-// right-clicked image (on any site: the worker injects the script on the click). The work
-// itself happens in the worker and the offscreen document; this file finds images, queues
-// them, and draws. content.js calls start() once per page.
+// What the extension does inside a web page: badges on the pictures with faces as they scroll
+// into view (on the built-in social sites and the sites the user switched on), and the overlay
+// for a right-clicked image, with a box on each face (on any site: the worker injects the
+// script on the click). The work itself happens in the worker and the offscreen document;
+// this file finds images, queues them, and draws. content.js calls start() once per page.
 import {toBase64} from './bytes.js';
 import {LIMITS} from './imageinfo.js';
 import {SETTINGS_KEY, withDefaults} from './settings.js';
 import {badgesEnabled} from './sites.js';
-import {Layer, makeBadge, makePanel, placeBadge, placePanel, renderBadge, renderPanel} from './ui.js';
+import {Layer, makeBadge, makeFaces, makePanel, placeBadge, placeFaces, placePanel, renderBadge, renderFaces, renderPanel} from './ui.js';
 
 const MAX_CHECKS = 3; // checks in flight from this page
 const MAX_SERVER = 2; // second opinions in flight from this page
 const ROOT_MARGIN = '300px 0px'; // start a little before an image scrolls into view
-// Not photos (SVG drawings, other formats) or too small: a badge would only be noise.
-const QUIET_ERRORS = new Set(['unsupported', 'too_small']);
 
 // --- talking to the worker -----------------------------------------------------------------
 async function ask(type, payload = {}) {
@@ -74,15 +72,28 @@ const srcOf = (img) => img.currentSrc || img.src || '';
 const layer = new Layer();
 const items = new Map(); // img (or null for an image not found in the page) -> item
 const badges = new Map(); // img -> badge element
-let panel = null; // {img, el}
+let panel = null; // {img, el, faces}
+
+const judged = (item) => item && item.state === 'done' && item.result.device.verdict !== 'no_face';
 
 function redraw(img) {
   const item = items.get(img);
+  // A badge only on a picture where a face was judged: feeds are mostly other pictures.
+  if (watching && judged(item) && img && !badges.has(img)) {
+    badges.set(img, layer.add(makeBadge(() => openPanel(img))));
+    resizes.observe(img);
+    scheduleLayout();
+  }
   const badge = badges.get(img);
-  if (item && badge) renderBadge(badge, item);
+  if (badge) {
+    if (judged(item)) renderBadge(badge, item);
+    else dropBadge(img);
+  }
   if (panel && panel.img === img && item) {
     renderPanel(panel.el, item, panelHandlers(img));
-    placePanel(panel.el, img && img.isConnected ? img.getBoundingClientRect() : null);
+    renderFaces(panel.faces, item);
+    if (item.result && item.result.ok) placeFaces(panel.faces, img, item.result.device);
+    placePanel(panel.el, img, panel.faces.hidden ? [] : panel.faces.querySelectorAll('.face'));
   }
 }
 
@@ -95,10 +106,6 @@ async function runCheck(img, item, reason) {
   item.result = result;
   item.state = result.ok ? 'done' : 'error';
   if (result.ok && result.server) item.server = result.server;
-  if (reason === 'badge' && !result.ok && QUIET_ERRORS.has(result.error.code) && !(panel && panel.img === img)) {
-    dropBadge(img);
-    return;
-  }
   redraw(img);
   if (result.ok && result.secondOpinion === 'auto') runServer(img, item, false);
 }
@@ -138,15 +145,19 @@ function panelHandlers(img) {
 
 function openPanel(img) {
   if (!panel) {
-    panel = {img, el: layer.add(makePanel())};
+    panel = {img, el: makePanel(), faces: makeFaces()};
   }
   panel.img = img;
-  layer.add(panel.el);
+  layer.add(panel.faces);
+  layer.add(panel.el); // above the boxes
   redraw(img);
 }
 
 function closePanel() {
-  if (panel) panel.el.remove();
+  if (panel) {
+    panel.el.remove();
+    panel.faces.remove();
+  }
   panel = null;
 }
 
@@ -170,6 +181,7 @@ function menuCheck(srcUrl) {
 
 // --- automatic badges ------------------------------------------------------------------------
 let settings = withDefaults(null);
+let minSide = null; // the model's min_face_side, from the worker
 let watching = false;
 const visible = new Set();
 const queue = [];
@@ -215,10 +227,10 @@ function track(img) {
 
 // Queue an image if it is on screen, loaded, big enough, and not already checked as it is now.
 function consider(img) {
-  if (!watching || !visible.has(img) || !img.isConnected) return;
+  if (!watching || minSide === null || !visible.has(img) || !img.isConnected) return;
   if (!img.complete || img.naturalWidth === 0) return; // still loading, or broken: its load event comes back here
-  // Lazy-loading placeholders and icons: too few pixels to be worth a badge.
-  if (Math.min(img.naturalWidth, img.naturalHeight) < LIMITS.minSide) return;
+  // Placeholders and icons: too small to hold a face the model judges.
+  if (Math.min(img.naturalWidth, img.naturalHeight) < minSide) return;
   const src = srcOf(img);
   if (!src) return;
   const rect = img.getBoundingClientRect();
@@ -226,14 +238,9 @@ function consider(img) {
   const known = items.get(img);
   if (known && known.src === src) return;
   items.set(img, {src, state: 'queued', result: null, server: null});
-  if (!badges.has(img)) {
-    badges.set(img, layer.add(makeBadge(() => openPanel(img))));
-    resizes.observe(img);
-  }
+  if (badges.has(img)) dropBadge(img); // a new picture in the same element
   queue.push(img);
-  redraw(img);
   schedulePump();
-  scheduleLayout();
 }
 
 // Checks start when the page is idle, a few at a time, so scrolling stays smooth.
@@ -250,9 +257,7 @@ function pump() {
     const item = items.get(img);
     if (!item || item.state !== 'queued') continue;
     if (!visible.has(img)) {
-      // scrolled away before its turn: forget it until it comes back
-      items.delete(img);
-      dropBadge(img);
+      items.delete(img); // scrolled away before its turn: forget it until it comes back
       continue;
     }
     running += 1;
@@ -271,9 +276,24 @@ function dropBadge(img) {
 }
 
 function scheduleLayout() {
-  if (layoutScheduled || !badges.size) return;
+  if (layoutScheduled || (!badges.size && !panel)) return;
   layoutScheduled = true;
   requestAnimationFrame(layout);
+}
+
+// Whether something of the page's own that stays put on screen (a sticky or fixed header, a
+// bar) covers the point (x, y) of the viewport over `img`. An overlay that scrolls with the
+// image (Instagram lays one over its pictures) does not count.
+function coveredAt(img, x, y) {
+  if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return true;
+  const top = document.elementsFromPoint(x, y).find((e) => e !== layer.host);
+  if (!top || top === img || img.contains(top)) return false;
+  for (let e = top; e && e !== document.documentElement; e = e.parentElement) {
+    if (e.contains(img)) return false;
+    const position = getComputedStyle(e).position;
+    if (position === 'fixed' || position === 'sticky') return true;
+  }
+  return false;
 }
 
 function layout() {
@@ -284,20 +304,41 @@ function layout() {
       dropBadge(img);
       continue;
     }
-    const show = visible.has(img);
+    let show = visible.has(img);
+    if (show) {
+      const rect = img.getBoundingClientRect();
+      placeBadge(badge, rect);
+      badge.hidden = false;
+      // The layer paints above everything: hide a badge that the page's header now covers.
+      const b = badge.getBoundingClientRect();
+      show = ![[b.left + 1, b.top + 1], [b.right - 1, b.top + 1], [b.left + 1, b.bottom - 1], [b.right - 1, b.bottom - 1]]
+        .some(([x, y]) => coveredAt(img, x, y));
+    }
     badge.hidden = !show;
-    if (show) placeBadge(badge, img.getBoundingClientRect());
   }
-  if (badges.size) layer.ensure();
+  if (panel) {
+    const item = items.get(panel.img);
+    if (item && item.result && item.result.ok) placeFaces(panel.faces, panel.img, item.result.device);
+  }
+  if (badges.size || panel) layer.ensure();
 }
 
 function onLoad(e) {
   if (e.target instanceof HTMLImageElement) consider(e.target);
 }
 
-function startBadges() {
+async function startBadges() {
   if (watching) return;
   watching = true;
+  if (minSide === null) {
+    const reply = await ask('limits');
+    if (!reply.ok) {
+      watching = false; // the extension is gone or has no model: nothing to badge with
+      return;
+    }
+    minSide = reply.minSide;
+    if (!watching) return;
+  }
   document.querySelectorAll('img').forEach(track);
   mutations.observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset']});
   document.addEventListener('load', onLoad, true);
@@ -314,10 +355,8 @@ function stopBadges() {
   window.removeEventListener('scroll', scheduleLayout, {capture: true});
   window.removeEventListener('resize', scheduleLayout);
   queue.length = 0;
-  for (const img of [...badges.keys()]) {
-    if (!panel || panel.img !== img) items.delete(img);
-    dropBadge(img);
-  }
+  for (const img of [...badges.keys()]) dropBadge(img);
+  for (const img of [...items.keys()]) if (!panel || panel.img !== img) items.delete(img);
 }
 
 // Badges come and go with the settings (the popup's switch, the options page).
@@ -334,6 +373,7 @@ function applySettings(next) {
 
 export function start() {
   document.addEventListener('keydown', (e) => e.key === 'Escape' && closePanel(), true);
+  window.addEventListener('resize', () => panel && redraw(panel.img), {passive: true});
   document.addEventListener('contextmenu', (e) => {
     lastContextTarget = e.composedPath().find((n) => n instanceof HTMLImageElement) || null;
   }, true);

@@ -1,4 +1,4 @@
-// The offscreen document: decodes images and runs the on-device detector (TensorFlow.js,
+// The offscreen document: decodes images, finds the faces and scores each one (TensorFlow.js,
 // wasm backend, one thread). The service worker cannot: it has no DOM to decode images in,
 // and Chrome stops it when idle. Only the worker talks to this page, with messages whose
 // target is 'offscreen'.
@@ -7,10 +7,12 @@ import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 
 import {fromBase64} from './bytes.js';
 import {load} from './detector.js';
+import {FaceCheck} from './facecheck.js';
+import {cropPixels, loadFaceFinder} from './faces.js';
 
 const THUMB = 48; // px, the popup's recent-checks thumbnails
 
-let detectorPromise = null;
+let checkPromise = null;
 let runs = 0;
 
 async function startDetector() {
@@ -20,17 +22,21 @@ async function startDetector() {
   setWasmPaths(chrome.runtime.getURL('wasm/'));
   if (!(await tf.setBackend('wasm'))) throw new Error('the WebAssembly backend of TensorFlow.js failed to start');
   await tf.ready();
-  return load({metadataUrl: chrome.runtime.getURL('model/metadata.json')});
+  const detector = await load({metadataUrl: chrome.runtime.getURL('model/metadata.json')});
+  const {metadata} = detector;
+  if (!metadata.faces) throw new Error("the model's metadata.json has no faces section; rebuild the extension with a model from `unmask convert`");
+  const finder = await loadFaceFinder({metadata, modelUrl: chrome.runtime.getURL(`model/${metadata.faces.model.file}`)});
+  return new FaceCheck({detector, finder, crop: cropPixels});
 }
 
-function detector() {
-  if (!detectorPromise) {
-    detectorPromise = startDetector().catch((e) => {
-      detectorPromise = null; // let a later check try again
+function faceCheck() {
+  if (!checkPromise) {
+    checkPromise = startDetector().catch((e) => {
+      checkPromise = null; // let a later check try again
       throw e;
     });
   }
-  return detectorPromise;
+  return checkPromise;
 }
 
 class DecodeProblem extends Error {
@@ -69,21 +75,21 @@ async function thumbnail(bitmap) {
 }
 
 async function check({data}) {
-  const det = await detector();
+  const fc = await faceCheck();
   const {bitmap, pixels} = await decode(fromBase64(data));
   try {
-    // The exact raw score: the worker applies the calibration at the user's sensitivity.
-    const [pRaw] = await det.scores([pixels]);
+    // Raw scores per face: the worker applies the calibration at the user's sensitivity.
+    const found = await fc.score(pixels);
     runs += 1;
-    return {p_raw: pRaw, width: bitmap.width, height: bitmap.height, thumb: await thumbnail(bitmap)};
+    return {...found, thumb: await thumbnail(bitmap)};
   } finally {
     bitmap.close();
   }
 }
 
 async function stats() {
-  const det = await detector();
-  return {runs, backend: tf.getBackend(), model: det.metadata.model};
+  const fc = await faceCheck();
+  return {runs, backend: tf.getBackend(), model: fc.detector.metadata.model};
 }
 
 const HANDLERS = {check, stats};

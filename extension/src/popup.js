@@ -1,10 +1,9 @@
 // The toolbar popup: the badge switch for the site in the current tab, and recent checks.
 import {getSettings, updateSettings} from './settings.js';
 import {badgesEnabled, builtinPatterns, hostOf, isBuiltinSite, originPattern} from './sites.js';
+import {confidenceText, describe, LABELS, wording} from './wording.js';
 
-const LABELS = {fake: 'Likely fake', real: 'Likely real', uncertain: 'Unsure'};
 const $ = (id) => document.getElementById(id);
-const pct = (x) => `${Math.round(x * 100)}%`;
 
 function ago(t) {
   const s = Math.max(0, Math.round((Date.now() - t) / 1000));
@@ -33,11 +32,18 @@ async function showSite(tab) {
   const settings = await getSettings();
   const builtin = isBuiltinSite(tab.url, builtinPatterns());
   box.checked = badgesEnabled(tab.url, settings);
-  note.textContent = builtin ? 'A social site: badges are on unless you switch them off.' : 'Switching on asks Chrome for permission to read this site’s images. They never leave your device.';
+  note.textContent = siteNote(host, builtin, box.checked);
   box.onchange = () => toggle(tab, host, builtin, box.checked).catch((e) => {
     note.textContent = e.message;
     note.className = 'note err';
   });
+}
+
+// What the switch does now, in its present state.
+function siteNote(host, builtin, on) {
+  if (on) return `Badges on for ${host}: pictures with faces get one as you scroll. Nothing leaves your device.`;
+  if (builtin) return 'A social site: badges are off here. Switch on to see them again.';
+  return 'Switching on asks Chrome for permission to read this site’s images. They never leave your device.';
 }
 
 async function toggle(tab, host, builtin, on) {
@@ -65,7 +71,7 @@ async function toggle(tab, host, builtin, on) {
     await updateSettings({sites: settings.sites.filter((h) => h !== host)});
     await chrome.runtime.sendMessage({target: 'worker', type: 'sitesChanged'});
   }
-  note.textContent = on ? `Badges on for ${host}.` : `Badges off for ${host}.`;
+  note.textContent = siteNote(host, builtin, on);
   note.className = 'note';
 }
 
@@ -77,10 +83,12 @@ function entry(r) {
   what.className = 'what';
   const pill = Object.assign(document.createElement('span'), {className: `pill ${r.verdict}`, textContent: LABELS[r.verdict]});
   const line = document.createElement('div');
-  line.append(pill, r.verdict === 'uncertain' ? ` leans ${r.p_fake >= 0.5 ? 'fake' : 'real'}, ${pct(r.confidence)}` : ` ${pct(r.confidence)} confident`);
+  const said = confidenceText(r.verdict, r.confidence, r.p_fake);
+  const faces = r.faces > 1 ? ` (${r.faces} faces)` : '';
+  line.append(pill, said ? ` ${said}${faces}` : '');
   what.append(line);
   if (r.server) {
-    what.append(Object.assign(document.createElement('div'), {className: 'server', textContent: `Second opinion: ${LABELS[r.server.verdict]}${r.server.confidence != null ? ` ${pct(r.server.confidence)}` : ''}`}));
+    what.append(Object.assign(document.createElement('div'), {className: 'server', textContent: `Second opinion: ${describe(r.server.verdict, r.server.confidence, r.server.p_fake)}`}));
   }
   what.append(Object.assign(document.createElement('div'), {className: 'where', textContent: `${r.page ? `${r.page} · ` : ''}${ago(r.t)}`, title: r.url}));
   li.append(thumb, what);
@@ -101,7 +109,7 @@ async function showModel() {
     return;
   }
   const m = reply.model || {};
-  $('model').textContent = `Model ${[m.name, m.version].filter(Boolean).join(' ')}, on this device${reply.backend ? ` (${reply.backend})` : ''}. Nothing leaves it unless you turn on the second opinion.`;
+  $('model').textContent = `${wording.what_is_checked} Model ${[m.name, m.version].filter(Boolean).join(' ')}, on this device${reply.backend ? ` (${reply.backend})` : ''}. Nothing leaves it unless you turn on the second opinion.`;
 }
 
 $('options').onclick = (e) => {

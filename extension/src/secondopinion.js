@@ -13,6 +13,18 @@ export class ServerProblem extends Error {
   }
 }
 
+// The picture's verdicts, as models/inference.py gives them.
+const VERDICTS = ['fake', 'real', 'uncertain', 'no_face'];
+
+// A face the server judged: its box in image pixels and its verdict (the rest is dropped).
+const isFace = (f) => f && Array.isArray(f.box) && f.box.length === 4 && f.box.every(Number.isFinite) && VERDICTS.slice(0, 3).includes(f.verdict);
+const faceOf = (f) => ({
+  box: f.box,
+  verdict: f.verdict,
+  confidence: typeof f.confidence === 'number' ? f.confidence : null,
+  p_fake: typeof f.p_fake === 'number' ? f.p_fake : null,
+});
+
 const FORMAT_TYPES = {JPEG: 'image/jpeg', PNG: 'image/png', WebP: 'image/webp', GIF: 'image/gif', BMP: 'image/bmp'};
 
 function headers(apiKey) {
@@ -71,13 +83,14 @@ export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
   } catch {
     throw new ServerProblem('bad_reply', `the server at ${base} answered with something that is not JSON; is it an Unmask server?`);
   }
-  if (!body || !['fake', 'real', 'uncertain'].includes(body.verdict)) {
+  if (!body || !VERDICTS.includes(body.verdict)) {
     throw new ServerProblem('bad_reply', `the server at ${base} gave no verdict; is it an Unmask server?`);
   }
   return {
     verdict: body.verdict,
     confidence: typeof body.confidence === 'number' ? body.confidence : null,
     p_fake: typeof body.p_fake === 'number' ? body.p_fake : null,
+    faces: Array.isArray(body.faces) ? body.faces.filter(isFace).map(faceOf) : null,
     basis: body.basis || 'model',
     provenance: body.provenance && body.provenance.generator_evidence ? String(body.provenance.summary || 'generator metadata found') : null,
     model: body.model ? [body.model.name, body.model.version].filter(Boolean).join(' ') : '',

@@ -5,16 +5,15 @@
 // Every element carries data-* attributes with its state (verdict, p_fake, ...): they drive
 // the styles, and the browser tests read them.
 
-export const LABELS = {fake: 'Likely fake', real: 'Likely real', uncertain: 'Unsure'};
-const SHORT = {fake: 'Fake', real: 'Real', uncertain: 'Unsure'};
+import {mergeServerFaces} from './facecheck.js';
+import {drawnRect, faceRect, panelWidth, placePanelRect} from './geometry.js';
+import {confidenceText, describe, LABELS, pct, SHORT, tooSmall, wording} from './wording.js';
 
 export const NEXT_STEP = {
   fake: "Treat it as manipulated until shown otherwise. Don't share it as real; look for the original with a reverse image search.",
-  real: 'No sign of a deepfake was found. That is not proof: if it matters, check where the image first appeared.',
+  real: 'No sign of a deepfake was found in the faces. That is not proof: if it matters, check where the image first appeared.',
   uncertain: "The on-device model can't tell. Get a second opinion, or check where the image came from before you trust or share it.",
 };
-
-export const pct = (x) => `${Math.round(x * 100)}%`;
 
 const STYLE = `
 :host { all: initial; }
@@ -25,18 +24,21 @@ const STYLE = `
   font-size: 11px; font-weight: 600; line-height: 16px; color: #fff; white-space: nowrap;
   background: rgba(40, 44, 52, 0.88); box-shadow: 0 1px 3px rgba(0,0,0,.4); user-select: none;
 }
-.badge[hidden] { display: none; }
-.badge .dot { width: 8px; height: 8px; border-radius: 50%; background: #9aa3b2; flex: none; }
-.badge[data-verdict="fake"] { background: rgba(196, 43, 50, 0.92); }
-.badge[data-verdict="real"] { background: rgba(30, 128, 74, 0.92); }
-.badge[data-verdict="uncertain"] { background: rgba(176, 120, 8, 0.92); }
-.badge[data-verdict] .dot { background: #fff; }
-.badge[data-state="checking"] .dot { animation: pulse 1s ease-in-out infinite; }
-.badge[data-state="error"] { background: rgba(90, 94, 104, 0.92); }
+.badge[hidden], .faces[hidden] { display: none; }
+.badge .dot { width: 8px; height: 8px; border-radius: 50%; background: #fff; flex: none; }
+.badge[data-verdict="fake"], .face[data-verdict="fake"] .tag { background: rgba(196, 43, 50, 0.92); }
+.badge[data-verdict="real"], .face[data-verdict="real"] .tag { background: rgba(30, 128, 74, 0.92); }
+.badge[data-verdict="uncertain"], .face[data-verdict="uncertain"] .tag { background: rgba(176, 120, 8, 0.92); }
 .badge .srv { padding-left: 5px; margin-left: 1px; border-left: 1px solid rgba(255,255,255,.5); font-weight: 500; }
-@keyframes pulse { 50% { opacity: .2; } }
+.faces { position: absolute; overflow: hidden; pointer-events: none; }
+.face { position: absolute; border: 2px solid #fff; border-radius: 3px; box-shadow: 0 0 0 1px rgba(0,0,0,.45); }
+.face[data-verdict="fake"] { border-color: #e0474e; }
+.face[data-verdict="real"] { border-color: #2fa863; }
+.face[data-verdict="uncertain"] { border-color: #e0a21c; }
+.face .tag { position: absolute; left: -2px; bottom: 100%; padding: 0 5px; border-radius: 3px 3px 0 0; font-size: 11px; font-weight: 600; line-height: 16px; color: #fff; white-space: nowrap; }
+.face.low .tag { left: 0; bottom: auto; top: 0; border-radius: 0 0 3px 0; }
 .panel {
-  position: absolute; pointer-events: auto; width: 300px; max-width: calc(100vw - 16px);
+  position: absolute; pointer-events: auto; width: 300px; overflow-y: auto;
   background: #fff; color: #1d2330; border-radius: 10px; padding: 12px 14px 12px;
   box-shadow: 0 6px 24px rgba(0,0,0,.35); font-size: 13px; line-height: 1.4;
   border-top: 5px solid #9aa3b2;
@@ -46,6 +48,9 @@ const STYLE = `
 .panel[data-verdict="uncertain"] { border-top-color: #b07808; }
 .panel h2 { margin: 0 24px 2px 0; font-size: 17px; }
 .panel .conf { color: #4b5263; margin-bottom: 8px; }
+.panel ol { margin: 6px 0; padding-left: 20px; }
+.panel ol li { margin: 2px 0; }
+.panel ol .dev { color: #6b7180; font-size: 12px; }
 .panel .next { margin: 8px 0; }
 .panel .close { position: absolute; top: 6px; right: 8px; border: 0; background: none; font-size: 18px; cursor: pointer; color: #4b5263; }
 .panel .second { border-top: 1px solid #e3e6ec; margin-top: 8px; padding-top: 8px; }
@@ -67,6 +72,10 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c);
   return e;
+}
+
+function clearData(node) {
+  for (const k of Object.keys(node.dataset)) delete node.dataset[k];
 }
 
 // The host element and its shadow root, created on first use.
@@ -102,41 +111,40 @@ export class Layer {
 const docX = (x) => x + window.scrollX;
 const docY = (y) => y + window.scrollY;
 
-// A small label in an image's top-right corner.
+// "Fake 93%", "Unsure", "No face": short enough for a badge or a face's tag.
+function shortText(v, confidence) {
+  return v === 'fake' || v === 'real' ? `${SHORT[v]} ${pct(confidence)}` : SHORT[v];
+}
+
+// The faces as finally judged: the server's, face by face, once it answered with faces.
+export function facesShown(item) {
+  const d = item.result.device;
+  const s = item.server;
+  if (s && s.state === 'done' && Array.isArray(s.faces)) return mergeServerFaces(d.faces, s.faces);
+  return d.faces.map((f) => ({...f, source: 'device'}));
+}
+
+// A small label in an image's top-right corner: the picture's verdict from its faces. Only
+// pictures with a judged face get one (inpage.js).
 export function renderBadge(badge, item) {
-  const r = item.result;
+  const d = item.result.device;
   badge.replaceChildren();
-  for (const k of Object.keys(badge.dataset)) delete badge.dataset[k];
-  badge.dataset.src = item.src.slice(0, 300);
-  badge.dataset.state = item.state;
-  if (item.state === 'checking' || item.state === 'queued') {
-    badge.append(el('span', {class: 'dot'}), el('span', {class: 'label', textContent: 'Checking'}));
-    badge.title = 'Unmask is checking this image on your device';
-    return;
-  }
-  if (!r || !r.ok) {
-    const message = r ? r.error.message : 'not checked';
-    badge.dataset.error = r ? r.error.code : 'unknown';
-    badge.append(el('span', {class: 'dot'}), el('span', {class: 'label', textContent: "Can't check"}));
-    badge.title = `Unmask could not check this image: ${message}. Click for details.`;
-    return;
-  }
-  const d = r.device;
-  Object.assign(badge.dataset, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence, cached: r.cached || 'no', sensitivity: r.sensitivity});
-  badge.append(el('span', {class: 'dot'}), el('span', {class: 'label', textContent: d.verdict === 'uncertain' ? SHORT.uncertain : `${SHORT[d.verdict]} ${pct(d.confidence)}`}));
+  clearData(badge);
+  Object.assign(badge.dataset, {src: item.src.slice(0, 300), state: item.state, verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence,
+    faces: d.faces.length, cached: item.result.cached || 'no', sensitivity: item.result.sensitivity});
+  badge.append(el('span', {class: 'dot'}), el('span', {class: 'label', textContent: shortText(d.verdict, d.confidence)}));
   const s = item.server;
   if (s) {
     badge.dataset.serverState = s.state;
     if (s.state === 'done') {
       badge.dataset.serverVerdict = s.verdict;
-      badge.append(el('span', {class: 'srv', textContent: `Server: ${SHORT[s.verdict]}${s.confidence !== null && s.verdict !== 'uncertain' ? ` ${pct(s.confidence)}` : ''}`}));
-    } else if (s.state === 'asking') {
-      badge.append(el('span', {class: 'srv', textContent: 'Server…'}));
+      badge.append(el('span', {class: 'srv', textContent: `Server: ${shortText(s.verdict, s.confidence)}`}));
     } else {
-      badge.append(el('span', {class: 'srv', textContent: 'Server ✕'}));
+      badge.append(el('span', {class: 'srv', textContent: s.state === 'asking' ? 'Server…' : 'Server ✕'}));
     }
   }
-  badge.title = `${LABELS[d.verdict]} (on this device, confidence ${pct(d.confidence)}). Click for details.`;
+  const faces = d.faces.length === 1 ? '1 face' : `${d.faces.length} faces`;
+  badge.title = `${describe(d.verdict, d.confidence, d.p_fake)} (${faces}, on this device). Click for details.`;
 }
 
 export function placeBadge(badge, rect) {
@@ -144,18 +152,73 @@ export function placeBadge(badge, rect) {
   badge.style.top = `${docY(rect.top) + 6}px`;
 }
 
-// The overlay: verdict, confidence, what to do next, and the second opinion.
+export function makeBadge(onclick) {
+  return el('div', {class: 'badge', role: 'button', tabindex: 0, onclick, onkeydown: (e) => (e.key === 'Enter' || e.key === ' ') && onclick(e)});
+}
+
+export function makePanel() {
+  return el('div', {class: 'panel'});
+}
+
+export function makeFaces() {
+  return el('div', {class: 'faces'});
+}
+
+// --- the faces over the image ----------------------------------------------------------------
+function tagText(i, f) {
+  return `${i + 1} ${shortText(f.verdict, f.confidence)}`;
+}
+
+export function renderFaces(frame, item) {
+  frame.replaceChildren();
+  const r = item.result;
+  if (!r || !r.ok || !r.device.faces.length) {
+    frame.hidden = true;
+    return;
+  }
+  frame.hidden = false;
+  frame.dataset.source = item.server && item.server.state === 'done' && Array.isArray(item.server.faces) ? 'server' : 'device';
+  facesShown(item).forEach((f, i) => {
+    frame.append(el('div', {class: 'face', 'data-index': i + 1, 'data-verdict': f.verdict, 'data-p-fake': f.p_fake, 'data-source': f.source, 'data-box': f.box.join(',')},
+      el('span', {class: 'tag', textContent: tagText(i, f)})));
+  });
+}
+
+// The face boxes in file pixels, drawn where the page shows the picture (its object-fit and
+// object-position), clipped to the element.
+export function placeFaces(frame, img, file) {
+  if (!img || !img.isConnected || frame.hidden) return;
+  const rect = img.getBoundingClientRect();
+  const cs = getComputedStyle(img);
+  const px = (v) => parseFloat(v) || 0;
+  const box = {
+    left: rect.left + px(cs.borderLeftWidth) + px(cs.paddingLeft),
+    top: rect.top + px(cs.borderTopWidth) + px(cs.paddingTop),
+    width: img.clientWidth - px(cs.paddingLeft) - px(cs.paddingRight),
+    height: img.clientHeight - px(cs.paddingTop) - px(cs.paddingBottom),
+  };
+  Object.assign(frame.style, {left: `${docX(box.left)}px`, top: `${docY(box.top)}px`, width: `${box.width}px`, height: `${box.height}px`});
+  const drawn = drawnRect(box, file, {fit: cs.objectFit, position: cs.objectPosition, natural: {width: img.naturalWidth, height: img.naturalHeight}});
+  for (const face of frame.querySelectorAll('.face')) {
+    const f = faceRect(face.dataset.box.split(',').map(Number), file, drawn);
+    Object.assign(face.style, {left: `${f.left - box.left}px`, top: `${f.top - box.top}px`, width: `${f.width}px`, height: `${f.height}px`});
+    face.classList.toggle('low', f.top - box.top < 18); // no room above the box: the tag goes inside
+  }
+}
+
+// --- the overlay -----------------------------------------------------------------------------
+// Verdict, confidence, each face, what to do next, and the second opinion.
 // handlers: {close, retry, allow, askServer, retryServer, openOptions}
 export function renderPanel(panel, item, handlers) {
   const r = item.result;
   panel.replaceChildren();
-  for (const k of Object.keys(panel.dataset)) delete panel.dataset[k];
+  clearData(panel);
   panel.dataset.state = item.state;
   panel.dataset.src = item.src.slice(0, 300);
   panel.setAttribute('role', 'dialog');
   panel.append(el('button', {class: 'close', title: 'Close', 'aria-label': 'Close', textContent: '×', onclick: handlers.close}));
   if (item.state === 'checking' || item.state === 'queued') {
-    panel.append(el('h2', {textContent: 'Checking…'}), el('div', {class: 'msg', textContent: 'Looking for signs of a deepfake, on this device.'}));
+    panel.append(el('h2', {textContent: 'Checking…'}), el('div', {class: 'msg', textContent: 'Looking for faces and for signs of a deepfake in them, on this device.'}));
     return;
   }
   if (!r || !r.ok) {
@@ -174,15 +237,38 @@ export function renderPanel(panel, item, handlers) {
     return;
   }
   const d = r.device;
-  Object.assign(panel.dataset, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence});
+  Object.assign(panel.dataset, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence, faces: d.faces.length});
+  if (d.verdict === 'no_face') {
+    panel.append(el('h2', {textContent: wording.no_face}));
+    if (d.faces_too_small) panel.append(el('div', {class: 'msg', textContent: `${countFaces(d.faces_too_small)} too small to judge. ${tooSmall(r.minSide)}`}));
+    panel.append(el('div', {class: 'small', textContent: wording.what_is_checked}));
+    return;
+  }
+  const shown = facesShown(item);
   panel.append(
     el('h2', {textContent: LABELS[d.verdict]}),
-    el('div', {class: 'conf', textContent: `${confidenceText(d)} · checked on this device`}),
-    el('div', {class: 'next', textContent: NEXT_STEP[d.verdict]}),
+    el('div', {class: 'conf', textContent: `${confidenceText(d.verdict, d.confidence, d.p_fake)} · checked on this device`}),
+    // One face said by the line above, unless the server has spoken for it.
+    shown.length > 1 || shown.some((f) => f.source === 'server') ? facesList(shown) : null,
   );
+  const more = [];
+  if (d.faces_too_small) more.push(`${countFaces(d.faces_too_small)} too small to judge`);
+  if (d.faces_over_limit) more.push(`${countFaces(d.faces_over_limit)} more not judged (the largest ${d.faces.length} were)`);
+  if (d.faces.length > 1) panel.append(el('div', {class: 'small', textContent: wording.image_rule}));
+  if (more.length) panel.append(el('div', {class: 'small', textContent: `${capital(more.join('; '))}.`}));
+  panel.append(el('div', {class: 'next', textContent: NEXT_STEP[d.verdict]}));
   panel.append(secondOpinionSection(item, handlers));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
+}
+
+const countFaces = (n) => (n === 1 ? '1 face' : `${n} faces`);
+
+// One line per face, numbered as the boxes on the image; the server's verdict once it answered.
+function facesList(faces) {
+  return el('ol', {class: 'faces-list'}, faces.map((f) => el('li', {'data-verdict': f.verdict, 'data-source': f.source},
+    describe(f.verdict, f.confidence, f.p_fake),
+    f.source === 'server' ? el('span', {class: 'dev', textContent: f.device ? ` (server; this device: ${shortText(f.device.verdict, f.device.confidence)})` : ' (server)'}) : null)));
 }
 
 function secondOpinionSection(item, handlers) {
@@ -191,8 +277,7 @@ function secondOpinionSection(item, handlers) {
   const box = el('div', {class: 'second', 'data-server-state': s ? s.state : r.secondOpinion});
   if (s && s.state === 'done') {
     box.dataset.serverVerdict = s.verdict;
-    const conf = s.confidence !== null && s.confidence !== undefined ? `, confidence ${pct(s.confidence)}` : '';
-    box.append(el('div', {}, el('b', {textContent: 'Second opinion: '}), `${LABELS[s.verdict]}${conf}`));
+    box.append(el('div', {}, el('b', {textContent: 'Second opinion: '}), describe(s.verdict, s.confidence, s.p_fake)));
     if (s.provenance) box.append(el('div', {class: 'msg', textContent: `Provenance: ${s.provenance}`}));
     if (s.model) box.append(el('div', {class: 'small', textContent: `From your server (${s.model}, ${s.ms} ms)`}));
     return box;
@@ -222,28 +307,28 @@ function secondOpinionSection(item, handlers) {
   return box;
 }
 
-// Over the image's top-left corner, kept inside the viewport.
-export function placePanel(panel, rect) {
-  const w = panel.offsetWidth || 300;
-  const h = panel.offsetHeight || 160;
-  const left = Math.min(Math.max(rect ? rect.left + 8 : window.innerWidth - w - 16, 8), window.innerWidth - w - 8);
-  const top = Math.min(Math.max(rect ? rect.top + 8 : 16, 8), Math.max(8, window.innerHeight - h - 8));
-  panel.style.left = `${docX(left)}px`;
-  panel.style.top = `${docY(top)}px`;
-}
-
-export function makeBadge(onclick) {
-  return el('div', {class: 'badge', role: 'button', tabindex: 0, onclick, onkeydown: (e) => (e.key === 'Enter' || e.key === ' ') && onclick(e)});
-}
-
-export function makePanel() {
-  return el('div', {class: 'panel'});
-}
-
-// The calibrated confidence. When unsure, which way it leans and that it is not enough.
-export function confidenceText(d) {
-  if (d.verdict !== 'uncertain') return `Confidence ${pct(d.confidence)}`;
-  return `Leans ${d.p_fake >= 0.5 ? 'fake' : 'real'} (${pct(d.confidence)}), not enough to call it`;
+// Beside its image, sized to it and inside the window, hiding as little of its faces as it
+// can (geometry.js chooses where); at the top right of the window when the image is not in
+// the page. faceBoxes: the drawn .face elements.
+export function placePanel(panel, img, faceBoxes) {
+  const vw = document.documentElement.clientWidth || window.innerWidth;
+  const vh = document.documentElement.clientHeight || window.innerHeight;
+  const rect = img && img.isConnected ? img.getBoundingClientRect() : null;
+  panel.style.width = `${panelWidth(rect ? rect.width : 300, vw)}px`;
+  panel.style.maxHeight = `${vh - 16}px`;
+  const size = {width: panel.offsetWidth, height: panel.offsetHeight};
+  let at;
+  if (rect) {
+    const others = Array.from(document.images, (i) => (i === img ? null : i.getBoundingClientRect()))
+      .filter((o) => o && o.width > 0 && o.height > 0 && o.bottom > 0 && o.top < vh && o.right > 0 && o.left < vw);
+    const faces = Array.from(faceBoxes || [], (f) => f.getBoundingClientRect());
+    at = placePanelRect(rect, size, {width: vw, height: vh}, {others, faces});
+  } else {
+    at = {left: vw - size.width - 16, top: 16, where: 'window'};
+  }
+  panel.dataset.where = at.where;
+  panel.style.left = `${docX(at.left)}px`;
+  panel.style.top = `${docY(at.top)}px`;
 }
 
 function capital(s) {

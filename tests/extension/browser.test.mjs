@@ -3,30 +3,35 @@
 //   node --test tests/extension/
 //
 // One browser for the whole file, in this order (later steps build on earlier ones): badges
-// on a feed (lazy, infinite scroll, cross-origin, broken and tiny images) with the verdicts of
-// Python's `unmask predict`; right-click on a site without badges (same-origin, cross-origin
-// without permission, data:, blob:, srcset, <picture>); the worker's answers to bad images;
-// the second opinion from `unmask serve` (up, down, stuck); the cache across a worker
-// restart; and no errors recorded by Chrome.
+// on a feed of faces and pictures without one (lazy, infinite scroll, cross-origin, broken and
+// tiny images), on the faces only, with the verdicts of Python's models.inference.FaceCheck;
+// badges hidden under the page's sticky header; right-click on a site without badges
+// (same-origin, cross-origin without permission, data:, blob:, srcset, <picture>); the
+// overlay's face boxes on group photos, its "no face" answer and where it goes; the worker's
+// answers to bad images; the second opinion from `unmask serve` (up, down, stuck), face by
+// face; the cache across a worker restart; and no errors recorded by Chrome.
 import assert from 'node:assert/strict';
 import {readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
+import {judge} from '../../extension/src/facecheck.js';
 import {adjustCalibration} from '../../extension/src/sensitivity.js';
-import {calibrate, escalates, verdict} from '../../extension/src/verdict.js';
+import {calibrate, escalates} from '../../extension/src/verdict.js';
+import {wording} from '../../extension/src/wording.js';
 import {launch, sleep} from './harness/browser.mjs';
 import {deadPort, serveFiles, silentServer} from './harness/servers.mjs';
-import {buildExtension, fixtureImages, launchServer, modelUnderTest, pythonPredictions, ROOT, startServer} from './harness/setup.mjs';
+import {buildExtension, fixtureImages, launchServer, modelUnderTest, pythonExpectations, ROOT, startServer} from './harness/setup.mjs';
 
 const TOLERANCE = 0.01; // |p_fake| between the browser and Python, as the converter's parity check
 const PAGES = join(import.meta.dirname, 'pages');
 
-// Feed images that must get a badge, and those that must not (too small on screen or in
-// pixels, broken in the page, not a photo).
-const BADGED = ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'srcset', 'picture', 'inline', 'blob', 'copy',
-  'truncated', 'feed_05', 'cdn_02', 'lazy_00', 'lazy_01', 'swap_00', 'swap_01', 'more_00', 'cdn_more_00', 'more_01', 'more_02', 'cdn_more_01', 'more_03'];
-const NOT_BADGED = ['tiny', 'small_shown', 'corrupt', 'missing', 'svg'];
+// Feed images that must get a badge (a face was judged), and those that must not: no face,
+// too small on screen or in pixels, broken in the page or refused, not a photo.
+const BADGED = ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'group', 'srcset', 'picture', 'inline', 'blob', 'copy',
+  'feed_05', 'cdn_02', 'lazy_00', 'lazy_01', 'swap_00', 'swap_01', 'more_00', 'cdn_more_00', 'more_01', 'more_02', 'cdn_more_01', 'more_03'];
+const NO_FACE = ['scene_00', 'cdn_scene', 'scene_01', 'scene_02'];
+const NOT_BADGED = [...NO_FACE, 'tiny', 'small_shown', 'corrupt', 'missing', 'truncated', 'svg'];
 // The feed images whose second opinion the test follows, and their files.
 const FEED = {feed_00: 'site/img/feed_00.jpg', feed_01: 'site/img/feed_01.jpg', feed_02: 'site/img/feed_02.png',
   feed_03: 'site/img/feed_03.png', feed_04: 'site/img/feed_04.jpg'};
@@ -81,14 +86,48 @@ function badgeOn(page, id) {
   }, id);
 }
 
+// The overlay: its state, text and place, and the face boxes drawn over the image.
 function panelOf(page) {
   return page.evaluate(() => {
     const host = document.querySelector('unmask-layer');
     const panel = host && host.shadowRoot.querySelector('.panel');
     if (!panel) return null;
     const second = panel.querySelector('.second');
-    return {...panel.dataset, text: panel.innerText, second: second ? {...second.dataset, text: second.innerText} : null};
+    const frame = host.shadowRoot.querySelector('.faces');
+    const shown = frame && frame.isConnected && !frame.hidden;
+    return {
+      ...panel.dataset,
+      text: panel.innerText,
+      rect: panel.getBoundingClientRect().toJSON(),
+      viewport: {width: document.documentElement.clientWidth, height: document.documentElement.clientHeight},
+      frame: shown ? {...frame.dataset, rect: frame.getBoundingClientRect().toJSON()} : null,
+      boxes: shown ? [...frame.querySelectorAll('.face')].map((f) => ({...f.dataset, tag: f.innerText, rect: f.getBoundingClientRect().toJSON()})) : [],
+      second: second ? {...second.dataset, text: second.innerText} : null,
+    };
   });
+}
+
+const rectOf = (page, id) => page.evaluate((id) => document.getElementById(id).getBoundingClientRect().toJSON(), id);
+
+function overlapArea(a, b) {
+  const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+  const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+// Gap between two rectangles (0 when they touch or overlap).
+function gap(a, b) {
+  const dx = Math.max(0, a.left - b.right, b.left - a.right);
+  const dy = Math.max(0, a.top - b.bottom, b.top - a.bottom);
+  return Math.hypot(dx, dy);
+}
+
+// The overlay lies inside the window and on or beside its image.
+function assertPlaced(panel, image, where) {
+  const r = panel.rect;
+  assert.ok(r.left >= 0 && r.top >= 0 && r.right <= panel.viewport.width + 0.5 && r.bottom <= panel.viewport.height + 0.5,
+    `${where}: the overlay ${JSON.stringify(r)} leaves the window ${JSON.stringify(panel.viewport)}`);
+  assert.ok(gap(r, image) <= 8.5, `${where}: the overlay (${panel.where}) is ${gap(r, image).toFixed(1)} px from its image`);
 }
 
 describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
@@ -103,26 +142,31 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
   };
   const python = (src) => {
     const row = preds.get(fixture(src));
-    assert.ok(row, `unmask predict has no row for ${fixture(src)}`);
+    assert.ok(row, `Python has no answer for ${fixture(src)}`);
     return row;
   };
   // Compare one answer of the extension with Python's for the same file. Verdicts must be
-  // equal, except where Python's calibrated p(fake) is within the tolerance of a threshold:
-  // there the converter's own parity allows the two sides to fall either way (counted).
+  // equal, except where a face's calibrated p(fake) in Python is within the tolerance of a
+  // threshold: there the converter's own parity allows the two sides to fall either way (counted).
   let borderline = 0;
-  const nearThreshold = (p) => {
+  const nearThreshold = (row) => {
     const cal = JSON.parse(readFileSync(join(ext.out, 'model/metadata.json'), 'utf8')).calibration;
-    return Math.abs(p - cal.fake_threshold) < TOLERANCE || Math.abs(p - cal.real_threshold) < TOLERANCE;
+    return row.faces.some((f) => Math.abs(f.p_fake - cal.fake_threshold) < TOLERANCE || Math.abs(f.p_fake - cal.real_threshold) < TOLERANCE);
   };
   const sameAsPython = (src, answer, where) => {
     const row = python(src);
-    if (row.verdict === 'error') {
+    if (row.error) {
       assert.equal(answer.state, 'error', `${where}: Python refused ${fixture(src)} (${row.error}); the extension gave ${answer.verdict}`);
       assert.equal(answer.error, row.error.split(':')[0], `${where}: the extension's reason differs from Python's (${row.error})`);
       return 0;
     }
     assert.equal(answer.state, 'done', `${where}: ${fixture(src)} not checked: ${JSON.stringify(answer)}`);
-    if (nearThreshold(Number(row.p_fake)) && answer.verdict !== row.verdict) borderline += 1;
+    assert.equal(Number(answer.faces), row.faces.length, `${where}: ${fixture(src)} has ${answer.faces} faces in the browser, ${row.faces.length} in Python`);
+    if (row.verdict === 'no_face') {
+      assert.equal(answer.verdict, 'no_face', `${where}: Python finds no face in ${fixture(src)}`);
+      return 0;
+    }
+    if (nearThreshold(row) && answer.verdict !== row.verdict) borderline += 1;
     else assert.equal(answer.verdict, row.verdict, `${where}: ${fixture(src)} is ${answer.verdict} in the browser, ${row.verdict} in Python (p_fake ${answer.pFake} vs ${row.p_fake})`);
     const diff = Math.abs(Number(answer.pFake) - Number(row.p_fake));
     assert.ok(diff <= TOLERANCE, `${where}: ${fixture(src)} p_fake ${answer.pFake} in the browser, ${row.p_fake} in Python`);
@@ -138,11 +182,16 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     }
   };
   const settings = async () => (await (await session.worker()).evaluate(() => chrome.storage.local.get('settings'))).settings || {};
+  // Whether the worker's cache holds a result for this URL (cache.js: u|MODEL|URL).
+  const urlCached = async (url) => {
+    const all = await (await session.worker()).evaluate(() => chrome.storage.local.get(null));
+    return Object.keys(all).some((k) => k.startsWith('u|') && k.endsWith(`|${url}`));
+  };
 
   before(async () => {
     images = await fixtureImages();
     model = await modelUnderTest(images);
-    preds = await pythonPredictions(model, images);
+    preds = await pythonExpectations(model, images);
     ext = await buildExtension(model);
     // Pin the band the built extension escalates in (see bandAround).
     const metadataFile = join(ext.out, 'model/metadata.json');
@@ -185,7 +234,7 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     assert.equal(await w.evaluate(() => chrome.runtime.getManifest().version), ext.version);
   });
 
-  it('badges the right images of a feed, with the verdicts of `unmask predict`', async (t) => {
+  it('badges the faces of a feed, and only them, with the verdicts of Python', async (t) => {
     feed = await session.context.newPage();
     await feed.goto(`${site.origin}/feed.html`);
     const layoutBefore = await feed.evaluate(() => ['feed_00', 'feed_01', 'feed_02'].map((id) => document.getElementById(id).getBoundingClientRect().toJSON()));
@@ -220,7 +269,7 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
       assert.ok(Math.abs(badge.right - (seen.rect.right - 6)) <= 1.5 && Math.abs(badge.top - (seen.rect.top + 6)) <= 1.5, `#${id}: the badge is not in the image's top-right corner`);
       worst = Math.max(worst, sameAsPython(seen.src, badge, `#${id}`));
     }
-    t.diagnostic(`${BADGED.length} badges agree with unmask predict; ${borderline} verdicts differ where p(fake) is within ${TOLERANCE} of a threshold; largest |p_fake difference| ${worst.toFixed(4)}`);
+    t.diagnostic(`${BADGED.length} badges agree with Python (models.inference.FaceCheck); ${borderline} verdicts differ where p(fake) is within ${TOLERANCE} of a threshold; largest |p_fake difference| ${worst.toFixed(4)}`);
 
     // What each kind of image resolved to.
     const srcOf = async (id) => (await badgeOn(feed, id)).src;
@@ -235,10 +284,23 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
 
     for (const id of NOT_BADGED) {
       await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
-      await sleep(1500);
-      // (A drawing gets a "checking" badge until the worker finds it is not a photo.)
+      await sleep(NO_FACE.includes(id) ? 0 : 1500);
+      if (NO_FACE.includes(id)) {
+        // Checked, found to hold no face (cached, so not run again), and left without a badge.
+        const src = await feed.evaluate((id) => document.getElementById(id).currentSrc, id);
+        await waitFor(() => urlCached(src), {what: `#${id} checked`});
+        assert.equal(python(src).verdict, 'no_face', `Python finds a face in ${fixture(src)}`);
+      }
       await waitFor(async () => (await badgeOn(feed, id)).badges.length === 0, {timeout: 10000, what: `no badge on #${id}`});
     }
+    const runs = (await toWorker({type: 'stats'})).runs;
+    for (const id of NO_FACE) {
+      const src = await feed.evaluate((id) => document.getElementById(id).currentSrc, id);
+      const again = await toWorker({type: 'check', url: src, reason: 'badge'});
+      assert.ok(again.ok && again.cached === 'url' && again.device.verdict === 'no_face', `#${id}: ${JSON.stringify(again).slice(0, 300)}`);
+      assert.equal(again.device.p_fake, null, 'no score for a picture without a face');
+    }
+    assert.equal((await toWorker({type: 'stats'})).runs, runs, 'a picture without a face ran through the model again');
 
     // Badges live outside the page's layout: nothing moved.
     await feed.evaluate(() => window.scrollTo(0, 0));
@@ -254,11 +316,15 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
       const shown = await waitFor(() => popup.evaluate(`(() => {
         const items = [...document.querySelectorAll('#recent li')];
         const siteShown = document.getElementById('site-note').textContent !== '';
-        return items.length && siteShown ? {on: document.getElementById('badges').checked, items: items.map((li) => ({verdict: li.dataset.verdict, thumb: (li.querySelector('img') || {}).src || '', text: li.innerText}))} : null;
+        return items.length && siteShown ? {on: document.getElementById('badges').checked, note: document.getElementById('site-note').textContent, items: items.map((li) => ({verdict: li.dataset.verdict, thumb: (li.querySelector('img') || {}).src || '', text: li.innerText}))} : null;
       })()`), {what: 'the recent checks and the site switch'});
       const {recent} = await (await session.worker()).evaluate(() => chrome.storage.local.get('recent'));
       assert.ok(shown.on);
+      // The note says what the switch does now, not what switching on would ask.
+      assert.match(shown.note, /^Badges on for 127\.0\.0\.1/);
+      assert.doesNotMatch(shown.note, /Switching on/);
       assert.equal(shown.items.length, Math.min(recent.length, 20));
+      assert.ok(recent.every((r) => r.verdict !== 'no_face'), 'pictures without a face seen in the feed are not listed');
       assert.ok(shown.items.length >= 10, `only ${shown.items.length} recent checks`);
       shown.items.forEach((item, i) => {
         assert.equal(item.verdict, recent[i].verdict);
@@ -268,6 +334,34 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     } finally {
       await popup.close();
     }
+  });
+
+  it("hides a badge that the page's sticky header covers, and shows it again below the header", async () => {
+    await feed.bringToFront();
+    const headerBottom = await feed.evaluate(() => document.querySelector('header').getBoundingClientRect().bottom);
+    const src = await feed.evaluate(() => document.getElementById('feed_01').currentSrc);
+    // Put feed_01's top edge `offset` px below the header's bottom (negative: under it), then
+    // read its badge and what the page shows where the badge goes.
+    const at = async (offset) => {
+      const target = headerBottom + offset;
+      await feed.evaluate((target) => window.scrollBy(0, document.getElementById('feed_01').getBoundingClientRect().top - target), target);
+      await waitFor(() => feed.evaluate((target) => Math.abs(document.getElementById('feed_01').getBoundingClientRect().top - target) <= 1, target), {what: 'the scroll'});
+      await sleep(400); // a few frames for the badges to follow
+      return feed.evaluate((src) => {
+        const img = document.getElementById('feed_01');
+        const r = img.getBoundingClientRect();
+        const badge = [...document.querySelector('unmask-layer').shadowRoot.querySelectorAll('.badge')].find((b) => b.dataset.src === src);
+        const under = document.elementsFromPoint(r.right - 20, r.top + 8).find((e) => e.tagName !== 'UNMASK-LAYER');
+        return {hidden: badge ? badge.hidden : null, under: under && under.tagName};
+      }, src);
+    };
+    const below = await at(40);
+    assert.deepEqual(below, {hidden: false, under: 'IMG'}, 'the badge of an image below the header');
+    const partly = await at(-10);
+    assert.equal(partly.hidden, true, 'a badge half over the sticky header');
+    const under = await at(-28);
+    assert.deepEqual(under, {hidden: true, under: 'HEADER'}, 'a badge where the header covers its image');
+    assert.deepEqual(await at(60), {hidden: false, under: 'IMG'}, 'the badge back when its image comes out from under the header');
   });
 
   it('checks a right-clicked image on a site without badges: same-origin, data:, blob:, srcset, <picture>', async () => {
@@ -288,7 +382,8 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
       assert.equal(panel.src, src.slice(0, 300), `#${id}: the overlay is about another image`);
       assert.equal(fixture(src), file);
       sameAsPython(src, panel, `overlay on #${id}`);
-      assert.match(panel.text, panel.verdict === 'uncertain' ? /Leans (fake|real) \(\d+%\), not enough to call it/ : /Confidence \d+%/);
+      assert.match(panel.text, panel.verdict === 'uncertain' ? /Leans (fake|real) \(\d+%\), not enough to call it/ : /\d+% confident it is (fake|real)/);
+      assert.equal(panel.boxes.length, 1, `#${id}: one box on its one face`);
       assert.match(panel.text, panel.verdict === 'uncertain' ? /can't tell/ : panel.verdict === 'fake' ? /reverse image search/ : /not proof/);
       if (panel.verdict === 'uncertain') assert.match(panel.second.text, /second opinion/i, 'an unsure verdict offers the second opinion');
       await plain.keyboard.press('Escape');
@@ -325,12 +420,106 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     await plain.keyboard.press('Escape');
   });
 
+  it('draws a box on every face of a group photo, says plainly when there is no face, and keeps the overlay on screen by its image', async (t) => {
+    const page = await session.context.newPage();
+    await page.goto(`http://localhost:${site.port}/group.html`);
+    await waitFor(() => page.evaluate(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)), {what: 'the group page'});
+    const overlayOn = async (p, id) => {
+      await session.chooseContextMenuItem(p, p.locator(`#${id}`));
+      return waitFor(async () => {
+        const x = await panelOf(p);
+        return x && ['done', 'error'].includes(x.state) && x.src === (await p.evaluate((id) => document.getElementById(id).currentSrc, id)) ? x : null;
+      }, {what: `the overlay on #${id}`});
+    };
+    const close = async (p) => {
+      await p.keyboard.press('Escape');
+      await waitFor(async () => !(await panelOf(p)), {what: 'the overlay to close'});
+    };
+    // Each of Python's faces must have a box where the page shows it: `toScreen` maps a box in
+    // file pixels to the viewport. The worst edge difference, in CSS px, is returned.
+    const sameFaces = (panel, row, toScreen, where) => {
+      assert.equal(panel.boxes.length, row.faces.length, `${where}: ${panel.boxes.length} boxes drawn, Python finds ${row.faces.length} faces`);
+      let worst = 0;
+      row.faces.forEach((f, i) => {
+        const want = toScreen(f.box);
+        const drawn = panel.boxes.reduce((best, d) => (overlapArea(d.rect, want) > overlapArea(best.rect, want) ? d : best));
+        const diff = Math.max(...['left', 'top', 'right', 'bottom'].map((k) => Math.abs(drawn.rect[k] - want[k])));
+        assert.ok(diff <= 3, `${where}: face ${i + 1} is drawn at ${JSON.stringify(drawn.rect)}, Python's box maps to ${JSON.stringify(want)}`);
+        assert.ok(Math.abs(Number(drawn.pFake) - f.p_fake) <= TOLERANCE, `${where}: face ${i + 1} p_fake ${drawn.pFake} in the browser, ${f.p_fake} in Python`);
+        assert.equal(drawn.verdict, f.verdict, `${where}: face ${i + 1}`);
+        assert.match(drawn.tag, /^\d (Fake|Real) \d+%$|^\d Unsure$/);
+        worst = Math.max(worst, diff);
+      });
+      return worst;
+    };
+
+    // A group photo shown at 640 x 398 px of its 900 x 560: three boxes, scaled.
+    const group = await overlayOn(page, 'group');
+    const row = python(group.src);
+    assert.equal(row.faces.length, 3);
+    sameAsPython(group.src, group, 'overlay on #group');
+    const g = await rectOf(page, 'group');
+    const worstScaled = sameFaces(group, row, ([x0, y0, x1, y1]) => ({left: g.left + x0 * g.width / row.width, top: g.top + y0 * g.height / row.height,
+      right: g.left + x1 * g.width / row.width, bottom: g.top + y1 * g.height / row.height}), '#group');
+    assert.ok(group.text.includes(wording.image_rule), 'a picture of several faces says how they make its verdict');
+    assert.equal((group.text.match(/confident it is|not enough to call it/g) || []).length, 4, 'the picture\'s line and one per face');
+    // Room beside it: the overlay hides none of it.
+    assertPlaced(group, g, '#group');
+    assert.equal(overlapArea(group.rect, g), 0, `the overlay (${group.where}) covers the image although there is room beside it`);
+    assert.ok(group.rect.width <= 320);
+    await close(page);
+
+    // The same file cropped by object-fit: cover into 400 x 300 px, inside a border and padding.
+    const cover = await overlayOn(page, 'cover');
+    const c = await rectOf(page, 'cover');
+    const box = {left: c.left + 7, top: c.top + 7, width: 400, height: 300}; // 3 px border + 4 px padding
+    const s = Math.max(box.width / row.width, box.height / row.height);
+    const ox = box.left + (box.width - row.width * s) / 2;
+    const oy = box.top + (box.height - row.height * s) / 2;
+    const worstCover = sameFaces(cover, row, ([x0, y0, x1, y1]) => ({left: ox + x0 * s, top: oy + y0 * s, right: ox + x1 * s, bottom: oy + y1 * s}), '#cover');
+    for (const k of ['left', 'top', 'width', 'height']) assert.ok(Math.abs(cover.frame.rect[k] - box[k]) <= 0.5, `the boxes are clipped to the picture as shown (${k})`);
+    await close(page);
+    t.diagnostic(`group photo: 3 faces, boxes within ${worstScaled.toFixed(2)} px (scaled) and ${worstCover.toFixed(2)} px (object-fit: cover) of Python's`);
+
+    // No face: said plainly, nothing drawn, no score.
+    const scene = await overlayOn(page, 'scene');
+    assert.equal(python(scene.src).verdict, 'no_face');
+    assert.equal(scene.verdict, 'no_face');
+    assert.ok(scene.text.includes('No face found. Unmask checks faces.'), scene.text);
+    assert.doesNotMatch(scene.text, /\d+%/);
+    assert.equal(scene.boxes.length, 0);
+    assert.equal(scene.frame, null);
+    await close(page);
+
+    // The last picture on the page, at the bottom of the window, as wide as the page: the
+    // overlay stays on it, inside the window, and off its neighbour above.
+    const last = await overlayOn(page, 'last');
+    const l = await rectOf(page, 'last');
+    const neighbour = await rectOf(page, 'neighbour');
+    assert.ok(neighbour.bottom > 0, 'the neighbour is on screen');
+    sameAsPython(last.src, last, 'overlay on #last');
+    assertPlaced(last, l, '#last');
+    assert.equal(overlapArea(last.rect, neighbour), 0, `the overlay (${last.where}) covers the picture above its own`);
+    assert.equal(last.boxes.length, 2);
+    await close(page);
+    await page.close();
+
+    // A 360 px picture in the feed: the overlay goes beside it, not over it.
+    const onFeed = await overlayOn(feed, 'feed_04');
+    const f4 = await rectOf(feed, 'feed_04');
+    assertPlaced(onFeed, f4, '#feed_04');
+    assert.equal(overlapArea(onFeed.rect, f4), 0, `the overlay (${onFeed.where}) covers the 360 px picture`);
+    assert.equal(onFeed.boxes.length, 1);
+    await close(feed);
+  });
+
   it('refuses bad images with the reason Python gives, and never decodes a bomb', async () => {
     const cases = {
       [`${site.origin}/img/bomb.png`]: 'too_many_pixels',
       [`${site.origin}/img/truncated.jpg`]: 'truncated',
       [`${site.origin}/img/corrupt.jpg`]: 'corrupt',
       [`${site.origin}/img/drawing.svg`]: 'unsupported',
+      [`${site.origin}/img/tiny.png`]: 'too_small',
       [`${site.origin}/img/missing.jpg`]: 'fetch_failed',
       [`${site.origin}/huge.jpg`]: 'too_large',
       [`http://127.0.0.1:${await deadPort()}/gone.jpg`]: 'fetch_failed',
@@ -344,6 +533,7 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     // Python refuses the same files, for the same reasons where it reads them.
     assert.match(preds.get('site/img/bomb.png').error, /^too_many_pixels/);
     assert.match(preds.get('site/img/truncated.jpg').error, /^truncated/);
+    assert.match(preds.get('site/img/tiny.png').error, /^too_small: image is 40x40: Too small to check: Unmask needs a face at least \d+ px tall/);
   });
 
   it('gets a second opinion from `unmask serve`, and copes with it down or stuck', async (t) => {
@@ -353,13 +543,15 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     const port = serverPort;
     t.diagnostic(`unmask serve started in ${started.seconds.toFixed(1)} s (alongside the tests above)`);
     let t0;
-    const direct = async (file) => {
+    // The server's own answer for a file: its verdict, and its faces with their boxes.
+    const directBody = async (file) => {
       const form = new FormData();
       form.append('file', new Blob([readFileSync(join(images.root, file))]), file.split('/').pop());
       const r = await fetch(`${server.origin}/api/v1/check`, {method: 'POST', body: form});
       assert.equal(r.status, 200, await r.clone().text());
-      return (await r.json()).verdict;
+      return r.json();
     };
+    const direct = async (file) => (await directBody(file)).verdict;
 
     // Options: server, second opinion on, a short give-up time for the stuck-server case.
     const options = await session.extensionPage('options.html');
@@ -413,7 +605,13 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     };
     const sure = await askFor(plain, 'data');
     assert.equal(sure.second.serverState, 'done', sure.second.text);
-    assert.equal(sure.second.serverVerdict, await direct('site/img/inline.png'));
+    const body = await directBody('site/img/inline.png');
+    assert.equal(sure.second.serverVerdict, body.verdict);
+    // The server's answer replaces the device's, face by face, on the image and in the list.
+    assert.ok(Array.isArray(body.faces), `the server gives no faces: ${JSON.stringify(body).slice(0, 300)}`);
+    assert.equal(sure.frame.source, 'server');
+    assert.deepEqual(sure.boxes.map((f) => [f.source, f.verdict]), body.faces.map((f) => ['server', f.verdict]));
+    assert.match(sure.text, /\(server; this device: /);
     await plain.keyboard.press('Escape');
 
     // Server down: a clear message and a retry; back up: the retry works.
@@ -488,17 +686,19 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     await feed.bringToFront();
     let compared = 0;
     let changed = 0;
-    for (const id of ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'srcset', 'picture', 'feed_05', 'cdn_02']) {
+    for (const id of ['feed_00', 'feed_01', 'feed_02', 'feed_03', 'feed_04', 'cdn_00', 'cdn_01', 'group', 'srcset', 'picture', 'feed_05', 'cdn_02']) {
       await feed.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), id);
       const b = await waitFor(async () => {
         const x = (await badgeOn(feed, id)).badges[0];
         return x && x.state === 'done' && x.sensitivity === 'high' ? x : null;
       }, {what: `#${id} at high sensitivity`});
+      // Python's faces, judged again at the high thresholds (facecheck.js: the rule of models/inference.py).
       const row = python(b.src);
-      const p = calibrate(Number(row.p_fake_raw), high);
-      if (Math.abs(p - high.fake_threshold) < TOLERANCE || Math.abs(p - high.real_threshold) < TOLERANCE) continue; // too close to call
+      const ps = row.faces.map((f) => calibrate(f.p_fake_raw, high));
+      if (ps.some((p) => Math.abs(p - high.fake_threshold) < TOLERANCE || Math.abs(p - high.real_threshold) < TOLERANCE)) continue; // too close to call
       compared += 1;
-      assert.equal(b.verdict, verdict(Number(row.p_fake_raw), high).verdict, `#${id} at high sensitivity`);
+      const expected = judge({faces: row.faces.map((f) => ({...f, p_raw: f.p_fake_raw})), too_small: 0, over_limit: 0, width: row.width, height: row.height}, high);
+      assert.equal(b.verdict, expected.verdict, `#${id} at high sensitivity`);
       if (b.verdict !== row.verdict) changed += 1;
     }
     t.diagnostic(`high sensitivity: ${compared} badges as expected, ${changed} of them changed from standard`);

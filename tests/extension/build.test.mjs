@@ -2,7 +2,7 @@
 // refusals when the model is missing or does not match its metadata.
 import assert from 'node:assert/strict';
 import {execFileSync, spawnSync} from 'node:child_process';
-import {appendFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync} from 'node:fs';
+import {appendFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {inflateRawSync} from 'node:zlib';
 import {after, before, describe, it} from 'node:test';
@@ -57,11 +57,11 @@ describe('npm run build', () => {
     assert.equal(manifest.manifest_version, 3);
     assert.equal(manifest.background.service_worker, 'background.js');
     for (const f of ['background.js', 'content.js', 'offscreen.html', 'offscreen.js', 'popup.html', 'popup.js', 'options.html', 'options.js',
-      'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm', 'model/metadata.json', 'icons/icon128.png']) {
+      'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm', 'model/metadata.json', 'model/face/model.json', 'icons/icon128.png']) {
       assert.ok(existsSync(join(out, f)), `dist lacks ${f}`);
     }
-    // Every model file, byte for byte.
-    for (const f of readdirSync(model.tfjs)) {
+    // Every model file, the face model's too, byte for byte.
+    for (const f of listFiles(model.tfjs)) {
       assert.deepEqual(readFileSync(join(out, 'model', f)), readFileSync(join(model.tfjs, f)), `model/${f}`);
     }
     // The extension pages may run WebAssembly, and nothing from elsewhere.
@@ -78,6 +78,16 @@ describe('npm run build', () => {
     for (const f of ['offscreen.html', 'popup.html', 'options.html']) {
       assert.doesNotMatch(readFileSync(join(out, f), 'utf8'), /<script[^>]+src=["']https?:/, `${f} loads a remote script`);
     }
+  });
+
+  it('bundles the one vocabulary (models/wording.json) into the scripts that speak', () => {
+    const words = JSON.parse(readFileSync(join(ROOT, 'models/wording.json'), 'utf8'));
+    for (const f of ['content.js', 'popup.js', 'background.js']) {
+      const code = readFileSync(join(out, f), 'utf8');
+      assert.ok(code.includes(words.no_face) && code.includes(words.confidence.uncertain), `${f} lacks the wording`);
+    }
+    // The service worker judges cached scores without TensorFlow.js: it stays small.
+    assert.ok(readFileSync(join(out, 'background.js')).length < 100000, 'background.js bundles the model code');
   });
 
   it('asks for the fewest permissions: other sites only at runtime', () => {
@@ -118,6 +128,17 @@ describe('npm run build', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'extension/build.mjs'), '--out', join(out, '..', 'broken-dist'), '--model', broken, '--zip', 'none'], {encoding: 'utf8'});
     assert.equal(r.status, 2);
     assert.match(r.stderr, new RegExp(`${shard} does not match the sha256 in metadata.json`));
+  });
+
+  it('refuses a model without the face model, saying how to make one', () => {
+    const faceless = join(out, '..', 'faceless-model');
+    cpSync(model.tfjs, faceless, {recursive: true});
+    const meta = JSON.parse(readFileSync(join(faceless, 'metadata.json'), 'utf8'));
+    delete meta.faces;
+    writeFileSync(join(faceless, 'metadata.json'), JSON.stringify(meta));
+    const r = spawnSync(process.execPath, [join(ROOT, 'extension/build.mjs'), '--out', join(out, '..', 'faceless-dist'), '--model', faceless, '--zip', 'none'], {encoding: 'utf8'});
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /has no "faces" section \(the face model\): convert one with `unmask convert tiny --out extension\/model`/);
   });
 
   it('runs as `npm run build -- ...`', () => {

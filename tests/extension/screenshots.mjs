@@ -1,6 +1,6 @@
 // Screenshots for extension/README.md, taken from the real extension in Chromium on the test
-// feed: docs/screenshots/feed.png (badges), overlay.png (right-click result with the second
-// opinion) and popup.png (recent checks).
+// feed: docs/screenshots/feed.png (badges on the faces), overlay.png (right-click result: face
+// boxes and the overlay, with the second opinion) and popup.png (recent checks).
 //
 //   node tests/extension/screenshots.mjs [--out docs/screenshots]
 //
@@ -90,8 +90,14 @@ try {
     return p && p.dataset.state === 'done' && p.querySelector('.second')?.dataset.serverState === 'done';
   }), 'the overlay');
   await sleep(300);
+  // The image with its face boxes, and the overlay beside it.
   const box = await plain.locator(`#${unsure}`).boundingBox();
-  writeFileSync(join(out, 'overlay.png'), await plain.screenshot({clip: {x: Math.max(0, box.x - 40), y: Math.max(0, box.y - 40), width: Math.min(560, box.width + 260), height: box.height + 80}}));
+  const panel = await plain.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
+  const x0 = Math.max(0, Math.min(box.x, panel.left) - 20);
+  const y0 = Math.max(0, Math.min(box.y, panel.top) - 20);
+  const x1 = Math.max(box.x + box.width, panel.right) + 20;
+  const y1 = Math.max(box.y + box.height, panel.bottom) + 20;
+  writeFileSync(join(out, 'overlay.png'), await plain.screenshot({clip: {x: x0, y: y0, width: x1 - x0, height: y1 - y0}}));
   log('overlay.png');
 
   // The popup over the feed, with the recent checks.

@@ -1,7 +1,10 @@
 // The extension's plain modules under Node: reading image headers and limits, sensitivity,
-// site patterns, settings, base64, and the second-opinion client against small HTTP servers
-// (the client is what is under test here; the real server is in browser.test.mjs).
+// the wording and the faces-first rule (both against Python's own functions), where the
+// overlay and the face boxes go, site patterns, settings, base64, and the second-opinion
+// client against small HTTP servers (the client is what is under test here; the real server
+// is in browser.test.mjs).
 import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
 import {createServer} from 'node:http';
 import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
@@ -11,13 +14,21 @@ import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 
 import {fromBase64, toBase64} from '../../extension/src/bytes.js';
+import {combine, escalatesImage, judge, mergeServerFaces, requireSize} from '../../extension/src/facecheck.js';
+import {drawnRect, faceRect, panelWidth, placePanelRect} from '../../extension/src/geometry.js';
 import {checkImageBytes, ImageProblem, LIMITS, sniff} from '../../extension/src/imageinfo.js';
 import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
 import {adjustCalibration, LEVELS} from '../../extension/src/sensitivity.js';
 import {parseServerUrl, withDefaults} from '../../extension/src/settings.js';
 import {badgesEnabled, builtinPatterns, isBuiltinSite, originPattern, patternMatches} from '../../extension/src/sites.js';
 import {escalates, verdict} from '../../extension/src/verdict.js';
-import {fixtureImages} from './harness/setup.mjs';
+import {describe as say, LABELS, pct, wording} from '../../extension/src/wording.js';
+import {fixtureImages, PYTHON, ROOT} from './harness/setup.mjs';
+
+// Runs Python code that prints JSON, in the project (models/ importable).
+function python(code) {
+  return JSON.parse(execFileSync(PYTHON, ['-c', code], {cwd: ROOT, encoding: 'utf8', env: {...process.env, PYTHONPATH: ROOT}}));
+}
 
 const MANIFEST = JSON.parse(readFileSync(new URL('../../extension/manifest.json', import.meta.url), 'utf8'));
 
@@ -81,7 +92,9 @@ describe('imageinfo: format and size from the first bytes', () => {
     const bomb = readFileSync(join(root, 'site/img/bomb.png'));
     assert.ok(bomb.length < 100000, 'the bomb is a small file');
     assert.throws(() => checkImageBytes(bomb), (e) => e instanceof ImageProblem && e.code === 'too_many_pixels' && /20000x20000/.test(e.message));
-    assert.throws(() => checkImageBytes(png(20, 500)), (e) => e.code === 'too_small');
+    // The smallest side is the model's min_face_side, said in the one vocabulary.
+    assert.throws(() => checkImageBytes(png(40, 500), {minSide: 48}), (e) => e.code === 'too_small' && e.message === 'image is 40x500: Too small to check: Unmask needs a face at least 48 px tall.');
+    assert.deepEqual(checkImageBytes(png(48, 500), {minSide: 48}), {format: 'PNG', width: 48, height: 500});
     assert.throws(() => checkImageBytes(new Uint8Array(LIMITS.maxBytes + 1)), (e) => e.code === 'too_large');
     const good = jpg(64, 64);
     assert.deepEqual(checkImageBytes(good), {format: 'JPEG', width: 64, height: 64});
@@ -290,5 +303,137 @@ describe('the second-opinion client', () => {
     await new Promise((resolve) => server.close(resolve));
     await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 5}, image, 'JPEG'), (e) => e.code === 'unreachable' && /check that it is running/.test(e.message));
     await assert.rejects(serverHealth({serverUrl: url, apiKey: '', timeoutS: 5}), (e) => e.code === 'unreachable');
+  });
+});
+
+describe('wording: the one vocabulary, as Python says it', () => {
+  it('bundles models/wording.json itself', () => {
+    assert.deepEqual(wording, JSON.parse(readFileSync(join(ROOT, 'models/wording.json'), 'utf8')));
+    assert.equal(LABELS.no_face, 'No face found');
+  });
+
+  it('describes every verdict word for word as models.wording.describe', () => {
+    const cases = [['fake', 0.93, 0.93], ['real', 0.8, 0.2], ['uncertain', 0.57, 0.43], ['uncertain', 0.625, 0.625], ['uncertain', 0.5, 0.5],
+      ['real', 0.9951, 0.0049], ['fake', 0.125, 0.875], ['no_face', null, null], ['fake', null, null]];
+    const want = python(`import json; from models.wording import describe; print(json.dumps([describe(*c) for c in ${JSON.stringify(cases).replaceAll('null', 'None')}]))`);
+    assert.deepEqual(cases.map((c) => say(...c)), want);
+    assert.equal(pct(0.625), '62%', "Python's round: halves to even");
+  });
+});
+
+describe('facecheck: faces first, the rule of models/inference.py', () => {
+  const face = (verdict, p, extra = {}) => ({box: [0, 0, 60, 60], detector_score: 0.9, crop: [0, 0, 60], keypoints: [], verdict,
+    confidence: Math.max(p, 1 - p), p_fake: p, p_fake_raw: p, summary: say(verdict, Math.max(p, 1 - p), p), ...extra});
+  const found = {too_small: 1, over_limit: 0, width: 640, height: 480};
+
+  it('combines faces exactly as models.inference.combine', () => {
+    const cases = [
+      [face('fake', 0.9), face('real', 0.1)], // any face fake: fake
+      [face('real', 0.1), face('real', 0.05)], // every face real: real
+      [face('real', 0.1), face('uncertain', 0.4)], // else unsure
+      [face('uncertain', 0.4), face('uncertain', 0.4, {box: [1, 1, 70, 70]})], // a tie: the first highest
+      [face('uncertain', 0.55)],
+      [],
+    ];
+    const want = python(`import json
+from models.faces import Found
+from models.inference import combine
+cases = json.loads(${JSON.stringify(JSON.stringify(cases))})
+print(json.dumps([combine(c, Found([], 1, 0, 640, 480)) for c in cases]))`);
+    assert.deepEqual(cases.map((c) => combine(c, found)), want);
+    assert.equal(want[5].verdict, 'no_face');
+    assert.equal(want[5].p_fake, null);
+  });
+
+  it('judges cached raw scores at any calibration, and escalates when any face is in the band', () => {
+    const cal = {temperature: 1, fake_threshold: 0.7, real_threshold: 0.3};
+    const raw = {faces: [{box: [0, 0, 50, 50], p_raw: 0.2}, {box: [60, 0, 110, 50], p_raw: 0.5}], too_small: 0, over_limit: 0, width: 200, height: 100};
+    const r = judge(raw, cal);
+    assert.deepEqual(r.faces.map((f) => f.verdict), ['real', 'uncertain']);
+    assert.equal(r.verdict, 'uncertain');
+    assert.equal(r.p_fake, 0.5);
+    assert.equal('p_raw' in r.faces[0], false);
+    assert.equal(judge(raw, {...cal, fake_threshold: 0.45}).verdict, 'fake');
+    const band = {escalate: {above: 0.45, below: 0.55}};
+    assert.equal(escalatesImage(r, band), true);
+    assert.equal(escalatesImage(judge({...raw, faces: [raw.faces[0]]}, cal), band), false);
+    assert.equal(escalatesImage(judge({...raw, faces: []}, cal), band), false, 'no face, nothing to ask');
+  });
+
+  it('refuses an image too small to hold a judged face, as models.inference.require_size', () => {
+    const want = python(`import json, numpy as np
+from models.inference import require_size
+try:
+    require_size(np.zeros((40, 300, 3), np.uint8))
+except ValueError as e:
+    print(json.dumps([e.reason, str(e)]))`);
+    assert.throws(() => requireSize(300, 40, 48), (e) => e.code === want[0] && e.message === want[1]);
+    requireSize(48, 48, 48);
+  });
+
+  it("takes the server's faces, each with the device's verdict on the same face", () => {
+    const device = [{box: [10, 10, 60, 60], verdict: 'uncertain', confidence: 0.6, p_fake: 0.6}, {box: [100, 10, 150, 60], verdict: 'real', confidence: 0.9, p_fake: 0.1}];
+    const server = [{box: [101, 11, 151, 61], verdict: 'fake', confidence: 0.95, p_fake: 0.95}, {box: [300, 300, 350, 350], verdict: 'real', confidence: 0.8, p_fake: 0.2}];
+    const merged = mergeServerFaces(device, server);
+    assert.deepEqual(merged.map((f) => [f.source, f.verdict, f.device && f.device.verdict]), [['server', 'fake', 'real'], ['server', 'real', null]]);
+  });
+});
+
+describe('geometry: face boxes where the page draws the picture, and the overlay by its image', () => {
+  const box = {left: 100, top: 50, width: 400, height: 300};
+  const file = {width: 900, height: 560};
+
+  it('maps file pixels through object-fit and object-position', () => {
+    assert.deepEqual(drawnRect(box, file), box);
+    const contain = drawnRect(box, file, {fit: 'contain'});
+    assert.equal(contain.width, 400);
+    assert.ok(Math.abs(contain.top - (50 + (300 - 560 * 400 / 900) / 2)) < 1e-9);
+    const cover = drawnRect(box, file, {fit: 'cover'});
+    assert.equal(cover.height, 300);
+    assert.ok(Math.abs(cover.left - (100 + (400 - 900 * 300 / 560) / 2)) < 1e-9);
+    assert.equal(drawnRect(box, file, {fit: 'cover', position: '0% 0%'}).left, 100);
+    assert.equal(drawnRect(box, file, {fit: 'none', position: 'left top', natural: {width: 900, height: 560}}).width, 900);
+    const f = faceRect([90, 56, 180, 112], file, drawnRect(box, file));
+    assert.deepEqual(f, {left: 140, top: 80, width: 40, height: 30});
+  });
+
+  const vp = {width: 1200, height: 860};
+  const rect = (left, top, width, height) => ({left, top, width, height, right: left + width, bottom: top + height});
+  const covers = (at, size, r) => Math.min(at.left + size.width, r.right) > Math.max(at.left, r.left) && Math.min(at.top + size.height, r.bottom) > Math.max(at.top, r.top);
+
+  it('sizes the overlay to its image, within bounds', () => {
+    assert.equal(panelWidth(360, 1200), 320);
+    assert.equal(panelWidth(250, 1200), 250);
+    assert.equal(panelWidth(100, 1200), 240);
+    assert.equal(panelWidth(900, 300), 284);
+  });
+
+  it('puts it beside a picture when there is room, over none of it', () => {
+    const img = rect(320, 200, 360, 360); // a 360 px picture in a feed column
+    const at = placePanelRect(img, {width: 320, height: 260}, vp);
+    assert.equal(at.where, 'right');
+    assert.ok(!covers(at, {width: 320, height: 260}, img));
+  });
+
+  it('near the bottom of the page keeps it on screen, on its picture, off the neighbour above', () => {
+    const neighbour = rect(130, 100, 300, 300);
+    const img = rect(130, 420, 940, 430); // as wide as the page, at the bottom of the window
+    const size = {width: 320, height: 280};
+    const at = placePanelRect(img, size, vp, {others: [neighbour]});
+    assert.ok(at.top >= 8 && at.top + size.height <= vp.height - 8 && at.left >= 8 && at.left + size.width <= vp.width - 8, JSON.stringify(at));
+    assert.ok(!covers(at, size, neighbour), `${at.where} covers the neighbour`);
+    assert.ok(covers(at, size, img), 'on its picture');
+  });
+
+  it('in a grid keeps off the faces it drew, then off the neighbours', () => {
+    const grid = [rect(16, 40, 250, 250), rect(280, 40, 250, 250), rect(544, 40, 250, 250), rect(16, 304, 250, 250), rect(280, 304, 250, 250), rect(544, 304, 250, 250)];
+    const others = grid.filter((_, i) => i !== 4);
+    const size = {width: 250, height: 200};
+    const face = rect(330, 340, 150, 180);
+    const at = placePanelRect(grid[4], size, {width: 800, height: 600}, {others, faces: [face]});
+    assert.ok(!covers(at, size, face), JSON.stringify(at));
+    // Without a face to keep clear, its own picture rather than a neighbour.
+    const bare = placePanelRect(grid[4], size, {width: 800, height: 600}, {others});
+    assert.ok(others.every((o) => !covers(bare, size, o)), JSON.stringify(bare));
   });
 });

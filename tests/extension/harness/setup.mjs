@@ -1,6 +1,6 @@
 // What the browser tests need besides the browser: fixture images, the model under test
-// (with the Keras model it was converted from), Python's predictions for the same files,
-// the built extension, and the project's own second-opinion server.
+// (with the Keras model it was converted from), Python's answers for the same files
+// (models.inference.FaceCheck), the built extension, and the project's own second-opinion server.
 //
 // The model under test is the shipped one (extension/model/, converted from the bundled
 // `tiny`) whenever it exists. Only while it does not, a development model is made (see
@@ -74,8 +74,11 @@ async function cached(dir, make) {
   return dir;
 }
 
+// What Python's answers depend on besides the model and the images.
+const FACE_CODE = ['models/faces.py', 'models/inference.py', 'models/preprocessing.json', 'models/wording.json'].map((p) => join(ROOT, p));
+
 export async function fixtureImages() {
-  const dir = join(CACHE, `images-${hashOf(FIXTURES_PY, join(ROOT, 'tests/synthetic.py'))}`);
+  const dir = join(CACHE, `images-${hashOf(FIXTURES_PY, join(ROOT, 'tests/synthetic.py'), ...FACE_CODE)}`);
   await cached(dir, (tmp) => mustRun(PYTHON, [FIXTURES_PY, 'images', tmp]));
   return {root: dir, index: JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'))};
 }
@@ -96,51 +99,22 @@ export async function modelUnderTest(images) {
     if (!process.env.UNMASK_EXTENSION_KERAS) throw new Error('UNMASK_EXTENSION_MODEL is set: set UNMASK_EXTENSION_KERAS to the Keras model it was converted from');
     return {tfjs: process.env.UNMASK_EXTENSION_MODEL, keras: process.env.UNMASK_EXTENSION_KERAS, source: 'override', note: `UNMASK_EXTENSION_MODEL=${process.env.UNMASK_EXTENSION_MODEL}`};
   }
-  const inputs = ['models/architectures.py', 'models/preprocessing.json', 'models/detector.py', 'converter/export.py', 'converter/metadata.py']
+  const inputs = ['models/architectures.py', 'models/preprocessing.json', 'models/detector.py', 'models/inference.py', 'converter/export.py', 'converter/metadata.py', 'converter/faces.py']
     .map((p) => join(ROOT, p));
   const dir = join(CACHE, `devmodel-${hashOf(FIXTURES_PY, join(images.root, 'index.json'), ...inputs)}`);
   await cached(dir, (tmp) => mustRun(PYTHON, [FIXTURES_PY, 'devmodel', tmp, images.root]));
   return {tfjs: join(dir, 'tfjs'), keras: join(dir, 'keras'), source: 'development', note: 'extension/model/ does not exist yet: a development model made by tests/extension/fixtures.py'};
 }
 
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') field += text[++i];
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += c;
-  }
-  if (field || row.length) rows.push([...row, field]);
-  const [head, ...body] = rows.filter((r) => r.length > 1);
-  return body.map((r) => Object.fromEntries(head.map((h, i) => [h, r[i]])));
-}
-
-// Python's answers for every fixture image: `unmask predict --model KERAS ROOT --out CSV`.
-// Returns a Map from the path below the images root (site/img/feed_00.jpg) to the CSV row.
-export async function pythonPredictions(model, images) {
-  const key = hashOf(join(images.root, 'index.json'), model.keras, ...(existsSync(join(model.keras, 'detector.json')) ? [join(model.keras, 'detector.json')] : []));
-  const dir = join(CACHE, `predictions-${key}`);
-  await cached(dir, async (tmp) => {
-    const r = await run(UNMASK, ['predict', '--model', model.keras, images.root, '--out', join(tmp, 'preds.csv'), '--quiet']);
-    // Exit 1 means some files were errors (the broken fixtures are meant to be).
-    if (r.code !== 0 && r.code !== 1) throw new Error(`unmask predict failed (${r.code}):\n${r.stderr.slice(-3000)}`);
-  });
-  const rows = parseCsv(readFileSync(join(dir, 'preds.csv'), 'utf8'));
-  return new Map(rows.map((r) => [r.path.split('\\').join('/'), r]));
+// Python's answer for every fixture image, as `unmask predict` and `unmask serve` give it:
+// models.inference.FaceCheck with the Keras model (tests/extension/fixtures.py expect).
+// Returns a Map from the path below the images root (site/img/feed_00.jpg) to the result
+// ({verdict, p_fake, faces: [{box, p_fake, ...}], ...}) or {error: 'reason: message'}.
+export async function pythonExpectations(model, images) {
+  const key = hashOf(join(images.root, 'index.json'), model.keras, ...FACE_CODE, ...(existsSync(join(model.keras, 'detector.json')) ? [join(model.keras, 'detector.json')] : []));
+  const dir = join(CACHE, `expect-${key}`);
+  await cached(dir, (tmp) => mustRun(PYTHON, [FIXTURES_PY, 'expect', model.keras, images.root, join(tmp, 'expect.json')]));
+  return new Map(Object.entries(JSON.parse(readFileSync(join(dir, 'expect.json'), 'utf8'))));
 }
 
 export async function buildExtension(model) {
