@@ -10,6 +10,7 @@
 //
 // No TensorFlow.js here (the detector and the finder come in), so the service worker can
 // judge cached raw scores at the user's sensitivity without bundling the model code.
+import {iou} from './geometry.js';
 import {escalates, verdict} from './verdict.js';
 import {describe, tooSmall, wording} from './wording.js';
 
@@ -59,15 +60,6 @@ export function judge(found, calibration) {
 // The cascade sends a picture to the server when any of its faces is in the escalation band.
 export function escalatesImage(result, cascade) {
   return result.faces.some((f) => escalates(f, cascade));
-}
-
-export function iou(a, b) {
-  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 // The server's answer replaces the device's, face by face: its faces, each with the device's

@@ -20,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {loadGraphModel} from '@tensorflow/tfjs-converter';
 
+import {iou} from './geometry.js';
 import {boxAverage, pixelChannels} from './preprocess.js';
 
 function need(ok, what) {
@@ -119,15 +120,6 @@ export function decode(rawBoxes, rawScores, geo, c, anchorXY = anchors(c)) {
     out.push({score, box: [px(cx - hw), py(cy - hh), px(cx + hw), py(cy + hh)], keypoints});
   }
   return out;
-}
-
-export function iou(a, b) {
-  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 // MediaPipe's weighted NMS (models.faces.weighted_nms): the best remaining box takes every box

@@ -1,6 +1,16 @@
 // Where things go on screen: face boxes over an image as the page draws it, and the overlay
 // beside its image. Plain numbers in viewport pixels, so the tests can check them in Node.
 
+// Intersection over union of two [x0, y0, x1, y1] boxes (models.faces.iou).
+export function iou(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return 0;
+  const inter = w * h;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
 const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), Math.max(lo, hi));
 
 // One value of object-position ("50%", "10px", "left", ...) -> offset within `free` px.

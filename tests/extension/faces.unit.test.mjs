@@ -141,13 +141,18 @@ describe('FaceFinder.find with a stub model', () => {
     assert.equal(found.faces.length, 1);
     assert.deepEqual(found.faces[0].box, [48, 48, 208, 208]); // (96 +- 60) / 0.75
 
-    const second = stub(80, 2); // 80 canvas px at scale 96/256: 213 px, over half the short side
+    // On the padded canvas the 256 px image is drawn at scale 192 / (256 (1 + 2 pad)).
+    const scale = 192 / (256 * (1 + 2 * c.tightCropPad));
+    const offset = (192 - 256 * scale) / 2;
+    const side = Math.ceil((c.tightCropMinSide * 256 * scale) / 2) * 2 + 4; // just over the limit, in canvas px
+    const second = stub(side, 2);
     found = await new FaceFinder(second, c).find(px);
     assert.equal(second.calls.length, 2);
-    assert.deepEqual(found.faces[0].box, [21.3, 21.3, 234.7, 234.7]); // (96 +- 40 - 48) / 0.375
-    assert.deepEqual(found.faces[0].crop, [0, 0, 256]);
+    const edge = (d) => Math.round(((96 + d - offset) / scale) * 10) / 10;
+    assert.deepEqual(found.faces[0].box, [edge(-side / 2), edge(-side / 2), edge(side / 2), edge(side / 2)]);
+    assert.ok(found.faces[0].box[2] - found.faces[0].box[0] >= c.tightCropMinSide * 256);
 
-    const small = stub(30, 2); // 80 px: under tight_crop_min_side of the short side
+    const small = stub(side - 8, 2); // under tight_crop_min_side of the short side
     found = await new FaceFinder(small, c).find(px);
     assert.deepEqual([found.faces.length, found.too_small], [0, 0]);
     assert.equal(tf.memory().numTensors, 0);
