@@ -86,7 +86,7 @@ def _share_found(data: Path) -> dict:
     per: dict[str, list[int]] = {}
     for r, c in zip(rows, crops):
         per.setdefault(r["source"], [0, 0])
-        per[r["source"]][0] += c is not None
+        per[r["source"]][0] += isinstance(c, tuple)
         per[r["source"]][1] += 1
     found = sum(v[0] for v in per.values())
     result = {"images": len(rows), "found": found, "share": round(found / len(rows), 4),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 BATCH = 32
+UNREADABLE = "unreadable"  # not cached: the reader that decodes the file reports why
 
 
 def cache_file() -> Path:
@@ -32,9 +33,9 @@ def _key(path: str) -> str:
     return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def face_crops(paths: list[str], progress: bool = True) -> list[tuple | None]:
-    """(x, y, side) of the largest judged face of each image, or None where there is none
-    (or the file no longer reads). Cached; missing entries are found in batches."""
+def face_crops(paths: list[str], progress: bool = True) -> list:
+    """(x, y, side) of the largest judged face of each image, None where there is none, or
+    UNREADABLE where the file cannot be read now. Cached; missing entries are found in batches."""
     from models.preprocessing import ImageError, load_image
 
     file = cache_file()
@@ -45,6 +46,7 @@ def face_crops(paths: list[str], progress: bool = True) -> list[tuple | None]:
             keys.append(_key(p))
         except OSError:
             keys.append(None)
+    unreadable = set()
     todo = [i for i, k in enumerate(keys) if k is not None and k not in cache]
     if todo:
         from tqdm import tqdm
@@ -60,7 +62,7 @@ def face_crops(paths: list[str], progress: bool = True) -> list[tuple | None]:
                     images.append(load_image(paths[i]))
                     batch.append(i)
                 except ImageError:
-                    cache[keys[i]] = None
+                    unreadable.add(i)
             for i, found in zip(batch, finder.find_batch(images)):
                 cache[keys[i]] = list(found.faces[0].crop) if found.faces else None
             bar.update(len(todo[start:start + BATCH]))
@@ -69,13 +71,15 @@ def face_crops(paths: list[str], progress: bool = True) -> list[tuple | None]:
         tmp = file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache))
         tmp.replace(file)  # atomic: a run stopped here leaves the old cache whole
-    return [tuple(cache[k]) if k is not None and cache.get(k) else None for k in keys]
+    return [UNREADABLE if k is None or i in unreadable else tuple(cache[k]) if cache[k] else None
+            for i, k in enumerate(keys)]
 
 
 def with_faces(samples: list, progress: bool = True) -> tuple[list, list, list]:
-    """(samples with a face, their crops, samples without one)."""
+    """(samples with a face, their crops, samples without one). An unreadable file is kept,
+    without a crop, so that whoever reads it next reports its error."""
     crops = face_crops([s.path for s in samples], progress)
-    kept = [(s, c) for s, c in zip(samples, crops) if c is not None]
+    kept = [(s, None if c == UNREADABLE else c) for s, c in zip(samples, crops) if c is not None]
     lost = [s for s, c in zip(samples, crops) if c is None]
     return [s for s, _ in kept], [c for _, c in kept], lost
 
@@ -83,7 +87,7 @@ def with_faces(samples: list, progress: bool = True) -> tuple[list, list, list]:
 def apply_crop(image: np.ndarray, crop) -> np.ndarray:
     """The crop of an image, or the image where no crop is given. A crop that no longer fits
     (the file changed) is clipped to the image."""
-    if crop is None:
+    if crop is None or crop == UNREADABLE:
         return image
     x, y, side = crop
     return image[y:y + side, x:x + side]

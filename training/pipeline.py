@@ -95,7 +95,7 @@ def make_dataset(samples: list[Sample], input_size: int, batch_size: int, *, tra
     paths = tf.constant([s.path for s in samples])
     labels = tf.constant([[float(s.label)] for s in samples], tf.float32)
     weights = tf.constant([float(cw[s.label]) for s in samples], tf.float32)
-    boxes = tf.constant([list(crop_of.get(s.path) or (0, 0, 0)) for s in samples], tf.int32)
+    boxes = tf.constant([list(c) if isinstance(c := crop_of.get(s.path), tuple) else [0, 0, 0] for s in samples], tf.int32)
     ds = tf.data.Dataset.from_tensor_slices((paths, boxes, labels, weights))
     if training:
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)

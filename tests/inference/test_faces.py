@@ -218,3 +218,35 @@ def test_each_face_is_scored_on_its_crop(finder, tiny):
         alone = tiny.predict_images([picture[y:y + side, x:x + side]])[0]
         assert f["p_fake"] == pytest.approx(alone.p_fake, abs=1e-4)
         assert f["verdict"] == alone.verdict
+
+
+def test_unmask_check_json_on_a_scene_a_chart_a_logo_noise_and_a_faces_v1_image(tiny_dir, tmp_path, capsys):
+    """The issue's own acceptance: two faces pasted into a 1200x800 photo give two faces with
+    boxes; a chart, a logo and noise give no_face; a faces-v1 image gives one face."""
+    import json
+
+    from skimage import data
+
+    from tests.synthetic import write_image
+    from training.cli import main
+
+    faces = [faces_v1(f)[0] for f in SCENE_FACES[:2]]
+    chart = np.full((400, 600, 3), 255, np.uint8)
+    for i, h in enumerate([120, 260, 180, 320, 90]):
+        chart[380 - h:380, 60 + i * 100:120 + i * 100] = (40, 90, 200)
+    files = {
+        "scene": write_image(tmp_path / "scene.jpg", scene([(faces[0], 100, 200, 300), (faces[1], 700, 150, 360)])),
+        "chart": write_image(tmp_path / "chart.png", chart),
+        "logo": write_image(tmp_path / "logo.png", data.logo()[..., :3]),
+        "noise": write_image(tmp_path / "noise.png", np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8)),
+        "faces-v1": sorted((FACES_V1 / "dfdc" / "real").glob("*.jpg"))[0],
+    }
+    assert main(["check", "--json", "--model", str(tiny_dir), *map(str, files.values())]) == 0
+    results = {Path(r["file"]).name: r for r in json.loads(capsys.readouterr().out)["results"]}
+    scene_result = results["scene.jpg"]
+    assert len(scene_result["faces"]) == 2
+    lefts = sorted(f["box"][0] for f in scene_result["faces"])
+    assert 100 <= lefts[0] < 400 and 700 <= lefts[1] < 1060
+    for name in ("chart.png", "logo.png", "noise.png"):
+        assert results[name]["verdict"] == "no_face" and results[name]["p_fake"] is None
+    assert len(results[files["faces-v1"].name]["faces"]) == 1
