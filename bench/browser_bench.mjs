@@ -2,8 +2,11 @@
 //
 //   node bench/browser_bench.mjs CONFIG.json      (bench/browser.py writes CONFIG and reads OUT)
 //
-// CONFIG: {models: [{key, tfjs}], images: DIR, feed: [NAME], click: [NAME], infer: [NAME],
-//          runs: {cold, checks, loads, inferences, steps, clicks, feeds}, out: FILE}
+// CONFIG: {models: [{key, tfjs}], images: DIR, feed: [NAME], click: [NAME], click_no_face: [NAME],
+//          infer: [NAME], pictures: [{key, name}],
+//          runs: {cold, checks, loads, inferences, steps, finds, decodes, feeds}, out: FILE}
+// feed, click and infer are pictures with a face; click_no_face candidate pictures without one,
+// of which the first runs.no_face_clicks that the face finder finds no face in are clicked.
 //
 // For each model, the extension is built from extension/ (extension/build.mjs, with that model)
 // into a temporary folder, plus one page of ours, bench-probe.html (bench/browser_probe.js).
@@ -11,17 +14,21 @@
 // extension badges by default (www.reddit.com, images on i.redd.it), which Chromium maps to
 // 127.0.0.1 (--host-resolver-rules; a throwaway self-signed certificate). Measured:
 //   cold:   the extension's offscreen document created, then its first 'check' message
-//           answered (wasm start + model load + warm-up + one image);
-//   checks: the offscreen document's 'check' message per image once warm (decode, preprocess,
-//           model, thumbnail);
-//   probe:  in an offscreen document of ours with extension/src/detector.js: wasm start, model
-//           load (fetch + loadGraphModel + warm-up run), detector.scores() per image, and the
-//           offscreen document's check step by step;
+//           answered (wasm start + both models loaded and warmed up + one image);
+//   checks: the offscreen document's 'check' message per image once warm (decode, find the
+//           faces, crop and classify each, thumbnail);
+//   probe:  in an offscreen document of ours with the extension's detector.js, faces.js and
+//           facecheck.js: wasm start, each model's load (fetch + loadGraphModel + warm-up run),
+//           the face search and the whole face check per named picture, the classifier per
+//           face crop, and the offscreen document's check step by step; it also makes sure
+//           every face picture holds a face and every no-face picture none;
 //   clicks: "Check image for deepfake" (dispatched to the worker's onClicked listener:
-//           headless Chromium has no native menu) until the overlay shows the verdict;
-//   feeds:  a feed page of images, navigation start until every badge is finished, with the
-//           page's long tasks (PerformanceObserver 'longtask') and the largest lateness of a
-//           10 ms timer heartbeat (the longest main-thread stall, also under 50 ms).
+//           headless Chromium has no native menu) until the overlay shows the verdict, on
+//           pictures with a face and, alternately, on pictures without ("No face found");
+//   feeds:  a feed page of face pictures, navigation start until every badge is shown (a
+//           badge comes only with a verdict on a face), with the page's long tasks
+//           (PerformanceObserver 'longtask') and the largest lateness of a 10 ms timer
+//           heartbeat (the longest main-thread stall, also under 50 ms).
 // Also counts who downloaded the images (page, content script, worker). Writes raw figures to
 // OUT; bench/browser.py turns them into medians and percentiles.
 import {execFileSync, spawn} from 'node:child_process';
@@ -89,14 +96,14 @@ function feedPage(names) {
 }
 
 function plainPage(names) {
-  const imgs = names.map((n, i) => `<img id="c${i}" src="https://${CDN}/${n}" width="200" height="200" alt="">`).join('\n');
+  const imgs = names.map((n, i) => `<img id="c${i}" src="https://${CDN}/${n}" width="120" height="120" alt="">`).join('\n');
   return `<!doctype html><meta charset="utf-8"><title>bench click</title>
-<style>main{display:grid;grid-template-columns:repeat(5,210px);gap:6px}</style><main>${imgs}</main>`;
+<style>main{display:grid;grid-template-columns:repeat(10,124px);gap:4px} img{display:block;object-fit:cover}</style><main>${imgs}</main>`;
 }
 
 async function serve(config, tls) {
   const requests = [];
-  const pages = {'/bench/feed.html': feedPage(config.feed), '/bench/plain.html': plainPage(config.click)};
+  const pages = {'/bench/feed.html': feedPage(config.feed), '/bench/plain.html': plainPage([...config.click, ...config.click_no_face])};
   const server = createServer(tls, (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'https://x').pathname);
     if (pages[path]) {
@@ -122,6 +129,9 @@ async function serve(config, tls) {
   return server;
 }
 
+// Every picture the probe reads: to time, and to make sure of its faces.
+const probeImages = (config) => [...new Set([...config.infer, ...config.pictures.map((p) => p.name), ...config.feed, ...config.click, ...config.click_no_face])];
+
 // The extension as `npm run build` makes it, with the model under test, plus our probe page.
 async function buildExtension(model, config) {
   const out = mkdtempSync(join(tmpdir(), 'unmask-bench-ext-'));
@@ -132,7 +142,7 @@ async function buildExtension(model, config) {
   });
   writeFileSync(join(out, 'bench-probe.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="bench-probe.js"></script>\n');
   mkdirSync(join(out, 'bench-images'));
-  for (const n of config.infer) copyFileSync(join(config.images, n), join(out, 'bench-images', n));
+  for (const n of probeImages(config)) copyFileSync(join(config.images, n), join(out, 'bench-images', n));
   return info;
 }
 
@@ -218,7 +228,7 @@ const offscreenCheck = (worker, data) => worker.evaluate(async (data) => {
   const reply = await chrome.runtime.sendMessage({target: 'offscreen', type: 'check', data});
   const ms = performance.now() - t0;
   if (!reply || !reply.ok) throw new Error(`the offscreen document refused the image: ${JSON.stringify(reply)}`);
-  return {ms, p: reply.value.p_raw};
+  return {ms, faces: reply.value.faces.length};
 }, data);
 
 async function setSettings(worker, changes) {
@@ -253,22 +263,35 @@ async function measureOffscreen(ctx, config, b64) {
     log(`  cold start ${i + 1}/${config.runs.cold}: ${(Date.now() - t0).toFixed(0)} ms`);
   }
   const checks = [];
-  for (let i = 0; i < config.runs.checks; i++) checks.push((await offscreenCheck(ctx.worker, b64[i % b64.length])).ms);
+  const faces = [];
+  for (let i = 0; i < config.runs.checks; i++) {
+    const r = await offscreenCheck(ctx.worker, b64[i % b64.length]);
+    checks.push(r.ms);
+    faces.push(r.faces);
+  }
   log(`  ${checks.length} warm checks in the offscreen document`);
   await closeOffscreen(ctx.worker);
-  return {cold, check_ms: checks};
+  if (faces.some((n) => !n)) throw new BenchError('the offscreen document found no face in a picture the probe found one in');
+  return {cold, check_ms: checks, faces};
 }
 
 async function measureProbe(ctx, config) {
   await closeOffscreen(ctx.worker);
   await openOffscreen(ctx.worker, 'bench-probe.html');
   const reply = await ctx.worker.evaluate((msg) => chrome.runtime.sendMessage(msg), {
-    target: 'bench-probe', loads: config.runs.loads, inferences: config.runs.inferences, stepRuns: config.runs.steps, images: config.infer,
+    target: 'bench-probe', loads: config.runs.loads, inferences: config.runs.inferences, stepRuns: config.runs.steps,
+    finds: config.runs.finds, decodes: config.runs.decodes, images: config.infer, pictures: config.pictures,
+    verify: {face: [...new Set([...config.feed, ...config.click, ...config.infer])], none: config.click_no_face},
   });
   await closeOffscreen(ctx.worker);
   if (!reply || !reply.ok) throw new BenchError(`the probe page failed: ${reply ? reply.message : 'no answer'}`);
-  log(`  probe: ${reply.value.load_ms.length} model loads, ${reply.value.inference_ms.length} inferences on ${reply.value.backend.backend}`);
-  return reply.value;
+  const v = reply.value;
+  // A feed picture without a face would never get its badge; a click would be timed on the
+  // wrong path: refuse the pictures rather than measure something else.
+  if (v.verify.face_missing.length) throw new BenchError(`the extension's face finder finds no face in ${v.verify.face_missing.length} face picture(s): ${v.verify.face_missing.slice(0, 5).join(', ')}`);
+  const found = Object.entries(v.pictures).map(([k, p]) => `${k} ${p.faces} face(s) in ${p.views} view(s)`).join(', ');
+  log(`  probe: ${v.load_ms.length} model loads, ${v.inference_ms.length} face crops classified on ${v.backend.backend}; ${found}`);
+  return v;
 }
 
 // Main-world helpers in the page: when the overlay for `src` shows a verdict.
@@ -281,7 +304,8 @@ const CLICK_WAITER = `window.__benchClick = (src) => new Promise((resolve) => {
     if (p && p.dataset.src === key && (p.dataset.state === 'done' || p.dataset.state === 'error')) {
       const t = performance.timeOrigin + performance.now();
       observers.forEach((o) => o.disconnect());
-      resolve({t, state: p.dataset.state, verdict: p.dataset.verdict || null, error: p.dataset.error || null});
+      const title = p.querySelector('h2');
+      resolve({t, state: p.dataset.state, verdict: p.dataset.verdict || null, faces: Number(p.dataset.faces || 0), title: title ? title.textContent : null, error: p.dataset.error || null});
       return true;
     }
     return false;
@@ -300,7 +324,7 @@ const CLICK_WAITER = `window.__benchClick = (src) => new Promise((resolve) => {
   }
 });`;
 
-async function measureClicks(ctx, config) {
+async function measureClicks(ctx, config, noFaceNames) {
   await setSettings(ctx.worker, {disabledSites: ['reddit.com']}); // no badges: only the click checks
   await clearData(ctx);
   const page = await ctx.context.newPage();
@@ -308,7 +332,7 @@ async function measureClicks(ctx, config) {
   await page.bringToFront();
   await until(() => page.evaluate(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)), 'the click page images');
   await page.evaluate(CLICK_WAITER);
-  const one = async (name) => {
+  const one = async (name, wantFace) => {
     const src = `https://${CDN}/${name}`;
     const waiting = page.evaluate((s) => window.__benchClick(s), src).catch((e) => ({state: 'error', error: e.message}));
     const t0 = await ctx.worker.evaluate(async ({src, menuId, pageUrl}) => {
@@ -321,16 +345,30 @@ async function measureClicks(ctx, config) {
     const end = await within(waiting, WAIT_MS);
     if (!end) throw new BenchError(`no verdict in the overlay for ${name} within ${WAIT_MS / 1000} s`);
     if (end.state !== 'done') throw new BenchError(`the overlay for ${name} shows an error: ${end.error}`);
+    if ((end.verdict !== 'no_face') !== wantFace) {
+      throw new BenchError(`the overlay for ${name} says ${end.verdict} (${end.title}); the bench expected ${wantFace ? 'a face' : 'no face'}`);
+    }
     await page.keyboard.press('Escape');
-    return end.t - t0;
+    return {ms: end.t - t0, verdict: end.verdict, faces: end.faces, title: end.title};
   };
-  // The first click also starts the offscreen document and loads the model: kept apart.
-  const first = await one(config.click[0]);
+  // The first click also starts the offscreen document and loads both models: kept apart.
+  const first = await one(config.click[0], true);
+  // Then pictures with a face and pictures without, alternately, so that both see the same
+  // state of the machine.
+  const faces = config.click.slice(1);
+  const none = noFaceNames;
   const warm = [];
-  for (const name of config.click.slice(1, 1 + config.runs.clicks)) warm.push(await one(name));
-  log(`  ${warm.length + 1} right-clicks`);
+  const noFace = [];
+  for (let i = 0; i < Math.max(faces.length, none.length); i++) {
+    if (i < faces.length) warm.push(await one(faces[i], true));
+    if (i < none.length) noFace.push(await one(none[i], false));
+  }
+  log(`  ${warm.length + 1} right-clicks on faces, ${noFace.length} on pictures without one`);
   await page.close();
-  return {first_ms: first, warm_ms: warm};
+  return {
+    first_ms: first.ms, warm_ms: warm.map((c) => c.ms), warm_faces: warm.map((c) => c.faces), warm_verdicts: warm.map((c) => c.verdict),
+    no_face_ms: noFace.map((c) => c.ms), no_face_title: noFace.length ? noFace[0].title : null,
+  };
 }
 
 // Main-world observers in the feed page, from before its first script: badge states, long
@@ -399,7 +437,14 @@ async function benchModel(model, config, port) {
     const b64 = config.infer.map((n) => readFileSync(join(config.images, n)).toString('base64'));
     const offscreen = await measureOffscreen(ctx, config, b64);
     const probe = await measureProbe(ctx, config);
-    const clicks = await measureClicks(ctx, config);
+    // The no-face candidates the finder finds a face in (a false face) are left out.
+    const dropped = probe.verify.face_in_no_face;
+    const noFace = config.click_no_face.filter((n) => !dropped.includes(n)).slice(0, config.runs.no_face_clicks);
+    if (noFace.length < config.runs.no_face_clicks) {
+      throw new BenchError(`the extension's face finder finds a face in ${dropped.length} of ${config.click_no_face.length} no-face pictures (${dropped.slice(0, 5).join(', ')}): too few left to click`);
+    }
+    const clicks = await measureClicks(ctx, config, noFace);
+    clicks.no_face_dropped = dropped;
     const feeds = await measureFeeds(ctx, config);
     const stats = await ctx.worker.evaluate(async () => {
       const open = await chrome.runtime.getContexts({contextTypes: ['OFFSCREEN_DOCUMENT']});

@@ -96,25 +96,36 @@ def _server(sec: dict) -> list[str]:
     return lines + _table(["micro-batcher", "worker RSS MiB when idle (after start)", "worker peak RSS MiB (VmHWM)"], mem)
 
 
+def _yes_no(x) -> str:
+    return "-" if x is None else ("yes" if x else "no")
+
+
 BROWSER_ROWS = [
-    ("model files (model.json + shards + metadata.json)", lambda m: _kb(m["files"]["total_bytes"])),
-    ("weights quantization", lambda m: m["files"]["quantization"]),
-    ("input size, px", lambda m: m["input_size"]),
+    ("classifier files (model.json + shards + metadata.json)", lambda m: _kb(m["files"]["total_bytes"])),
+    ("classifier weights quantization", lambda m: m["files"]["quantization"]),
+    ("classifier input size, px", lambda m: m["input_size"]),
+    ("face model files (face/)", lambda m: f"{_kb(m['files']['face_total_bytes'])} ({m['files']['face_quantization']})"),
+    ("face model input size, px; smallest face judged, px",
+     lambda m: f"{m['face_model']['input_size']}; {m['face_model']['min_face_side']}"),
     ("TF.js backend (SIMD)", lambda m: f"{m['backend']['probe']} ({'yes' if m['backend']['simd'] else 'no'}); "
                                          f"extension's own: {m['backend']['extension_offscreen']}"),
     ("wasm backend start, ms", lambda m: _num(m["backend_start_ms"])),
-    ("model load (fetch + loadGraphModel + warm-up), ms", lambda m: rep(m["model_load_ms"])),
-    ("inference per image, median / p95 ms", lambda m: rep(m["inference_ms"], 2, p95=True)),
+    ("classifier load (fetch + loadGraphModel + warm-up), ms", lambda m: rep(m["model_load_ms"])),
+    ("face model load (fetch + loadGraphModel + warm-up), ms", lambda m: rep(m["face_model_load_ms"])),
+    ("classifier per face crop, median / p95 ms", lambda m: rep(m["inference_ms"], 2, p95=True)),
+    ("FACES", None),  # one group of rows per named picture (_picture_rows)
     ("offscreen document cold start to first answer, ms", lambda m: rep(m["offscreen_cold_start_ms"])),
-    ("offscreen document check per image, median / p95 ms", lambda m: rep(m["offscreen_check_ms"], 1, p95=True)),
+    ("offscreen document check per face picture, median / p95 ms", lambda m: rep(m["offscreen_check_ms"], 1, p95=True)),
     ("  step: decode (createImageBitmap), ms", lambda m: rep(m["check_steps_ms"]["decode_ms"], 2)),
     ("  step: read pixels, ms", lambda m: rep(m["check_steps_ms"]["pixels_ms"], 2)),
-    ("  step: model (preprocess + run), ms", lambda m: rep(m["check_steps_ms"]["model_ms"], 2)),
-    ("  step: thumbnail convertToBlob, ms", lambda m: rep(m["check_steps_ms"]["thumbnail_encode_ms"], 2)),
-    ("  step: thumbnail FileReader, ms", lambda m: rep(m["check_steps_ms"]["thumbnail_read_ms"], 2)),
-    ("  (alternative: thumbnail via DOM canvas toDataURL), ms", lambda m: rep(m["check_steps_ms"]["thumbnail_todataurl_ms"], 2)),
-    ("right-click to verdict, first (model loading), ms", lambda m: _num(m["right_click_first_ms"])),
-    ("right-click to verdict, model loaded, ms", lambda m: rep(m["right_click_ms"])),
+    ("  step: find the faces, ms", lambda m: rep(m["check_steps_ms"]["find_ms"], 2)),
+    ("  step: crop + classify the faces, ms", lambda m: rep(m["check_steps_ms"]["classify_ms"], 2)),
+    ("  step: thumbnail (DOM canvas toDataURL), ms", lambda m: rep(m["check_steps_ms"]["thumbnail_ms"], 2)),
+    ("right-click to verdict, first (models loading), ms", lambda m: _num(m["right_click_first_ms"])),
+    ("right-click to verdict, face found, models loaded, median / p95 ms", lambda m: rep(m["right_click_ms"], p95=True)),
+    ("right-click target met (p95 within the target)", lambda m: _yes_no(m["right_click_target_met"])),
+    ("right-click to 'No face found', median / p95 ms", lambda m: rep(m["right_click_no_face_ms"], p95=True)),
+    ("  no-face candidates left out (the finder saw a face)", lambda m: len(m["no_face_pictures_left_out"])),
     ("feed: badge pass, navigation to last verdict, ms", lambda m: rep(m["feed_pass_ms"])),
     ("feed: navigation to first badge, ms", lambda m: rep(m["feed_first_badge_ms"])),
     ("feed: long tasks (> 50 ms) per pass", lambda m: ", ".join(str(x) for x in m["feed_long_tasks"])
@@ -127,14 +138,50 @@ BROWSER_ROWS = [
 ]
 
 
+def _picture_rows(key: str, label: str) -> list:
+    def face(fn):
+        return lambda m: fn(m["faces"][key])
+
+    return [
+        (f"**{label}**: faces found (views)", face(lambda p: f"{p['faces_found']} ({p['views']} view{'s' if p['views'] > 1 else ''})"
+                                                   + (f", {p['too_small']} too small" if p["too_small"] else ""))),
+        ("  decode (createImageBitmap + getImageData), ms", face(lambda p: rep(p["decode_ms"]))),
+        ("  find the faces, median / p95 ms", face(lambda p: rep(p["find_ms"], p95=True))),
+        ("  find + crop + classify every face, median / p95 ms", face(lambda p: rep(p["check_ms"], p95=True))),
+    ]
+
+
+def _cell(fn, m) -> str:
+    """A figure, or '-' where this results file (an older run) lacks it."""
+    try:
+        return fn(m)
+    except (KeyError, TypeError, AttributeError):
+        return "-"
+
+
 def _browser(sec: dict) -> list[str]:
     models = sec["models"]
     lines = [f"Images: {sec['images']}; feed page of {sec['feed_images']} images.", ""]
     lines += [f"- **{k}**: {m['model']}" for k, m in models.items()] + [""]
-    lines += _table(["figure", *models], [[label, *(fn(m) for m in models.values())] for label, fn in BROWSER_ROWS])
+    target = sec.get("right_click_target_ms")
+    for k, m in models.items():
+        if target is not None and m.get("right_click_ms"):
+            met = "met" if m.get("right_click_target_met") else "NOT met"
+            lines.append(f"- **{k}**: right-click to verdict on a picture with a face, p95 {_num(m['right_click_ms']['p95'])} ms "
+                         f"against the {target} ms target: **{met}**; to 'No face found': p95 "
+                         f"{_num((m.get('right_click_no_face_ms') or {}).get('p95'))} ms.")
+    lines += [""] if target is not None else []
+    rows = []
+    for label, fn in BROWSER_ROWS:
+        if fn is None:
+            for key, name in (sec.get("pictures") or {}).items():
+                rows += [[lab, *(_cell(f, m) for m in models.values())] for lab, f in _picture_rows(key, name)]
+            continue
+        rows.append([label, *(_cell(fn, m) for m in models.values())])
+    lines += _table(["figure", *models], rows)
     files = []
     for k, m in models.items():
-        files += [[k, name, _kb(n)] for name, n in m["files"]["bytes"].items()]
+        files += [[k, name, _kb(n)] for name, n in {**m["files"]["bytes"], **m["files"].get("face_bytes", {})}.items()]
     lines += _table(["model", "file", "size"], files)
     lines += ["How each figure was taken:", ""] + [f"- {k}: {v}" for k, v in sec["how"].items()] + [""]
     return lines

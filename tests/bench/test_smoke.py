@@ -117,34 +117,67 @@ def test_smoke_server(smoke):
         assert server["ratio_on_over_off"][str(c)]["requests_per_s"] > 0
 
 
+PICTURES = {"tight_crop": (256, 256), "scene_three_faces": (1200, 800), "photo_one_face": (4000, 3000)}
+
+
 @pytest.mark.browser
 def test_smoke_browser(smoke):
-    results, _ = smoke
+    results, out = smoke
     browser = results["sections"]["browser"]
     assert set(browser["models"]) == {"shipped", "yardstick"}
+    assert set(browser["pictures"]) == set(PICTURES)
+    assert browser["right_click_target_ms"] == 100
     for key, m in browser["models"].items():
         files = m["files"]
         assert files["total_bytes"] == sum(files["bytes"].values()) > 0
         assert "model.json" in files["bytes"] and any(n.endswith(".bin") for n in files["bytes"])
+        # Faces first: the face model ships with every build.
+        assert files["face_total_bytes"] == sum(files["face_bytes"].values()) > 0
+        assert "face/model.json" in files["face_bytes"] and any(n.endswith(".bin") for n in files["face_bytes"])
+        assert m["face_model"]["input_size"] > 0 and m["face_model"]["min_face_side"] > 0
         assert m["backend"]["probe"] == "wasm" and m["backend"]["extension_offscreen"] == "wasm", key
         assert is_num(m["backend_start_ms"]) and m["backend_start_ms"] >= 0
         check_summary(m["model_load_ms"])
+        check_summary(m["face_model_load_ms"])
         check_summary(m["inference_ms"])
         assert "p95" in m["inference_ms"]
+        # Face search per picture in wasm: every picture has its face, with median and p95.
+        assert set(m["faces"]) == set(PICTURES)
+        for name, p in m["faces"].items():
+            assert (p["width"], p["height"]) == PICTURES[name]
+            assert p["faces_found"] >= 1 and p["views"] in (1, 2), (key, name, p)
+            check_summary(p["decode_ms"])
+            for fig in ("find_ms", "check_ms"):
+                check_summary(p[fig])
+                assert "p95" in p[fig]
+        assert m["faces"]["tight_crop"]["views"] == 2  # a face filling the picture: only the padded view finds it
+        assert m["faces"]["photo_one_face"]["faces_found"] == 1
         check_summary(m["offscreen_cold_start_ms"])
         check_summary(m["offscreen_check_ms"])
-        for step in ("decode_ms", "model_ms", "thumbnail_encode_ms"):
+        for step in ("decode_ms", "pixels_ms", "find_ms", "classify_ms", "thumbnail_ms"):
             check_summary(m["check_steps_ms"][step], positive=False)
         assert m["right_click_first_ms"] > 0
         check_summary(m["right_click_ms"])
+        assert "p95" in m["right_click_ms"]
+        assert m["right_click_target_met"] is (m["right_click_ms"]["p95"] <= browser["right_click_target_ms"])
+        # The face clicks were judged on a face; the others said "No face found".
+        assert "no_face" not in m["right_click_verdicts"]
+        assert sum(m["right_click_verdicts"].values()) == m["right_click_ms"]["runs"]
+        check_summary(m["right_click_no_face_ms"])
+        assert "p95" in m["right_click_no_face_ms"]
+        assert m["right_click_no_face_title"].startswith("No face")
+        assert isinstance(m["no_face_pictures_left_out"], list)
         check_summary(m["feed_pass_ms"])
-        assert m["feed_badges"] == [browser["feed_images"]]
-        # Every badge needs the image in the page first; a verdict comes after the badge appears.
+        assert m["feed_badges"] == [browser["feed_images"]]  # a badge on every face picture
+        # A badge comes with its verdict: the last one no earlier than the first.
         assert m["feed_pass_ms"]["min"] >= m["feed_first_badge_ms"]["min"]
         assert m["image_fetches"]["page_img"] >= browser["feed_images"]
         check_summary(m["feed_main_thread_stall_ms"], positive=False)
         assert len(m["feed_longest_task_ms"]) == len(m["feed_long_tasks"]) == 1
     assert browser["models"]["yardstick"]["input_size"] == 224  # MobileNet v1 at 224 px
+    md = out.with_suffix(".md").read_text()
+    for label in ("find the faces, median / p95 ms", "right-click to 'No face found'", "ms target"):
+        assert label in md, label
 
 
 @pytest.mark.browser
