@@ -2,6 +2,7 @@
 
   make models                      # = python -m training.bundle --data ../shared/data/faces-v1
   python -m training.bundle --data DIR [--runs runs/bundle] [--only tiny,ensemble] [--skip-trained]
+  python -m training.bundle --loso [--only tiny] [--data DIR] [--limit N --epochs N ...]   # training/loso.py
 
 Steps, each an `unmask` command printed before it runs (docs/EVALUATION.md quotes them):
 1. train every detector on the same grouped split (seed 1337): tiny, seed-cnn, tuned-cnn,
@@ -55,8 +56,11 @@ def unmask() -> str:
 
 
 def trained(run: Path) -> bool:
-    state = run / "state.json"
-    return state.exists() and json.loads(state.read_text()).get("done", False)
+    """The run finished (`unmask train` marks checkpoints/state.json done once calibrated)."""
+    for state in (run / "checkpoints" / "state.json", run / "state.json"):
+        if state.exists() and json.loads(state.read_text()).get("done", False):
+            return True
+    return False
 
 
 def train_all(data: Path, runs: Path, only: set, skip_trained: bool, log: list) -> dict[str, Path]:
@@ -337,7 +341,14 @@ def size_and_speed(results: Path) -> list[str]:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--loso" in argv:  # leave one source out: training/loso.py, with its options (--only is its --model)
+        from training import loso
+
+        return loso.main([a for a in argv if a != "--loso"], prog="python -m training.bundle --loso")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--loso", action="store_true",
+                   help="leave one source out instead (training/loso.py: its options, e.g. --only tiny --limit N)")
     p.add_argument("--data", required=True, type=Path, help="the data folder (faces-v1)")
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "bundle", help="where the training runs go")
     p.add_argument("--only", default="tiny,tuned-cnn,pretrained,seed-cnn,ensemble", help="which detectors to (re)train")

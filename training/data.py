@@ -421,9 +421,36 @@ def split_dataset(samples: list[Sample], seed: int = 1337, fractions=(0.8, 0.1, 
     return out
 
 
-def save_split(run_dir, dataset_root, seed: int, splits: dict[str, list[Sample]]) -> Path:
+def check_leave_out(samples: list[Sample], source: str, where="the data") -> None:
+    """Refuse `--leave-out SOURCE` for a source that is not in `samples`, or that is the only one."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for s in samples:
+        counts[s.source][s.label] += 1
+    listing = ", ".join(f"{name} ({c[0]} real, {c[1]} fake)" for name, c in sorted(counts.items()))
+    if source not in counts:
+        raise DatasetError(f"--leave-out {source}: no such source in {where}; its sources are: {listing}")
+    if len(counts) == 1:
+        raise DatasetError(f"--leave-out {source}: {source} is the only source in {where}, so nothing would be left "
+                           "to train on; leave-one-source-out needs two sources or more")
+
+
+def leave_out(samples: list[Sample], source: str) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """(kept, left out, dropped): the samples of `source` are left out of training, validation
+    and test. No group spans the left-out set and the rest, so a sample of another source that
+    shares a group with a left-out one is dropped (used nowhere)."""
+    out_groups = {s.group for s in samples if s.source == source}
+    left = [s for s in samples if s.source == source]
+    dropped = [s for s in samples if s.source != source and s.group in out_groups]
+    kept = [s for s in samples if s.group not in out_groups]
+    return kept, left, dropped
+
+
+def save_split(run_dir, dataset_root, seed: int, splits: dict[str, list[Sample]], left_out: list[Sample] | None = None,
+               left_out_source: str | None = None) -> Path:
     """RUN_DIR/split.json: the seed, the data folder, each split's paths (relative to the
-    data folder where they lie below it) and each path's label, source and group."""
+    data folder where they lie below it) and each path's label, source and group. A run
+    trained with --leave-out SOURCE also records that source ("left_out_source") and its
+    images ("left_out"): in no split, kept for `unmask evaluate RUN --split left-out`."""
     root = _absolute(dataset_root)
 
     def rel(p: str) -> str:
@@ -432,21 +459,24 @@ def save_split(run_dir, dataset_root, seed: int, splits: dict[str, list[Sample]]
         except ValueError:
             return p  # video face crops live in the cache
 
+    left_out = list(left_out or [])
     doc = {
         "seed": seed,
         "data": str(root),
         "splits": {name: [rel(s.path) for s in splits[name]] for name in splits},
-        "samples": {rel(s.path): [s.label, s.source, s.group] for name in splits for s in splits[name]},
+        "samples": {rel(s.path): [s.label, s.source, s.group] for s in [*(x for v in splits.values() for x in v), *left_out]},
     }
+    if left_out_source is not None:
+        doc["left_out_source"] = left_out_source
+        doc["left_out"] = [rel(s.path) for s in sorted(left_out, key=lambda s: s.path)]
     path = Path(run_dir) / SPLIT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))
     return path
 
 
-def load_split(run_dir, data_root=None) -> dict[str, list[Sample]]:
-    """The splits a run was trained with. `data_root` replaces the recorded data folder
-    (the data moved). Labels come from split.json, or from re-reading the data folder."""
+def _read_split_file(run_dir, data_root):
+    """(path of split.json, its document, the data folder, labels per recorded path)."""
     path = Path(run_dir) / SPLIT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: this run folder has no recorded split "
@@ -460,22 +490,50 @@ def load_split(run_dir, data_root=None) -> dict[str, list[Sample]]:
         for s in ds.samples:
             key = str(Path(s.path).relative_to(root)) if Path(s.path).is_relative_to(root) else s.path
             meta[key] = [s.label, s.source, s.group]
-    out, missing = {}, []
-    for name, paths in doc["splits"].items():
-        out[name] = []
-        for p in paths:
-            full = Path(p) if Path(p).is_absolute() else root / p
-            if p not in meta:
-                missing.append(p)
-                continue
-            label, source, group = meta[p]
-            out[name].append(Sample(str(full), int(label), source, group))
+    return path, doc, root, meta
+
+
+def _samples_of(paths: list[str], root: Path, meta: dict, missing: list) -> list[Sample]:
+    out = []
+    for p in paths:
+        full = Path(p) if Path(p).is_absolute() else root / p
+        if p not in meta:
+            missing.append(p)
+            continue
+        label, source, group = meta[p]
+        out.append(Sample(str(full), int(label), source, group))
+    return out
+
+
+def load_split(run_dir, data_root=None) -> dict[str, list[Sample]]:
+    """The splits a run was trained with. `data_root` replaces the recorded data folder
+    (the data moved). Labels come from split.json, or from re-reading the data folder."""
+    path, doc, root, meta = _read_split_file(run_dir, data_root)
+    missing: list[str] = []
+    out = {name: _samples_of(paths, root, meta, missing) for name, paths in doc["splits"].items()}
     if missing:
         raise DatasetError(f"{len(missing)} file(s) of {path} have no label in {root} (first: {missing[0]}); "
                            "pass the data folder the run was trained on")
     if not any((root / p).exists() or Path(p).exists() for paths in doc["splits"].values() for p in paths[:1]):
         raise DatasetError(f"the files of {path} are not in {root}; pass --data with the folder the run was trained on")
     return out
+
+
+def load_left_out(run_dir, data_root=None) -> tuple[str | None, list[Sample]]:
+    """(the source a run was trained without, its images), or (None, []) for a run trained
+    on every source. `data_root` as for load_split."""
+    path, doc, root, meta = _read_split_file(run_dir, data_root)
+    if doc.get("left_out_source") is None:
+        return None, []
+    missing: list[str] = []
+    samples = _samples_of(doc.get("left_out", []), root, meta, missing)
+    if missing:
+        raise DatasetError(f"{len(missing)} left-out file(s) of {path} have no label in {root} (first: {missing[0]}); "
+                           "pass the data folder the run was trained on")
+    if samples and not any(Path(s.path).exists() for s in samples[:3]):
+        raise DatasetError(f"the left-out files of {path} are not in {root}; pass --data with the folder the run was "
+                           "trained on")
+    return doc["left_out_source"], samples
 
 
 def subsample(samples: list[Sample], n: int, seed: int = 1337) -> list[Sample]:

@@ -4,6 +4,7 @@
     unmask evaluate runs/tiny --data ../shared/data/faces-v1   # the same, data moved
     unmask evaluate ensemble --data photos/ --split all        # every image of a folder
     unmask evaluate runs/tiny --degrade web                    # half size, then JPEG q60
+    unmask evaluate runs/tiny-without-sd21 --split left-out    # the source a run was trained without
 
 Reported: accuracy, precision, recall, F1 and ROC AUC (pooled, p(fake) >= 0.5 is "fake");
 the confusion matrix and classification report; per source, the AUC where a source has both
@@ -11,6 +12,14 @@ labels and, for every source, TPR/TNR at 0.5 and the share of fakes called `fake
 reals called `real` at the shipped thresholds; the mean AUC over the sources with both
 labels; calibration: ECE before and after, the precision of confident verdicts, coverage
 and the share uncertain.
+
+Left-out source (a run trained with `unmask train --leave-out SOURCE`; --split left-out):
+its images are scored together with the real faces of the run's test split (the sources it
+was trained on). For a source with real and fake images: the ROC AUC against its own reals;
+for a fake-only source: the share of its fakes called fake at the threshold where at most 5%
+of those test-split reals are called fake, and at the shipped (calibrated) threshold; and,
+per real source, the share of its real faces called fake at the shipped threshold (false
+alarms). Under "left_out" in metrics.json.
 
 Written to --out (default: the model's folder for its own test split, else a subfolder
 eval-SPLIT[-web]): metrics.json, predictions.csv, MODEL_CARD.md and PNGs (training_curves,
@@ -28,15 +37,17 @@ from pathlib import Path
 import numpy as np
 
 THRESHOLD = 0.5  # the binary decision for accuracy/precision/recall: calibrated p(fake) >= 0.5
+LEFT_OUT_FALSE_ALARM = 0.05  # left-out fakes are counted at the threshold that calls this share of known reals fake
 DEGRADATIONS = ("web",)
 
 
 def add_arguments(p):
     p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder, a .keras file, or tiny / ensemble")
     p.add_argument("--data", help="data folder (test split: where the run's data now lies; all: the folder to score)")
-    p.add_argument("--split", choices=("test", "all"),
-                   help="test: the run's recorded test split (split.json); all: every image of --data "
-                        "(default: test when the model folder has a split.json, else all)")
+    p.add_argument("--split", choices=("test", "all", "left-out"),
+                   help="test: the run's recorded test split (split.json); all: every image of --data; left-out: "
+                        "the source the run was trained without (unmask train --leave-out), beside the reals of its "
+                        "test split (default: test when the model folder has a split.json, else all)")
     p.add_argument("--out", help="folder for the results (default: see above)")
     p.add_argument("--degrade", choices=DEGRADATIONS, help="web: evaluate copies at half size, re-saved as JPEG q60")
     p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
@@ -146,6 +157,79 @@ def member_metrics(members: np.ndarray, names: list[str], labels, sources) -> di
     return out
 
 
+def threshold_at_false_alarm(p_reals, max_false_alarm: float = LEFT_OUT_FALSE_ALARM) -> float | None:
+    """The lowest threshold t such that at most `max_false_alarm` of `p_reals` are >= t
+    (a fake is called fake where p >= t); None without reals."""
+    p = np.sort(np.asarray(p_reals, dtype=np.float64))[::-1]
+    if not p.size:
+        return None
+    allowed = int(np.floor(max_false_alarm * p.size + 1e-9))  # reals that may be called fake
+    if allowed >= p.size:
+        return float(p[-1])
+    return float(np.nextafter(p[allowed], np.inf))  # just above the first real that must not be called fake
+
+
+def left_out_figures(p_raw, labels, sources, calibration, source: str, per_source: dict,
+                     max_false_alarm: float = LEFT_OUT_FALSE_ALARM) -> dict:
+    """The figures of a left-out source (never seen in training, calibration or model
+    selection), from raw scores of its images and of the reference reals (every real of
+    another source among the samples: the run's test-split reals). `per_source` is
+    compute_metrics' (its shipped-threshold rates are reused).
+
+    paired (real and fake images): the ROC AUC against its own reals is the figure;
+    fake-only: the share of its fakes called fake at the threshold where at most
+    `max_false_alarm` of the reference reals are called fake; also, for every kind, the
+    shares at the shipped (calibrated) fake threshold, and per real source the share of its
+    reals called fake at the shipped threshold (false alarms)."""
+    p = np.asarray(p_raw, dtype=np.float64)
+    y, src = np.asarray(labels), np.asarray(sources)
+    mine = src == source
+    ref = (~mine) & (y == 0)
+    fakes, reals = p[mine & (y == 1)], p[mine & (y == 0)]
+    kind = "paired" if fakes.size and reals.size else "fake-only" if fakes.size else "real-only"
+    t = threshold_at_false_alarm(p[ref], max_false_alarm)
+    own = per_source.get(source, {})
+    at_t = None if t is None else {
+        "threshold_raw": t,
+        "threshold_calibrated": float(calibration.calibrate(t)),
+        "reference_reals_called_fake": _rate(p[ref] >= t),
+        "fakes_called_fake": _rate(fakes >= t),
+        "reals_called_fake": _rate(reals >= t),
+    }
+    shipped = {
+        "fake_threshold_calibrated": calibration.fake_threshold,
+        "fakes_called_fake": own.get("fake_verdict_rate_on_fakes"),
+        "reals_called_fake": own.get("false_fake_rate_on_reals"),
+        "reference_reals_called_fake": _rate(np.asarray(calibration.verdicts(p[ref])) == "fake") if ref.any() else None,
+    }
+    if kind == "paired":
+        figure, measure = own.get("roc_auc"), "roc_auc"
+    elif kind == "fake-only":
+        figure, measure = (at_t or {}).get("fakes_called_fake"), "fakes_called_fake_at_max_false_alarm"
+    else:
+        figure, measure = shipped["reals_called_fake"], "reals_called_fake_at_shipped_threshold"
+    return {
+        "source": source,
+        "kind": kind,
+        "n": int(mine.sum()), "n_real": int(reals.size), "n_fake": int(fakes.size),
+        "measure": measure,
+        "figure": figure,
+        "roc_auc": own.get("roc_auc"),
+        "max_false_alarm": max_false_alarm,
+        "reference": {
+            "what": "the real faces of the run's test split, from the sources it was trained on",
+            "n": int(ref.sum()),
+            "sources": sorted(set(src[ref].tolist())),
+        },
+        "at_max_false_alarm": at_t,
+        "at_shipped_threshold": shipped,
+        # Reals called fake at the shipped threshold, per real source (compute_metrics' false_fake_rate_on_reals).
+        "false_alarms_per_real_source": {k: {"n_real": v["n_real"], "called_fake": v["false_fake_rate_on_reals"],
+                                             "left_out": k == source}
+                                         for k, v in per_source.items() if v["n_real"]},
+    }
+
+
 # --- plots ------------------------------------------------------------------------------
 def make_plots(out_dir: Path, p_raw, labels, sources, calibration, metrics: dict, history_csv=None) -> dict:
     from sklearn.metrics import roc_curve
@@ -196,10 +280,12 @@ def web_transform(name: str | None):
 
 def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: str | None = None,
                       data_info: dict | None = None, batch_size: int = 32, progress: bool = True,
-                      command: str | None = None, quiet: bool = False) -> dict:
+                      command: str | None = None, quiet: bool = False, left_out_source: str | None = None) -> dict:
     """Score `samples` (objects with path, label, source, group), compute every metric, and
     write metrics.json, predictions.csv, the PNGs and MODEL_CARD.md into `out_dir`.
-    Unreadable files are left out and listed. Returns the metrics dict."""
+    Unreadable files are left out and listed. Returns the metrics dict. With
+    `left_out_source`, also the figures of that source against the other sources' reals
+    (left_out_figures), under "left_out"."""
     from training.facecrops import with_faces
     from training.model_card import write as write_card
     from training.predict import score_files
@@ -238,6 +324,8 @@ def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: 
     }
     metrics["data"].setdefault("root", "(samples)")
     metrics["data"].setdefault("split", "given")
+    if left_out_source is not None:
+        metrics["left_out"] = left_out_figures(p_raw, y, src, cal, left_out_source, metrics["per_source"])
     if ok[0].members is not None:
         names = detector.member_names or [f"member{j}" for j in range(len(ok[0].members))]
         metrics["members"] = member_metrics(np.stack([s.members for s in ok]), names, y, src)
@@ -287,7 +375,9 @@ def format_report(m: dict, out_dir: Path) -> str:
         return "   n/a" if x is None else f"{100 * x:5.1f}%"
 
     o, c, d = m["overall"], m["calibration"], m["data"]
-    lines = [f"{m['model']['name']} ({m['model']['architecture']}) on {d['root']} [{d['split']}"
+    split = d["split"] if not d.get("left_out_source") else (
+        f"left-out: {d['left_out_source']} ({d['n_left_out']}) + the test split's reals ({d['n_reference_reals']})")
+    lines = [f"{m['model']['name']} ({m['model']['architecture']}) on {d['root']} [{split}"
              + (f", degraded: {d['degrade']}" if d.get("degrade") else "") + f"]: {d['n_scored']} images"
              + (f", {len(d['errors'])} unreadable (listed in metrics.json)" if d["errors"] else ""),
              f"  accuracy {f(o['accuracy'])}  precision {f(o['precision'])}  recall {f(o['recall'])}  "
@@ -309,8 +399,41 @@ def format_report(m: dict, out_dir: Path) -> str:
                  f"uncertain {pct(c['share_uncertain'])}")
     for name, s in (m.get("members") or {}).items():
         lines.append(f"  member {name}: AUC {f(s['roc_auc'])}, mean AUC (two-label sources) {f(s['mean_auc_two_label_sources'])}")
+    if m.get("left_out"):
+        lines += format_left_out(m["left_out"])
     lines.append(f"  wrote {', '.join(m['files'])} to {out_dir}")
     return "\n".join(lines)
+
+
+def format_left_out(lo: dict) -> list[str]:
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.1f}%"
+
+    src, ref, t, sh = lo["source"], lo["reference"], lo["at_max_false_alarm"], lo["at_shipped_threshold"]
+    what = {"paired": f"{lo['n_real']} real, {lo['n_fake']} fake", "fake-only": f"fake only, {lo['n_fake']} fakes",
+            "real-only": f"real only, {lo['n_real']} reals"}[lo["kind"]]
+    lines = ["", f"  left out: {src} ({what}), never seen in training, calibration or model selection"]
+    if lo["kind"] == "paired":
+        auc = lo["roc_auc"]
+        lines.append(f"    ROC AUC against its own reals: {'n/a' if auc is None else f'{auc:.3f}'}")
+    fa = f"{100 * lo['max_false_alarm']:g}%"
+    ref_text = f"the {ref['n']} real faces of the run's test split, from the sources it was trained on ({', '.join(ref['sources'])})"
+    if t is None:
+        lines.append(f"    no real face in the run's test split, so no threshold at {fa} false alarms")
+    elif lo["n_fake"]:
+        lines.append(f"    {src} fakes called fake: {pct(t['fakes_called_fake'])} at the threshold where at most {fa} of the "
+                     f"reals are called fake (raw p(fake) >= {t['threshold_raw']:.3f}, calibrated {t['threshold_calibrated']:.3f}; "
+                     f"reals: {ref_text}; {pct(t['reference_reals_called_fake'])} of them called fake there)")
+    if lo["n_fake"]:
+        lines.append(f"    {src} fakes called fake at the shipped threshold (calibrated p(fake) >= "
+                     f"{sh['fake_threshold_calibrated']:.3f}): {pct(sh['fakes_called_fake'])}")
+    if lo["n_real"]:
+        lines.append(f"    {src} reals called fake: {pct(sh['reals_called_fake'])} at the shipped threshold"
+                     + (f", {pct(t['reals_called_fake'])} at the {fa} threshold" if t else ""))
+    per = ", ".join(f"{k}{' (left out)' if v['left_out'] else ''} {pct(v['called_fake'])} of {v['n_real']}"
+                    for k, v in lo["false_alarms_per_real_source"].items())
+    lines.append(f"    false alarms (reals called fake at the shipped threshold) per real source: {per or 'none'}")
+    return lines
 
 
 def _split_counts(splits: dict) -> dict:
@@ -336,6 +459,38 @@ def evaluate_run(run_dir, data_root=None, *, out_dir=None, degrade: str | None =
         detector, splits["test"], out_dir or run_dir, history_csv=run_dir / "history.csv", degrade=degrade,
         data_info={"root": str(root), "split": "test", "splits": _split_counts(splits)}, batch_size=batch_size,
         progress=progress, command=shlex.join(cmd))
+
+
+def evaluate_left_out(run_dir, data_root=None, *, out_dir=None, degrade: str | None = None, batch_size: int = 32,
+                      progress: bool = True, quiet: bool = False) -> dict:
+    """The source a run was trained without (split.json's left_out), scored beside the real
+    faces of the run's test split; results into `out_dir` (default RUN_DIR/eval-left-out[-web])."""
+    from models.detector import Detector
+    from training.data import load_left_out, load_split
+
+    run_dir = Path(run_dir)
+    source, left = load_left_out(run_dir, data_root)
+    if source is None:
+        raise ValueError(f"{run_dir} was trained on every source: no left-out source is recorded in "
+                         f"{run_dir / 'split.json'}; train with `unmask train --leave-out SOURCE`")
+    if not left:
+        raise ValueError(f"no left-out image of {source} is recorded in {run_dir / 'split.json'}")
+    detector = Detector.load(run_dir)
+    splits = load_split(run_dir, data_root)
+    reals = [s for s in splits.get("test", []) if s.label == 0 and s.source != source]
+    if not reals:
+        print(f"note: the test split of {run_dir} holds no real face, so there is no {LEFT_OUT_FALSE_ALARM:.0%} "
+              "false-alarm threshold to count the left-out fakes at", file=sys.stderr)
+    root = data_root or json.loads((run_dir / "split.json").read_text()).get("data")
+    out_dir = Path(out_dir) if out_dir else run_dir / ("eval-left-out" + (f"-{degrade}" if degrade else ""))
+    cmd = ["unmask", "evaluate", str(run_dir), "--split", "left-out"] + (["--data", str(data_root)] if data_root else []) + \
+          (["--degrade", degrade] if degrade else [])
+    return evaluate_detector(
+        detector, left + reals, out_dir, history_csv=run_dir / "history.csv", degrade=degrade,
+        data_info={"root": str(root), "split": "left-out",
+                   "left_out_source": source, "n_left_out": len(left), "n_reference_reals": len(reals),
+                   "splits": _split_counts(splits)},
+        batch_size=batch_size, progress=progress, command=shlex.join(cmd), quiet=quiet, left_out_source=source)
 
 
 def evaluate_folder(model, data_root, *, out_dir, degrade: str | None = None, batch_size: int = 32,
@@ -364,13 +519,16 @@ def run(args) -> int:
     folder = where if where.is_dir() else where.parent
     has_split = (folder / "split.json").is_file() and where.is_dir()
     split = args.split or ("test" if has_split else "all")
-    if split == "test" and not has_split:
-        raise ValueError(f"{args.model} has no recorded test split ({folder / 'split.json'}); "
+    if split in ("test", "left-out") and not has_split:
+        raise ValueError(f"{args.model} has no recorded {split} split ({folder / 'split.json'}); "
                          "evaluate a whole folder with --data DIR --split all")
     if split == "all" and not args.data:
         raise ValueError("--split all needs --data DIR: the folder of real and fake images to evaluate on")
     suffix = f"-{args.degrade}" if args.degrade else ""
-    if split == "test":
+    if split == "left-out":
+        evaluate_left_out(folder, args.data, out_dir=args.out, degrade=args.degrade, batch_size=args.batch_size,
+                          progress=not args.quiet)
+    elif split == "test":
         out = Path(args.out) if args.out else (folder if not args.degrade else folder / f"eval-test{suffix}")
         evaluate_run(folder, args.data, out_dir=out, degrade=args.degrade, batch_size=args.batch_size,
                      progress=not args.quiet)

@@ -8,6 +8,10 @@ by group; build the tf.data pipelines; build the model (or resume it); fit with 
 early stopping, TensorBoard logs and a CSV history; save the detector; fit the calibration
 on the validation split; evaluate on the test split.
 
+Leave-one-source-out (--leave-out SOURCE): the images of one source go into none of the
+splits; they are recorded in split.json ("left_out") and `unmask evaluate RUN --split
+left-out` scores them (training/loso.py runs the whole protocol, one source after another).
+
 Per model: `tiny` and `pretrained` (ImageNet MobileNet backbones) train their head with the
 backbone frozen (--epochs), then fine-tune the backbone (--fine-tune-epochs). `ensemble`
 loads trained members (--members RUN_A,RUN_B) and fits only the stacking weights on the
@@ -16,7 +20,7 @@ validation split. `tuned-cnn --tune N` first searches N configurations with shor
 
 RUN_DIR afterwards: model.keras, detector.json (with calibration and training summary),
 split.json, data.json (every skipped file), history.csv, checkpoints/{last,best}.keras,
-logs/ (TensorBoard), and what `unmask evaluate` writes.
+logs/ (TensorBoard), and what `unmask evaluate` writes (with --leave-out, also eval-left-out/).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import datetime as dt
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.cli import CLIError
@@ -67,6 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--fine-tune-epochs to train a finished run further)")
     p.add_argument("--patience", type=int, default=4, help="early stopping: epochs without a better val AUC")
     p.add_argument("--limit", type=int, default=0, help="use only about N images (whole groups), for quick runs")
+    p.add_argument("--leave-out", metavar="SOURCE",
+                   help="train without one source of the data: its images go into none of train/val/test, are "
+                        "recorded in split.json, and `unmask evaluate RUN --split left-out` scores them "
+                        "(--limit applies before: the left-out source keeps its share)")
     p.add_argument("--target-precision", type=float, default=0.9,
                    help="precision that a confident fake/real verdict must reach on validation (default 0.9)")
     p.add_argument("--max-false-alarm", type=float, default=0.1,
@@ -114,14 +123,14 @@ def run(args) -> int:
 
     # 1-2. Data: read, check, split (a resumed run keeps its split).
     if args.model == "ensemble":
-        members, data_root, layout, summary, splits = ensemble_members_and_data(args)
+        members, data_root, layout, summary, splits, left = ensemble_members_and_data(args)
     else:
         members = None
-        data_root, layout, summary, splits = read_and_split(args, run_dir, resume=args.resume)
+        data_root, layout, summary, splits, left = read_and_split(args, run_dir, resume=args.resume)
     print_split(splits)
     from training.data import save_split
 
-    save_split(run_dir, data_root, args.seed, splits)
+    save_split(run_dir, data_root, args.seed, splits, left.samples if left else None, left.source if left else None)
     (run_dir / "data.json").write_text(json.dumps(summary, indent=1))
     if not splits["train"] and args.model != "ensemble":
         raise DatasetError("the training split is empty; add more images (or a larger --limit)")
@@ -146,6 +155,7 @@ def run(args) -> int:
         "skipped": summary.get("skipped"),
         "split_sizes": {k: {"total": len(v), "real": sum(s.label == 0 for s in v), "fake": sum(s.label == 1 for s in v)}
                         for k, v in splits.items()},
+        "left_out": left.info() if left else None,
         "seed": args.seed, "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
         "settings": settings, "epochs_run": epochs_run, "backend": keras.backend.backend(),
         "epoch_seconds": read_state(run_dir).get("epoch_seconds", []),
@@ -161,6 +171,8 @@ def run(args) -> int:
               "evaluate on another folder with `unmask evaluate RUN_DIR --data DIR --split all`")
     elif not args.no_evaluate:
         evaluate(run_dir)
+    if left and not args.no_evaluate:
+        evaluate_left_out(run_dir)
     return 0
 
 
@@ -193,22 +205,43 @@ def write_state(run_dir: Path, state: dict) -> None:
 
 
 # --- data ---------------------------------------------------------------------------------
+@dataclass
+class LeftOut:
+    """The source a run is trained without (--leave-out), and its images."""
+    source: str
+    samples: list
+    dropped: int = 0  # images of other sources that share a group with it: used nowhere
+
+    def info(self) -> dict:
+        return {"source": self.source, "total": len(self.samples), "real": sum(s.label == 0 for s in self.samples),
+                "fake": sum(s.label == 1 for s in self.samples), "dropped_sharing_a_group": self.dropped}
+
+
 def read_and_split(args, run_dir: Path, resume: bool):
-    from training.data import load_dataset, load_split, split_dataset, subsample
+    """(data root, layout, summary, splits, LeftOut or None)."""
+    from training.data import check_leave_out, load_dataset, load_left_out, load_split, split_dataset, subsample
     from training.facecrops import with_faces
 
+    leave = getattr(args, "leave_out", None)
     if resume and (run_dir / "split.json").exists():
         old = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
         splits = load_split(run_dir, args.data)  # --data only where the data has moved
         recorded = json.loads((run_dir / "split.json").read_text())["data"]
         data_root = os.path.abspath(args.data) if args.data else recorded
+        source, left_samples = load_left_out(run_dir, args.data)
+        if leave is not None and leave != source:
+            raise CLIError(f"{run_dir} was trained " + (f"without {source}" if source else "on every source")
+                           + "; resume it with " + (f"--leave-out {source}" if source else "no --leave-out"))
         print(f"resuming with the split recorded in {run_dir / 'split.json'} (data: {data_root})")
-        return data_root, old.get("layout"), old, splits
+        left = LeftOut(source, left_samples) if source else None
+        return data_root, old.get("layout"), old, splits, left
     if not args.data:
         raise CLIError("--data is required: a folder of real/ and fake/ images, a manifest.csv folder, or videos")
     dataset = load_dataset(args.data, min_short_side=args.min_short_side, frames_per_video=args.frames_per_video,
                            cache_dir=args.cache_dir)
     print(dataset.format_summary(), flush=True)
+    if leave is not None:
+        check_leave_out(dataset.samples, leave, dataset.root)  # before any work: an unknown or the only source
     samples = dataset.samples
     if args.limit:
         samples = subsample(samples, args.limit, args.seed)
@@ -220,7 +253,30 @@ def read_and_split(args, run_dir: Path, resume: bool):
         print(f"no face found in {len(no_face)} image(s): left out (listed in data.json under no_face)", flush=True)
     if not samples:
         raise CLIError(f"no face was found in any image of {dataset.root}: Unmask trains on faces")
-    return str(dataset.root), dataset.layout, summary, split_dataset(samples, args.seed)
+    left = None
+    if leave is not None:
+        samples, left = split_off(samples, leave, args.limit)
+        summary["left_out"] = left.info()
+    return str(dataset.root), dataset.layout, summary, split_dataset(samples, args.seed), left
+
+
+def split_off(samples, source: str, limit: int = 0) -> tuple[list, LeftOut]:
+    """(the samples to split, the left-out source's), out of `samples` (faces found, --limit applied)."""
+    from training.data import DatasetError, leave_out
+
+    kept, left, dropped = leave_out(samples, source)
+    if not left:
+        why = f"--limit {limit} kept none of them; raise --limit" if limit else "no face was found in any of them"
+        raise DatasetError(f"--leave-out {source}: no image of {source} is left to evaluate ({why})")
+    if not kept:
+        raise DatasetError(f"--leave-out {source}: nothing is left to train on")
+    info = LeftOut(source, left, len(dropped))
+    n = info.info()
+    print(f"leaving out {source}: {n['total']} images ({n['real']} real, {n['fake']} fake), in no split; recorded in "
+          f"split.json under left_out (`unmask evaluate RUN --split left-out` scores them)"
+          + (f"; {len(dropped)} image(s) of other sources share a group with them and are used nowhere" if dropped else ""),
+          flush=True)
+    return kept, info
 
 
 def print_split(splits) -> None:
@@ -424,7 +480,7 @@ def ensemble_members_and_data(args):
     """Load the member detectors; take the data split from the first member's run (so the
     ensemble's test split is the members' test split), or split --data."""
     from models.detector import Detector
-    from training.data import load_split
+    from training.data import load_left_out, load_split
 
     if not args.members:
         raise CLIError("--model ensemble needs --members RUN_A,RUN_B (run folders of trained members)")
@@ -436,10 +492,15 @@ def ensemble_members_and_data(args):
         splits = load_split(first, args.data)
         data_root = str(Path(os.path.abspath(args.data))) if args.data else json.loads((first / "split.json").read_text())["data"]
         summary = json.loads((first / "data.json").read_text()) if (first / "data.json").exists() else {}
-        print(f"using the split of {first} ({data_root})")
-        return members, data_root, summary.get("layout"), summary, splits
-    data_root, layout, summary, splits = read_and_split(args, Path(args.out or "."), resume=False)
-    return members, data_root, layout, summary, splits
+        source, left_samples = load_left_out(first, args.data)
+        if args.leave_out is not None and args.leave_out != source:
+            raise CLIError(f"the first member, {first}, was trained " + (f"without {source}" if source else "on every source")
+                           + f"; an ensemble takes its members' split, so --leave-out {args.leave_out} does not fit")
+        print(f"using the split of {first} ({data_root})" + (f", without {source}" if source else ""))
+        left = LeftOut(source, left_samples) if source else None
+        return members, data_root, summary.get("layout"), summary, splits, left
+    data_root, layout, summary, splits, left = read_and_split(args, Path(args.out or "."), resume=False)
+    return members, data_root, layout, summary, splits, left
 
 
 def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
@@ -538,3 +599,9 @@ def evaluate(run_dir: Path) -> None:
         print(f"note: training/evaluate.py is not available; run `unmask evaluate {run_dir}` once it is")
         return
     evaluate_run(run_dir)
+
+
+def evaluate_left_out(run_dir: Path) -> None:
+    from training.evaluate import evaluate_left_out as score
+
+    score(run_dir)
