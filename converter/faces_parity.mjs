@@ -11,13 +11,12 @@
 // cropPixels(pixels, crop). Exit status 2 when the model cannot be used at all.
 import {readFile} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
-import {pathToFileURL} from 'node:url';
 import {parseArgs} from 'node:util';
 
 import * as tf from '@tensorflow/tfjs-core';
 
 import {cropPixels, faceContract, loadFaceFinder} from '../extension/src/faces.js';
-import {decode, folderHandler, setBackend, usedKernels} from './parity.mjs';
+import {decode, folderHandler, runAsScript, setBackend, usedKernels} from './parity.mjs';
 
 function meanRgb({data, width, height}) {
   const ch = data.length / (width * height);
@@ -69,12 +68,4 @@ async function main() {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  main().then(
-    (out) => process.stdout.write(JSON.stringify(out) + '\n'),
-    (e) => {
-      process.stdout.write(JSON.stringify({error: e.message}) + '\n');
-      process.exitCode = 2;
-    },
-  );
-}
+runAsScript(import.meta.url, main);

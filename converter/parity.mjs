@@ -236,7 +236,10 @@ async function main() {
   return out;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+// Run `main` when `moduleUrl` is the script Node was started with: one JSON object on stdout,
+// {error} and exit status 2 when it throws (converter/parity.py reads both).
+export function runAsScript(moduleUrl, main) {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(resolve(process.argv[1])).href) return;
   main().then(
     (out) => process.stdout.write(JSON.stringify(out) + '\n'),
     (e) => {
@@ -245,3 +248,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     },
   );
 }
+
+runAsScript(import.meta.url, main);
