@@ -138,7 +138,8 @@ def _tight_crop(data: Path | None) -> tuple[Path | np.ndarray, str]:
 
 def _named_pictures(data: Path | None, folder: Path) -> tuple[dict, str]:
     """The three pictures the face search is timed on, written into folder (JPEG, quality 95)."""
-    from bench.faces import _faces, _scene
+    from bench.faces import _faces
+    from tests.synthetic import paste_scene
     from tests.synthetic import write_image
 
     tight, tight_source = _tight_crop(data)
@@ -147,9 +148,9 @@ def _named_pictures(data: Path | None, folder: Path) -> tuple[dict, str]:
     else:
         write_image(folder / "picture_tight.jpg", tight)
     faces = _faces(data)
-    write_image(folder / "picture_scene.jpg", _scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340),
+    write_image(folder / "picture_scene.jpg", paste_scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340),
                                                      (faces[2], 900, 300, 220)], 1200, 800))
-    write_image(folder / "picture_photo.jpg", _scene([(faces[0], 1500, 800, 1100)], 4000, 3000))
+    write_image(folder / "picture_photo.jpg", paste_scene([(faces[0], 1500, 800, 1100)], 4000, 3000))
     pictures = {
         "tight_crop": {"name": "picture_tight.jpg", "label": "tight face crop 256x256"},
         "scene_three_faces": {"name": "picture_scene.jpg", "label": "scene 1200x800, three faces"},

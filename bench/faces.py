@@ -22,16 +22,6 @@ from bench.common import say, summary, timed
 SECTION = "faces"
 
 
-def _scene(faces: list, width: int, height: int) -> np.ndarray:
-    from PIL import Image
-
-    yy, xx = np.mgrid[0:height, 0:width]
-    out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
-    for face, x, y, side in faces:
-        out[y:y + side, x:x + side] = np.asarray(Image.fromarray(face).resize((side, side), Image.BILINEAR))
-    return out
-
-
 def _faces(data: Path | None) -> list[np.ndarray]:
     """Three face pictures: from faces-v1 (FFHQ, genphotos, yonsei reals) or generated."""
     from PIL import Image
@@ -48,14 +38,15 @@ def measure(smoke: bool, data: Path | None) -> dict:
     from models.detector import Detector
     from models.faces import FaceFinder
     from models.inference import FaceCheck
+    from tests.synthetic import paste_scene
 
     runs = 2 if smoke else 20
     faces = _faces(data)
     pictures = {
         "faces-v1 crop 256x256": faces[0] if data is not None else faces[0][:256, :256],
-        "scene 1200x800, three faces": _scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340),
+        "scene 1200x800, three faces": paste_scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340),
                                                (faces[2], 900, 300, 220)], 1200, 800),
-        "photo 4000x3000, one face": _scene([(faces[0], 1500, 800, 1100)], 4000, 3000),
+        "photo 4000x3000, one face": paste_scene([(faces[0], 1500, 800, 1100)], 4000, 3000),
     }
     finder = FaceFinder()
     out = {"how": f"FaceFinder.find on one picture at a time, TensorFlow on the CPU, {runs} timed calls after one "

@@ -222,7 +222,7 @@ def tfjs_faces(root, paths: list[Path]) -> tuple[dict, dict]:
 
 def python_faces(paths: list[Path], finder=None) -> dict:
     """path -> the same shape as tfjs_faces, from models.faces.FaceFinder on Pillow pixels."""
-    from models.faces import FaceFinder, crop_face
+    from models.faces import FaceFinder, crop_image
     from models.preprocessing import load_image
 
     finder = finder or FaceFinder()
@@ -231,7 +231,7 @@ def python_faces(paths: list[Path], finder=None) -> dict:
         image = load_image(p)
         found = finder.find(image)
         out[str(Path(p).resolve())] = {
-            "faces": [{**f.as_dict(), "crop_mean": [round(float(v), 2) for v in crop_face(image, f).reshape(-1, 3).mean(0)]}
+            "faces": [{**f.as_dict(), "crop_mean": [round(float(v), 2) for v in crop_image(image, f.crop).reshape(-1, 3).mean(0)]}
                       for f in found.faces],
             "too_small": found.too_small, "over_limit": found.over_limit, "width": found.width, "height": found.height,
         }

@@ -258,6 +258,7 @@ class FaceFinder:
         return [select(m, im.shape[0], im.shape[1], c) for m, im in zip(merged, images)]
 
 
-def crop_face(image: np.ndarray, face: Face) -> np.ndarray:
-    x, y, side = face.crop
+def crop_image(image: np.ndarray, crop) -> np.ndarray:
+    """The square (x, y, side) of a face's crop, cut out of the image (a view, not a copy)."""
+    x, y, side = crop
     return image[y:y + side, x:x + side]

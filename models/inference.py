@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from models.faces import Face, FaceFinder, Found, crop_face, face_contract
+from models.faces import Face, FaceFinder, Found, crop_image, face_contract
 from models.preprocessing import ImageError
 from models.wording import describe, wording
 
@@ -37,13 +37,18 @@ def face_result(face: Face, prediction) -> dict:
             "summary": describe(prediction.verdict, prediction.confidence, prediction.p_fake)}
 
 
+def no_face(**rest) -> dict:
+    """The result for a picture (or video) without a face to judge: no verdict, no score."""
+    return {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
+            "summary": wording()["no_face"], **rest}
+
+
 def combine(faces: list[dict], found: Found) -> dict:
     """The picture's verdict from its judged faces (see the module doc)."""
     counts = {"faces_too_small": found.too_small, "faces_over_limit": found.over_limit,
               "width": found.width, "height": found.height}
     if not faces:
-        return {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
-                "summary": wording()["no_face"], "faces": [], **counts}
+        return no_face(faces=[], **counts)
     top = max(faces, key=lambda f: f["p_fake"])
     verdicts = {f["verdict"] for f in faces}
     verdict = "fake" if "fake" in verdicts else "real" if verdicts == {"real"} else "uncertain"
@@ -68,10 +73,10 @@ class FaceCheck:
             require_size(image)
         return self.finder.find_batch(images)
 
-    def check_images(self, images: list[np.ndarray], found: list[Found] | None = None) -> list[dict]:
+    def check_images(self, images: list[np.ndarray]) -> list[dict]:
         """One result per image (see combine); all their faces scored in one batch."""
-        found = found if found is not None else self.find(images)
-        crops = [self.detector.prepare(crop_face(im, face)) for im, f in zip(images, found) for face in f.faces]
+        found = self.find(images)
+        crops = [self.detector.prepare(crop_image(im, face.crop)) for im, f in zip(images, found) for face in f.faces]
         predictions = iter(self.score(np.stack(crops)) if crops else [])
         return [combine([face_result(face, next(predictions)) for face in f.faces], f) for f in found]
 
@@ -92,8 +97,7 @@ class FaceCheck:
                 "frames_with_face": len(scored), "truncated": frames.truncated,
                 "aggregate": "mean logit of the top face's raw p(fake) over frames with a face"}
         if not scored:
-            return {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
-                    "summary": wording()["no_face"], "video": info, "frames": rows}
+            return no_face(video=info, frames=rows)
         p_raw = float(sigmoid(np.mean(logit([r["p_fake_raw"] for r in scored]))))
         v = self.detector.calibration.verdict(p_raw)
         return {**v, "summary": describe(v["verdict"], v["confidence"], v["p_fake"]), "video": info, "frames": rows}
@@ -109,7 +113,7 @@ class FaceCheck:
         heat = np.zeros(image.shape[:2], np.float32)
         for face in result["faces"]:
             x, y, side = face["crop"]
-            crop = image[y:y + side, x:x + side]
+            crop = crop_image(image, face["crop"])
             t = target or face_target(face["verdict"])
             if method == "gradcam":
                 h = gradcam(self.detector, crop, target=t, layer_name=layer_name)

@@ -15,13 +15,13 @@ import threading
 
 import numpy as np
 
+from models.inference import NO_FACE
 from server.batcher import MicroBatcher
 from server.config import Config
 
 log = logging.getLogger("unmask.server")
 
 EXPLAIN_MAX_SIDE = 1024  # heatmap PNGs are drawn at most this large
-NO_FACE = "no_face"
 
 
 class ModelUnavailable(Exception):

@@ -34,6 +34,33 @@ def face_image(label: str, size: int = 192, seed: int = 0) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def paste_scene(faces: list, width: int = 1200, height: int = 800) -> np.ndarray:
+    """A softly shaded backdrop with each (face, x, y, side) resized to side and pasted there
+    (cut off where it runs past the right or bottom edge)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
+    for face, x, y, side in faces:
+        patch = np.asarray(Image.fromarray(face).resize((side, side), Image.BILINEAR))
+        h, w = out[y:y + side, x:x + side].shape[:2]
+        out[y:y + side, x:x + side] = patch[:h, :w]
+    return out
+
+
+def chart(size=(640, 480)) -> np.ndarray:
+    """A bar chart: no face in it."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    w, h = size
+    for i, bar in enumerate([0.25, 0.6, 0.4, 0.8, 0.2]):
+        x = 60 + i * (w - 100) // 5
+        d.rectangle([x, h - 40 - bar * (h - 80), x + (w - 100) // 7, h - 40], fill=(30 + 40 * i, 90, 200 - 30 * i))
+    d.line([40, h - 40, w - 20, h - 40], fill="black", width=3)
+    d.line([40, 20, 40, h - 40], fill="black", width=3)
+    return np.asarray(img)
+
+
 def encode(img: np.ndarray, fmt: str = "JPEG", **kw) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, fmt, **({"quality": 95} | kw if fmt == "JPEG" else kw))

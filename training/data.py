@@ -265,7 +265,7 @@ def _faces_from_videos(videos, skipped: list[Skipped], frames_per_video: int, ca
     and the face contract, so a second run reuses them)."""
     from PIL import Image
 
-    from models.faces import FaceFinder, crop_face
+    from models.faces import FaceFinder, crop_image
     from models.video import VideoError, sample_frames
     from training.facecrops import cache_file
 
@@ -292,7 +292,7 @@ def _faces_from_videos(videos, skipped: list[Skipped], frames_per_video: int, ca
                     entries.append({"frame": int(f.frame_index), "time_s": float(f.time_s), "file": None})
                     continue
                 name = f"frame{int(f.frame_index):06d}.png"  # lossless: no second compression
-                Image.fromarray(crop_face(f.image, found.faces[0])).save(folder / name)
+                Image.fromarray(crop_image(f.image, found.faces[0].crop)).save(folder / name)
                 entries.append({"frame": int(f.frame_index), "time_s": float(f.time_s), "file": name})
             index.write_text(json.dumps(entries))
         if not entries:

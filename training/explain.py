@@ -39,6 +39,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from models.detector import Detector
+    from models.faces import crop_image
     from models.inference import FaceCheck, draw_faces, face_target
     from models.preprocessing import load_image
 
@@ -76,8 +77,8 @@ def run(args) -> int:
     if args.feature_maps:
         layer = args.layer or default_layers(detector)[0]
         Path(args.feature_maps).parent.mkdir(parents=True, exist_ok=True)
-        x, y, side = result["faces"][0]["crop"]  # the largest face
-        Path(args.feature_maps).write_bytes(feature_maps(detector, image[y:y + side, x:x + side], layer))
+        largest = crop_image(image, result["faces"][0]["crop"])
+        Path(args.feature_maps).write_bytes(feature_maps(detector, largest, layer))
         print(f"feature maps of {layer} written to {args.feature_maps}")
     return 0
 

@@ -87,7 +87,8 @@ def with_faces(samples: list, progress: bool = True) -> tuple[list, list, list]:
 def apply_crop(image: np.ndarray, crop) -> np.ndarray:
     """The crop of an image, or the image where no crop is given. A crop that no longer fits
     (the file changed) is clipped to the image."""
+    from models.faces import crop_image
+
     if crop is None or crop == UNREADABLE:
         return image
-    x, y, side = crop
-    return image[y:y + side, x:x + side]
+    return crop_image(image, crop)

@@ -14,6 +14,7 @@ from PIL import Image
 from models.faces import FaceFinder, crop_square, face_contract, letterbox_geometry, weighted_nms
 from models.inference import FaceCheck, combine, require_size
 from models.preprocessing import ImageError
+from tests.synthetic import chart, paste_scene
 
 FACES_V1 = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces-v1"
 # faces-v1 files whose face the finder also finds when pasted into a scene (checked by hand).
@@ -30,17 +31,6 @@ def faces_v1(folder: str, n: int = 1) -> list[np.ndarray]:
     if len(files) < n:
         pytest.skip(f"faces-v1 is not at {FACES_V1}")
     return [np.asarray(Image.open(f).convert("RGB")) for f in files]
-
-
-def scene(faces: list[tuple[np.ndarray, int, int, int]], width: int = 1200, height: int = 800) -> np.ndarray:
-    """A plain, softly shaded backdrop with each (face, x, y, side) pasted at that place."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
-    for face, x, y, side in faces:
-        patch = np.asarray(Image.fromarray(face).resize((side, side), Image.BILINEAR))
-        h, w = out[y:y + side, x:x + side].shape[:2]
-        out[y:y + side, x:x + side] = patch[:h, :w]
-    return out
 
 
 def test_port_equals_tflite():
@@ -67,11 +57,8 @@ def test_port_equals_tflite():
 def test_no_face_in_pictures_without_one(finder, tiny):
     from skimage import data
 
-    chart = np.full((400, 600, 3), 255, np.uint8)
-    for i, h in enumerate([120, 260, 180, 320, 90]):
-        chart[380 - h:380, 60 + i * 100:120 + i * 100] = (40, 90, 200)
     noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
-    for picture in (data.coffee(), data.logo()[..., :3], chart, noise):
+    for picture in (data.coffee(), data.logo()[..., :3], chart(), noise):
         result = FaceCheck(tiny, finder).check_image(picture)
         assert result["verdict"] == "no_face" and result["faces"] == []
         assert result["p_fake"] is None and result["confidence"] is None
@@ -99,7 +86,7 @@ def test_tight_crops_are_found(finder):
 
 def test_several_faces_in_a_scene_largest_first(finder):
     faces = [faces_v1(f)[0] for f in SCENE_FACES]
-    picture = scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340), (faces[2], 900, 300, 220)])
+    picture = paste_scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340), (faces[2], 900, 300, 220)])
     found = finder.find(picture)
     assert len(found.faces) == 3
     sides = [f.side for f in found.faces]
@@ -112,7 +99,7 @@ def test_several_faces_in_a_scene_largest_first(finder):
 def test_face_cut_by_the_border(finder):
     """A face half outside the picture: its box is clipped and its crop stays inside."""
     face = faces_v1(SCENE_FACES[0])[0]
-    picture = scene([(face, 0, 300, 300)], 900, 600)[:, 90:]  # the left 90 px of the picture cut away
+    picture = paste_scene([(face, 0, 300, 300)], 900, 600)[:, 90:]  # the left 90 px of the picture cut away
     found = finder.find(picture)
     assert len(found.faces) == 1
     f = found.faces[0]
@@ -124,7 +111,7 @@ def test_face_cut_by_the_border(finder):
 def test_tiny_face_below_the_minimum_is_counted_not_judged(finder, tiny):
     face = faces_v1(SCENE_FACES[1])[0]
     min_side = face_contract().min_face_side
-    picture = scene([(face, 300, 300, 100)], 640, 480)
+    picture = paste_scene([(face, 300, 300, 100)], 640, 480)
     assert len(finder.find(picture).faces) == 1  # found at this size...
     # ...and left out once the contract's smallest judged face is above its size.
     import dataclasses
@@ -147,7 +134,7 @@ def test_an_image_smaller_than_a_judged_face_is_refused_with_the_limit():
 
 def test_huge_image(finder):
     face = faces_v1(SCENE_FACES[0])[0]
-    picture = scene([(face, 1500, 800, 1100)], 4000, 3000)
+    picture = paste_scene([(face, 1500, 800, 1100)], 4000, 3000)
     found = finder.find(picture)
     assert len(found.faces) == 1
     assert 1500 <= (found.faces[0].box[0] + found.faces[0].box[2]) / 2 <= 2600
@@ -157,7 +144,7 @@ def test_at_most_max_faces_largest_kept(finder):
     import dataclasses
 
     faces = [faces_v1(f)[0] for f in SCENE_FACES]
-    picture = scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340), (faces[2], 900, 300, 220)])
+    picture = paste_scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340), (faces[2], 900, 300, 220)])
     every = finder.find(picture)
     two = FaceFinder(finder.model, dataclasses.replace(face_contract(), max_faces=2)).find(picture)
     assert len(every.faces) == 3 and len(two.faces) == 2 and two.over_limit == 1
@@ -210,7 +197,7 @@ def test_the_picture_verdict_rule(verdicts, expected):
 def test_each_face_is_scored_on_its_crop(finder, tiny):
     """A face's p(fake) is the detector's on that face's crop, whatever else is in the picture."""
     faces = [faces_v1(f)[0] for f in SCENE_FACES[:2]]
-    picture = scene([(faces[0], 80, 200, 260), (faces[1], 600, 120, 340)])
+    picture = paste_scene([(faces[0], 80, 200, 260), (faces[1], 600, 120, 340)])
     result = FaceCheck(tiny, finder).check_image(picture)
     assert len(result["faces"]) == 2
     for f in result["faces"]:
@@ -231,12 +218,9 @@ def test_unmask_check_json_on_a_scene_a_chart_a_logo_noise_and_a_faces_v1_image(
     from training.cli import main
 
     faces = [faces_v1(f)[0] for f in SCENE_FACES[:2]]
-    chart = np.full((400, 600, 3), 255, np.uint8)
-    for i, h in enumerate([120, 260, 180, 320, 90]):
-        chart[380 - h:380, 60 + i * 100:120 + i * 100] = (40, 90, 200)
     files = {
-        "scene": write_image(tmp_path / "scene.jpg", scene([(faces[0], 100, 200, 300), (faces[1], 700, 150, 360)])),
-        "chart": write_image(tmp_path / "chart.png", chart),
+        "scene": write_image(tmp_path / "scene.jpg", paste_scene([(faces[0], 100, 200, 300), (faces[1], 700, 150, 360)])),
+        "chart": write_image(tmp_path / "chart.png", chart()),
         "logo": write_image(tmp_path / "logo.png", data.logo()[..., :3]),
         "noise": write_image(tmp_path / "noise.png", np.random.default_rng(1).integers(0, 256, (300, 300, 3), dtype=np.uint8)),
         "faces-v1": sorted((FACES_V1 / "dfdc" / "real").glob("*.jpg"))[0],

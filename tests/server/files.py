@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from tests.synthetic import encode, face_image
+from tests.synthetic import chart, encode, face_image
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
@@ -105,21 +105,6 @@ def scene(faces: list[np.ndarray], size=(1200, 800)) -> tuple[np.ndarray, list[t
         out[y:y + fh, x:x + fw] = f
         places.append((x, y, x + fw, y + fh))
     return out, places
-
-
-def chart(size=(640, 480)) -> np.ndarray:
-    """A bar chart: no face in it."""
-    from PIL import ImageDraw
-
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    w, h = size
-    for i, bar in enumerate([0.25, 0.6, 0.4, 0.8, 0.2]):
-        x = 60 + i * (w - 100) // 5
-        d.rectangle([x, h - 40 - bar * (h - 80), x + (w - 100) // 7, h - 40], fill=(30 + 40 * i, 90, 200 - 30 * i))
-    d.line([40, h - 40, w - 20, h - 40], fill="black", width=3)
-    d.line([40, 20, 40, h - 40], fill="black", width=3)
-    return np.asarray(img)
 
 
 def chart_video(path: Path, seconds: float = 1.0, fps: int = 10) -> Path:
