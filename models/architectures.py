@@ -65,16 +65,82 @@ def build_tuned_cnn(filters=(24, 48, 96, 192), dense: int = 128, dropout: float 
     return keras.Model(inputs, outputs, name="tuned_cnn")
 
 
-def build_tiny(weights: str | None = "shared", dropout: float = 0.3, weights_dir: Path | None = None) -> keras.Model:
-    """The on-device model: MobileNet v1 at width 0.25 (depthwise-separable blocks, which TF.js
-    runs fast on wasm), ImageNet-pretrained, with a new head. About 219k parameters."""
-    inputs, x = _input_and_rescale("tiny")
-    base = build_backbone("mobilenet", 0.25, weights, weights_dir, input_size=input_spec("tiny").input_size)
+# The backbones `tiny` can be built on (bench/tiny_backbones.py measures each one's size and
+# browser speed). The ported ones come from models/backbones.py (PyTorch ImageNet weights in
+# ../shared/weights); each is cut after its own input scaling, so that tiny's first layer is
+# the contract's rescale, as in every other detector.
+TINY_BACKBONES = ("mobilenet_v1_0.25", "efficientnet_lite0", "mobilenet_v2")
+# Where fine-tuning could start in each (a layer of the nested backbone, for training/train.py's
+# FINE_TUNE_FROM): the whole network for v1 0.25 (as trained today); for the larger two, the first
+# block at 1/16 resolution, as `pretrained` does with its MobileNet (conv_dw_6).
+TINY_FINE_TUNE_FROM = {"mobilenet_v1_0.25": "conv1", "efficientnet_lite0": "blocks.5._expand_conv",
+                       "mobilenet_v2": "features.7.conv.0.0"}
+
+
+def build_tiny(weights: str | None = "shared", dropout: float = 0.3, weights_dir: Path | None = None,
+               backbone: str = "mobilenet_v1_0.25", input_size: int | None = None) -> keras.Model:
+    """The on-device model: an ImageNet-pretrained backbone (depthwise-separable blocks, which
+    TF.js runs fast on wasm) with a new head: global pooling, dropout, p_fake.
+
+    backbone: one of TINY_BACKBONES. mobilenet_v1_0.25 (the default, about 219k parameters) is
+    MobileNet v1 at width 0.25; efficientnet_lite0 and mobilenet_v2 are the ports of
+    models/backbones.py. weights: "shared" (../shared/weights, or weights_dir), "imagenet"
+    (Keras download, MobileNet v1 only) or None (random). input_size: the contract's by default;
+    another size is for measuring (bench/tiny_backbones.py), since consumers resize to the contract's."""
+    spec = input_spec("tiny")
+    size = input_size or spec.input_size
+    inputs = keras.Input((size, size, 3), name="pixels")
+    x = layers.Rescaling(spec.scale, spec.offset, name="rescale")(inputs)
+    if backbone == "mobilenet_v1_0.25":
+        base = build_backbone("mobilenet", 0.25, weights, weights_dir, input_size=size)
+    elif backbone in ("efficientnet_lite0", "mobilenet_v2"):
+        x = _to_backbone_scaling(x, backbone, spec)
+        base = _ported_backbone(backbone, weights, weights_dir, size)
+    else:
+        raise ValueError(f"unknown tiny backbone {backbone!r}: use one of {', '.join(TINY_BACKBONES)}")
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
     return keras.Model(inputs, outputs, name="tiny")
+
+
+# What each ported backbone's first layer makes of 0..255 pixels: y = x * scale + offset (per channel).
+def _ported_input_scaling(backbone: str):
+    from models.backbones import IMAGENET_MEAN, IMAGENET_STD
+
+    if backbone == "efficientnet_lite0":
+        return np.full(3, 1 / 127.5), np.full(3, -1.0)  # [-1, 1]
+    return 1 / IMAGENET_STD, -IMAGENET_MEAN / IMAGENET_STD  # mobilenet_v2: ImageNet mean/std per channel
+
+
+def _to_backbone_scaling(x, backbone: str, spec):
+    """From the contract's scaling (x * spec.scale + spec.offset) to the backbone's own: nothing
+    when they agree (EfficientNet-Lite0 with [-1, 1]), else one per-channel Rescaling."""
+    scale, offset = _ported_input_scaling(backbone)
+    # pixels = (x - spec.offset) / spec.scale, so y = x * scale / spec.scale + offset - spec.offset * scale / spec.scale
+    a, b = scale / spec.scale, offset - spec.offset * scale / spec.scale
+    if np.allclose(a, 1.0, rtol=0, atol=1e-9) and np.allclose(b, 0.0, rtol=0, atol=1e-9):
+        return x
+    return layers.Rescaling([float(v) for v in a], [float(v) for v in b], name="backbone_scaling")(x)
+
+
+def _ported_backbone(backbone: str, weights, weights_dir: Path | None, size: int) -> keras.Model:
+    """The ported network's feature map (batch, h, w, 1280), taking inputs already in its own
+    scaling: the network of models/backbones.py cut after its first (scaling) layer."""
+    from models import backbones
+
+    if weights == "imagenet":
+        raise ValueError(f"{backbone}: Keras has no download of these weights; use weights='shared' "
+                         "(../shared/weights) or None")
+    if weights not in ("shared", None):
+        raise ValueError(f"weights must be 'shared', 'imagenet' or None, not {weights!r}")
+    source = None if weights is None else (Path(weights_dir) if weights_dir else True)
+    if backbone == "efficientnet_lite0":
+        full, first = backbones.efficientnet_lite("lite0", weights=source, input_size=size, pooling=None), "rescale"
+    else:
+        full, first = backbones.mobilenet_v2(weights=source, input_size=size, pooling=None), "normalize"
+    return keras.Model(full.get_layer(first).output, full.output, name=backbone)
 
 
 def load_tfjs_weights(model: keras.Model, folder: Path) -> int:
@@ -142,6 +208,47 @@ def build_pretrained(backbone: str = "mobilenet", alpha: float = 1.0, weights: s
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
     return keras.Model(inputs, outputs, name="pretrained")
+
+
+@keras.saving.register_keras_serializable(package="unmask")
+class NearestResidual(layers.Layer):
+    """NPR (Tan et al., CVPR 2024): the image minus its nearest-neighbour 2x down-and-up-sampled
+    copy. What is left is how each pixel differs from its 2x2 block's first pixel, where the
+    upsampling layers of GAN and diffusion decoders leave their mark."""
+
+    def call(self, x):
+        down = x[:, ::2, ::2, :]
+        up = ops.repeat(ops.repeat(down, 2, axis=1), 2, axis=2)
+        return x - up
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+def build_npr(filters=(32, 64, 128, 256), dropout: float = 0.3) -> keras.Model:
+    """A small CNN from scratch on upsampling residuals (NearestResidual). The residual is
+    amplified to values of order one, then each 2x2 block becomes 12 channels (space to
+    depth), so the first conv sees the block's four phases apart without running at full
+    resolution; separable convs after it keep a CPU epoch in minutes (about 80M multiply-adds
+    per 256 px image)."""
+    inputs, x = _input_and_rescale("npr")
+    x = NearestResidual(name="npr")(x)
+    x = layers.Rescaling(4.0, name="amplify")(x)
+    size = input_spec("npr").input_size
+    x = layers.Reshape((size // 2, 2, size // 2, 2, 3), name="blocks")(x)
+    x = layers.Permute((1, 3, 2, 4, 5), name="phases")(x)
+    x = layers.Reshape((size // 2, size // 2, 12), name="space_to_depth")(x)
+    x = layers.Conv2D(filters[0], 3, padding="same", use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for i, f in enumerate(filters[1:]):
+        x = layers.SeparableConv2D(f, 3, strides=2, padding="same", use_bias=False, name=f"block{i}_sep")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.ReLU(name=f"block{i}_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="npr")
 
 
 @keras.saving.register_keras_serializable(package="unmask")

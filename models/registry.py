@@ -26,6 +26,7 @@ ARCHITECTURES = {
         Architecture("seed-cnn", architectures.build_seed_cnn, "our predecessors' DeepfakeDetector CNN, as they built it"),
         Architecture("tuned-cnn", architectures.build_tuned_cnn, "deeper CNN with batch norm, tuned on validation"),
         Architecture("pretrained", architectures.build_pretrained, "ImageNet MobileNet v1 (or Xception) with a new head"),
+        Architecture("npr", architectures.build_npr, "small CNN from scratch on upsampling residuals (NPR): generator traces"),
         Architecture("ensemble", architectures.build_ensemble, "tuned CNN and pretrained network, stacked in logit space"),
     ]
 }

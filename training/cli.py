@@ -13,6 +13,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "train": ("training.train", "train a detector on a folder of real and fake images or videos"),
+    "calibrate": ("training.calibrate", "fit a trained detector's calibration again on its validation split"),
     "evaluate": ("training.evaluate", "evaluate a detector: metrics per source, plots, calibration, model card"),
     "check": ("training.inference", "give the verdict on image or video files"),
     "predict": ("training.predict", "write path,p_fake,verdict for every image below a folder"),

@@ -62,6 +62,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="unmask train --batch-size (default per model)")
     p.add_argument("--seed", type=int, default=SEED, help=f"unmask train --seed (default {SEED})")
     p.add_argument("--train-args", default="", help="further `unmask train` options, one string, e.g. \"--no-augment\"")
+    p.add_argument("--members", help="with --model ensemble: the members' runs per source, as comma-separated prefixes "
+                                     "RUNS_DIR/MODEL (e.g. runs/loso/tiny,runs/loso-npr/npr): for source S the members are "
+                                     "RUNS_DIR/MODEL-without-S, which must have finished; only the stacking is fitted")
     p.add_argument("--skip-trained", action="store_true", help="accepted for training.bundle; finished runs are always kept")
     return p
 
@@ -107,6 +110,20 @@ def train_argv(model: str, data, run: Path, source: str, args) -> list[str]:
     return [str(a) for a in argv + shlex.split(args.train_args)]
 
 
+def ensemble_argv(run: Path, source: str, args) -> list[str]:
+    """Stack the members trained without `source` (their split and left-out source come with them)."""
+    members = []
+    for prefix in (m.strip() for m in args.members.split(",") if m.strip()):
+        folder, name = Path(prefix).parent, Path(prefix).name
+        member = folder / run_name(name, source)
+        if not finished(member):
+            raise LosoError(f"the ensemble's member {member} has not finished: make it first with "
+                            f"`python -m training.loso --model {name} --runs {folder}` (and the same options)")
+        members.append(str(member))
+    return ["train", "--model", "ensemble", "--members", ",".join(members), "--data", str(args.data), "--out", str(run),
+            "--no-evaluate"]
+
+
 def evaluate_argv(run: Path) -> list[str]:
     return ["evaluate", str(run), "--split", "left-out", "--quiet"]
 
@@ -140,11 +157,12 @@ def run(args, invocation: str) -> dict:
     from models.preprocessing import contract
 
     models = [m.strip() for m in args.model.split(",") if m.strip()]
-    known = [m for m in contract()["models"] if m != "ensemble"]
+    known = [m for m in contract()["models"] if m != "ensemble" or getattr(args, "members", None)]
     for m in models:
         if m not in known:
             raise LosoError(f"--model {m}: leave-one-source-out trains one of {', '.join(known)}"
-                            + (" (an ensemble would need members trained without the same source)" if m == "ensemble" else ""))
+                            + (" (an ensemble needs --members: the members' runs, trained without the same source)"
+                               if m == "ensemble" else ""))
     if not args.data.is_dir():
         raise LosoError(f"no data folder at {args.data}; pass --data")
     counts = data_sources(args.data)
@@ -173,7 +191,7 @@ def one_source(model: str, source: str, args, log: list[str]) -> dict:
     """Train (or keep, or resume) the run without `source`, evaluate it on `source`, and
     return its figures."""
     run = args.runs / run_name(model, source)
-    train = train_argv(model, args.data, run, source, args)
+    train = ensemble_argv(run, source, args) if model == "ensemble" else train_argv(model, args.data, run, source, args)
     if finished(run):
         had = trained_with(run)
         if had["leave_out"] not in (None, source):

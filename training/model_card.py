@@ -113,7 +113,7 @@ def render(metrics: dict, info: dict, degraded: dict | None = None) -> str:
                   f"{_f(cal['temperature'])}; the verdict is {thresholds_text(cal['fake_threshold'], cal['real_threshold'])}. "
                   f"The thresholds were chosen so that each confident verdict reaches a "
                   f"precision of {_f(cal['target_precision'], 2)} on validation"
-                  + (f", and `fake` is said of at most {_pct(cal['max_false_alarm'])} of the real images there."
+                  + (f", and `fake` is said of at most {_pct(cal['max_false_alarm'])} of the real faces of every source there."
                      if cal.get("max_false_alarm") is not None else ".")]
     else:
         lines += ["**Not calibrated**: temperature 1 and thresholds at 0.5 (defaults). Confidences are raw "

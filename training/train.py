@@ -14,7 +14,8 @@ left-out` scores them (training/loso.py runs the whole protocol, one source afte
 
 Per model: `tiny` and `pretrained` (ImageNet MobileNet backbones) train their head with the
 backbone frozen (--epochs), then fine-tune the backbone (--fine-tune-epochs). `ensemble`
-loads trained members (--members RUN_A,RUN_B) and fits only the stacking weights on the
+loads trained members (--members RUN_A,RUN_B; an ensemble given there gives its members) and
+fits only the stacking weights on the
 validation split. `tuned-cnn --tune N` first searches N configurations with short runs
 (training/tune.py).
 
@@ -43,6 +44,7 @@ DEFAULTS = {
     "seed-cnn": {"epochs": 10, "batch_size": 32, "lr": 1e-4},
     "tuned-cnn": {"epochs": 20, "batch_size": 32, "lr": 1e-3},
     "pretrained": {"epochs": 1, "batch_size": 32, "lr": 1e-3, "fine_tune_epochs": 10, "fine_tune_lr": 2e-4},
+    "npr": {"epochs": 12, "batch_size": 32, "lr": 1e-3},
     "ensemble": {"epochs": 300, "batch_size": 64, "lr": 0.05},
 }
 MONITOR = "val_auc"
@@ -67,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance", choices=["class-weight", "oversample", "none"], default="class-weight",
                    help="how to handle imbalanced labels (default class-weight)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation and web degradations")
+    p.add_argument("--sbi", choices=["off", "add", "only"], default="off",
+                   help="self-blended images (training/sbi.py): each real face next to a blended copy of itself, made "
+                        "afresh every epoch; add: besides the collection fakes; only: instead of them (default off)")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR from its last checkpoint and epoch, on its recorded split (raise --epochs or "
                         "--fine-tune-epochs to train a finished run further)")
@@ -78,8 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(--limit applies before: the left-out source keeps its share)")
     p.add_argument("--target-precision", type=float, default=0.9,
                    help="precision that a confident fake/real verdict must reach on validation (default 0.9)")
-    p.add_argument("--max-false-alarm", type=float, default=0.1,
-                   help="share of the real validation images that may be called fake (default 0.1); 1 turns it off")
+    p.add_argument("--max-false-alarm", type=float, default=0.05,
+                   help="share of the real validation images that may be called fake, of the reals of every source "
+                        "(default 0.05; a source with under 20 reals there: of all reals pooled); 1 turns it off")
     p.add_argument("--min-short-side", type=int, default=150, help="skip images smaller than this on their short side")
     p.add_argument("--frames-per-video", type=int, default=8, help="frames sampled from each video")
     p.add_argument("--cache-dir", help="where face crops from videos are kept (default ~/.cache/unmask/faces)")
@@ -93,7 +99,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fine-tune-epochs", type=int, help="epochs fine-tuning the backbone after the head; default per model")
     g.add_argument("--fine-tune-lr", type=float, help="learning rate while fine-tuning the backbone; default per model")
     g = p.add_argument_group("ensemble")
-    g.add_argument("--members", help="comma-separated run folders of the trained members, e.g. runs/tuned,runs/pretrained")
+    g.add_argument("--members", help="comma-separated run folders of the trained members, e.g. runs/tuned,runs/pretrained; "
+                                     "an ensemble among them (e.g. models/bundled/ensemble) gives its members, so it "
+                                     "can be restacked with a new one")
     g = p.add_argument_group("tuned-cnn")
     g.add_argument("--tune", type=int, default=0, metavar="N", help="first try N configurations on validation")
     g.add_argument("--tune-epochs", type=int, default=2, help="epochs per tuning trial")
@@ -290,16 +298,39 @@ def pipelines(splits, input_size: int, settings: dict, args):
     from training.facecrops import face_crops
     from training.pipeline import class_weights, make_dataset
 
+    train = None
     class_weight = class_weights(splits["train"]) if args.balance == "class-weight" and splits["train"] else None
-    if class_weight:
-        print(f"class weights: real {class_weight[0]:.3f}, fake {class_weight[1]:.3f}")
-    train = make_dataset(splits["train"], input_size, settings["batch_size"], training=True, augment=not args.no_augment,
-                         seed=args.seed, balance="oversample" if args.balance == "oversample" else "none",
-                         class_weight=class_weight, with_weights=True,
-                         crops=face_crops([s.path for s in splits["train"]])) if splits["train"] else None
+    if splits["train"] and getattr(args, "sbi", "off") != "off":
+        train = self_blended_pipeline(splits["train"], input_size, settings, args, class_weight)
+    elif splits["train"]:
+        if class_weight:
+            print(f"class weights: real {class_weight[0]:.3f}, fake {class_weight[1]:.3f}")
+        train = make_dataset(splits["train"], input_size, settings["batch_size"], training=True, augment=not args.no_augment,
+                             seed=args.seed, balance="oversample" if args.balance == "oversample" else "none",
+                             class_weight=class_weight, with_weights=True,
+                             crops=face_crops([s.path for s in splits["train"]]))
     val = make_dataset(splits["val"], input_size, settings["batch_size"], training=False, with_weights=True,
                        crops=face_crops([s.path for s in splits["val"]]))
     return train, val
+
+
+def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_weight):
+    """The training batches with self-blended pairs (training/sbi.py)."""
+    from training.augment import augment
+    from training.facecrops import face_crops
+    from training.sbi import face_landmarks, paired_dataset
+
+    crops = face_crops([s.path for s in samples])
+    points = face_landmarks([s.path for s in samples], crops)
+    ds, info = paired_dataset(samples, crops, points, input_size, settings["batch_size"], args.sbi, args.seed,
+                              class_weight, None if args.no_augment else augment)
+    reals = sum(s.label == 0 for s in samples)
+    print(f"self-blended images ({args.sbi}): {info['pairs']} of {reals} real faces get a fresh blended copy each epoch"
+          + (f", {reals - info['pairs']} have no landmarks" if reals > info["pairs"] else "")
+          + (f"; {info['single']} other images" if info["single"] else "")
+          + (f"; class weights: real {info['class_weight'][0]:.3f}, fake {info['class_weight'][1]:.3f}" if class_weight else ""),
+          flush=True)
+    return ds
 
 
 # --- fitting one model --------------------------------------------------------------------
@@ -484,7 +515,7 @@ def ensemble_members_and_data(args):
 
     if not args.members:
         raise CLIError("--model ensemble needs --members RUN_A,RUN_B (run folders of trained members)")
-    members = [Detector.load(p.strip()) for p in args.members.split(",") if p.strip()]
+    members = [m for p in args.members.split(",") if p.strip() for m in unpack_ensemble(Detector.load(p.strip()))]
     if len(members) < 2:
         raise CLIError("an ensemble needs at least two --members")
     first = Path(args.members.split(",")[0].strip())
@@ -501,6 +532,21 @@ def ensemble_members_and_data(args):
         return members, data_root, summary.get("layout"), summary, splits, left
     data_root, layout, summary, splits, left = read_and_split(args, Path(args.out or "."), resume=False)
     return members, data_root, layout, summary, splits, left
+
+
+def unpack_ensemble(detector) -> list:
+    """The members of an ensemble detector, each as a detector of its own (so that a trained
+    ensemble, e.g. the bundled one, can be restacked with a new member); any other detector
+    as it is."""
+    import keras
+
+    from models.detector import Detector
+
+    if detector.architecture != "ensemble":
+        return [detector]
+    nets = [layer for layer in detector.model.layers if isinstance(layer, keras.Model)]
+    names = detector.info.get("members") or [net.name.replace("_", "-") for net in nets]
+    return [Detector(net, name, info={"name": name}, path=detector.path) for net, name in zip(nets, names)]
 
 
 def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
@@ -558,36 +604,12 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
 
 
 # --- after training -----------------------------------------------------------------------
-def predict_split(model, samples, input_size: int, batch_size: int = 64):
-    """(p_fake, labels) over samples, read through the same pipeline as training."""
-    import numpy as np
-
-    from training.pipeline import make_dataset
-
-    ps, ys = [], []
-    for x, y in make_dataset(samples, input_size, batch_size, training=False):
-        out = model(x, training=False)
-        ps.append(np.asarray(out["p_fake"] if isinstance(out, dict) else out).reshape(-1))
-        ys.append(np.asarray(y).reshape(-1))
-    return np.concatenate(ps), np.concatenate(ys).astype(int)
-
-
 def calibrate(detector, val_samples, args) -> None:
-    from models.calibration import fit_calibration
+    """Temperature and thresholds on the validation split's face crops, the false-alarm bound
+    per source of reals; the same code as `unmask calibrate` (training/calibrate.py)."""
+    from training.calibrate import calibrate_detector
 
-    p, y = predict_split(detector.model, val_samples, detector.spec.input_size)
-    cal = fit_calibration(p, y, args.target_precision, args.max_false_alarm)
-    detector.calibration = cal
-    detector.save_info()
-    s = cal.fitted_on
-    fake = f"fake if p >= {cal.fake_threshold:.3f}" if cal.fake_threshold <= 1 else "never fake"
-    real = f"real if p <= {cal.real_threshold:.3f}" if cal.real_threshold >= 0 else "never real"
-    print(f"calibration on {len(y)} validation images: temperature {cal.temperature:.3f}; {fake}, {real} "
-          f"(each at precision >= {cal.target_precision:.2f} on validation, or never given; fake for at most "
-          f"{cal.max_false_alarm:.0%} of the reals there); "
-          f"uncertain share {s['share_uncertain']:.1%}")
-    if len(y) < 100:
-        print(f"warning: calibration from only {len(y)} validation images is rough; train on more data")
+    calibrate_detector(detector, val_samples, args.target_precision, args.max_false_alarm)
 
 
 def evaluate(run_dir: Path) -> None:

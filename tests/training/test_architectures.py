@@ -47,12 +47,32 @@ def test_tiny_is_small_and_made_of_wasm_friendly_layers():
     assert sum(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in all_layers(model)) >= 5
 
 
-@pytest.mark.parametrize("name", ["tiny", "tuned-cnn", "seed-cnn"])
+@pytest.mark.parametrize("name", ["tiny", "tuned-cnn", "seed-cnn", "npr"])
 def test_single_models_output_p_fake(name):
     model = ARCHITECTURES[name].build(**({"weights": None} if name == "tiny" else {}))
     p = np.asarray(model(batch_for(name), training=False))
     assert p.shape == (2, 1) and np.all((p > 0) & (p < 1))
     assert model.input_shape[1] == input_spec(name).input_size
+
+
+def test_npr_sees_only_what_nearest_upsampling_cannot_explain():
+    """NearestResidual is zero on an image upsampled 2x by nearest neighbour, whatever it shows,
+    and equals x minus each 2x2 block's first pixel elsewhere; so the NPR member scores every
+    nearest-upsampled picture alike."""
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    blocky = small.repeat(2, axis=1).repeat(2, axis=2)
+    layer = architectures.NearestResidual()
+    np.testing.assert_allclose(np.asarray(layer(blocky)), 0.0, atol=1e-4)
+    x = rng.uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    expected = x - x[:, ::2, ::2].repeat(2, axis=1).repeat(2, axis=2)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-3)
+    model = architectures.build_npr()
+    size = input_spec("npr").input_size
+    two = rng.uniform(0, 255, (2, size // 2, size // 2, 3)).astype("float32").repeat(2, axis=1).repeat(2, axis=2)
+    p = np.asarray(model(two, training=False)).ravel()
+    assert abs(p[0] - p[1]) < 1e-5  # both residuals are zero
+    assert model.count_params() < 600_000
 
 
 def test_tuned_cnn_has_batch_norm_and_its_tunable_knobs():

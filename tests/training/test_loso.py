@@ -281,3 +281,34 @@ def test_loso_judges_a_fake_only_source_and_keeps_finished_runs(three_sources, t
     out = capsys.readouterr().out
     assert "--resume" in out and "resuming with the split recorded" in out and f"$ unmask evaluate {run}" in out
     assert (run / "model.keras").exists() and json.loads(state_file.read_text())["done"]
+
+
+def test_loso_stacks_an_ensemble_from_members_trained_without_the_same_source(three_sources, tmp_path, capsys, narrow_cnn):
+    from training import loso
+
+    runs = tmp_path / "runs"
+    base = ["--data", str(three_sources), "--sources", "gamma", *QUICK]
+    assert loso.main([*base, "--model", "tuned-cnn", "--runs", str(runs)]) == 0
+    member = runs / "tuned-cnn-without-gamma"
+    capsys.readouterr()
+
+    # Members missing for a source: a clear error that says how to make them.
+    assert loso.main([*base, "--model", "ensemble", "--members", f"{runs}/tuned-cnn,{runs}/npr",
+                      "--runs", str(tmp_path / "ens")]) == 2
+    err = capsys.readouterr().err
+    assert f"{runs}/npr-without-gamma has not finished" in err and f"--model npr --runs {runs}" in err
+    assert loso.main([*base, "--model", "ensemble", "--runs", str(tmp_path / "ens")]) == 2
+    assert "an ensemble needs --members" in capsys.readouterr().err
+
+    ens = tmp_path / "ens"
+    assert loso.main([*base, "--model", "ensemble", "--members", f"{runs}/tuned-cnn,{runs}/tuned-cnn", "--runs", str(ens)]) == 0
+    out = capsys.readouterr().out
+    assert f"$ unmask train --model ensemble --members {member},{member}" in out
+    report = json.loads((ens / "loso.json").read_text())
+    row = report["models"]["ensemble"]["sources"]["gamma"]
+    info = json.loads((ens / "ensemble-without-gamma" / "detector.json").read_text())
+    assert info["member_runs"] == [str(member), str(member)]
+    # The ensemble judged gamma, which neither member saw: the same left-out images as the member.
+    assert row["kind"] == "fake-only" and row["n_fake"] == 6
+    assert json.loads((ens / "ensemble-without-gamma" / "split.json").read_text())["left_out"] == \
+        json.loads((member / "split.json").read_text())["left_out"]

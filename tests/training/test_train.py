@@ -58,8 +58,10 @@ def test_a_run_leaves_model_calibration_split_history_and_checkpoints(tiny_run, 
     assert info["architecture"] == "tiny"
     cal = info["calibration"]
     assert cal["temperature"] > 0 and cal["real_threshold"] <= cal["fake_threshold"] and cal["target_precision"] == 0.9
-    assert cal["max_false_alarm"] == 0.1
+    assert cal["max_false_alarm"] == 0.05 and cal["min_source_reals"] == 20  # bounded per source of reals
     assert cal["fitted_on"]["n"] == info["training"]["split_sizes"]["val"]["total"] > 0
+    per = cal["fitted_on"]["false_alarm_per_source"]  # the validation reals' sources, each counted
+    assert set(per) <= {"alpha", "beta"} and sum(v["n_real"] for v in per.values()) == info["training"]["split_sizes"]["val"]["real"]
     t = info["training"]
     assert t["seed"] == 3 and t["epochs_run"] == 2 and t["layout"] == "manifest"
     assert t["skipped"] == {"corrupt": 1, "too_small": 1, "truncated": 1}
@@ -198,6 +200,18 @@ def test_ensemble_fits_only_the_stacking_weights_on_validation(tiny_run, tmp_pat
     x_small = np.asarray(keras.layers.Resizing(size, size)(x))
     np.testing.assert_allclose(members_out[0, 0], np.asarray(member.model(x_small, training=False))[0, 0], rtol=1e-4)
     assert det.calibration.fitted_on["n"] > 0
+
+    # Restacked with a new member: the ensemble gives its members, unchanged, and its split.
+    third = tmp_path / "tuned-third"
+    small_detector(third, "tuned-cnn", steps=1, seed=5)
+    again = tmp_path / "ens-plus-one"
+    status, out, err = unmask("train", "--model", "ensemble", "--members", f"{run},{third}", "--out", again,
+                              "--epochs", "50", "--no-evaluate")
+    assert status == 0, err
+    bigger = Detector.load(again)
+    assert bigger.member_names == ["tiny", "tuned-cnn", "tuned-cnn"]
+    assert json.loads((again / "split.json").read_text())["splits"] == json.loads((run / "split.json").read_text())["splits"]
+    np.testing.assert_allclose(np.asarray(bigger.model(x, training=False)["members"])[0, :2], members_out[0], rtol=1e-4)
 
 
 def test_ensemble_with_no_readable_validation_image_is_a_clear_error(tiny_run, data_with_bad_files, tmp_path, unmask):

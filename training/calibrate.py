@@ -1,0 +1,137 @@
+"""Calibrate a trained detector again on its recorded validation split, without retraining.
+
+  unmask calibrate runs/tiny                                   # the run's own validation split
+  unmask calibrate models/bundled/tiny --data ../shared/data/faces-v1
+  unmask calibrate runs/tiny --max-false-alarm 0.05 --target-precision 0.9
+
+The validation images (RUN_DIR/split.json) are judged as training and inference judge them:
+the largest face's crop (training/facecrops.py, cached), scored by the detector as `unmask
+evaluate` scores the test split (training/predict.py score_files); an image without a face is
+left out and counted. Then, as at the end of `unmask train` (which runs this same code): a
+temperature, and the two thresholds (models/calibration.py), so that each confident verdict
+reaches --target-precision and `fake` is said of at most --max-false-alarm of the reals of
+every source (a source with fewer than 20 reals in validation: of all reals pooled).
+
+Rewrites the calibration in RUN_DIR/detector.json (the model is not touched) and notes the
+calibration it replaced under "recalibrated". What was made with the old thresholds is then
+stale: `unmask evaluate RUN_DIR` rewrites metrics.json, MODEL_CARD.md and the plots, and a
+TF.js copy (`unmask convert`) carries the calibration in its metadata.json.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+
+import numpy as np
+
+DEFAULT_MAX_FALSE_ALARM = 0.05  # as `unmask train --max-false-alarm`
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", metavar="RUN_DIR", help="a run folder with split.json (or tiny / ensemble: the bundled ones)")
+    p.add_argument("--data", help="where the run's data now lies (default: the folder recorded in split.json)")
+    p.add_argument("--max-false-alarm", type=float, default=DEFAULT_MAX_FALSE_ALARM,
+                   help="share of the real validation images of every source that may be called fake "
+                        f"(default {DEFAULT_MAX_FALSE_ALARM}); 1 turns it off")
+    p.add_argument("--target-precision", type=float,
+                   help="precision that a confident fake/real verdict must reach on validation "
+                        "(default: the one the detector was calibrated with, else 0.9)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_max_false_alarm(value: float) -> None:
+    from training.cli import CLIError
+
+    if not 0 <= value <= 1:
+        raise CLIError(f"--max-false-alarm is the share of real images that may be called fake, from 0 to 1 "
+                       f"(1 turns the bound off); got {value:g}")
+
+
+def validation_scores(detector, samples, progress: bool = True):
+    """(raw p(fake), labels, sources, images without a face, unreadable files) over `samples`,
+    judged on their face crops as `unmask evaluate` judges the test split."""
+    from training.facecrops import with_faces
+    from training.predict import score_files
+
+    samples, crops, no_face = with_faces(list(samples), progress)
+    scored = list(score_files(detector, [s.path for s in samples], crops=crops, progress=progress,
+                              desc=f"scoring validation ({detector.name})"))
+    ok = [s for s in scored if s.error is None]
+    errors = [samples[s.index].path for s in scored if s.error]
+    used = [samples[s.index] for s in ok]
+    return (np.array([s.p_raw for s in ok], dtype=np.float64), np.array([s.label for s in used], dtype=np.int64),
+            np.array([s.source for s in used]), no_face, errors)
+
+
+def calibrate_detector(detector, val_samples, target_precision: float, max_false_alarm: float,
+                       progress: bool = True):
+    """Fit the detector's calibration on `val_samples` (the validation split), save it into its
+    detector.json, print what it does per source. Returns the Calibration."""
+    from models.calibration import fit_calibration
+
+    p, y, src, no_face, errors = validation_scores(detector, val_samples, progress)
+    if not len(y):
+        raise ValueError(f"none of the {len(val_samples)} validation images could be judged "
+                         f"({len(no_face)} without a face, {len(errors)} unreadable)")
+    cal = fit_calibration(p, y, target_precision, max_false_alarm, sources=src)
+    detector.calibration = cal
+    detector.save_info()
+    for line in describe(cal, len(y), no_face, errors):
+        print(line)
+    return cal
+
+
+def describe(cal, n: int, no_face=(), errors=()) -> list[str]:
+    s = cal.fitted_on
+    fake = f"fake if p >= {cal.fake_threshold:.3f}" if cal.fake_threshold <= 1 else "never fake"
+    real = f"real if p <= {cal.real_threshold:.3f}" if cal.real_threshold >= 0 else "never real"
+    bound = ("" if cal.max_false_alarm is None else
+             f"; fake for at most {cal.max_false_alarm:.0%} of the reals of every source there")
+    left = [f"{len(no_face)} without a face"] * bool(no_face) + [f"{len(errors)} unreadable"] * bool(errors)
+    lines = [f"calibration on {n} validation images{' (' + ', '.join(left) + ' left out)' if left else ''}: "
+             f"temperature {cal.temperature:.3f}; {fake}, {real} (each at precision >= {cal.target_precision:.2f} on "
+             f"validation, or never given{bound}); uncertain share {s['share_uncertain']:.1%}"]
+    per = s.get("false_alarm_per_source") or {}
+    if per:
+        lines.append("  reals called fake on validation: " + ", ".join(
+            f"{k} {v['share']:.1%} ({v['called_fake']} of {v['n_real']}"
+            + ("" if v["bounded"] or cal.min_source_reals is None else
+               f"; under {cal.min_source_reals} reals: bounded with all reals pooled") + ")"
+            for k, v in per.items()) + (f"; all reals {s['false_alarm']:.1%}" if s.get("false_alarm") is not None else ""))
+    if n < 100:
+        lines.append(f"warning: calibration from only {n} validation images is rough; train on more data")
+    return lines
+
+
+def run(args) -> int:
+    check_max_false_alarm(args.max_false_alarm)
+    from models.detector import Detector, resolve
+    from training.data import load_split
+
+    where = resolve(args.model)  # ModelNotFound (a FileNotFoundError) says how to get one
+    if not where.is_dir() or not (where / "split.json").is_file():
+        raise ValueError(f"{args.model} has no recorded split ({where / 'split.json' if where.is_dir() else where}): "
+                         "calibrate needs the validation split of the run that trained it")
+    splits = load_split(where, args.data)
+    if not splits.get("val"):
+        raise ValueError(f"the validation split in {where / 'split.json'} is empty: nothing to calibrate on")
+    detector = Detector.load(where)
+    before = detector.calibration
+    target = args.target_precision if args.target_precision is not None else before.target_precision
+    calibrate_detector(detector, splits["val"], target, args.max_false_alarm, progress=not args.quiet)
+    command = ["unmask", "calibrate", str(args.model)] + (["--data", str(args.data)] if args.data else []) + \
+        ["--max-false-alarm", f"{args.max_false_alarm:g}", "--target-precision", f"{target:g}"]
+    detector.info["recalibrated"] = {
+        "command": shlex.join(command),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "before": {k: getattr(before, k) for k in ("temperature", "fake_threshold", "real_threshold",
+                                                   "target_precision", "max_false_alarm")},
+    }
+    detector.save_info()
+    print(f"before: temperature {before.temperature:.3f}, fake threshold {before.fake_threshold:.3f}, real threshold "
+          f"{before.real_threshold:.3f}; wrote the new calibration into {where / 'detector.json'}")
+    stale = [f for f in ("metrics.json", "MODEL_CARD.md") if (where / f).is_file()]
+    if stale:
+        print(f"note: {', '.join(stale)} in {where} were made with the old thresholds; "
+              f"run `unmask evaluate {where}` to update them")
+    return 0
