@@ -201,8 +201,15 @@ def _faces(sec: dict) -> list[str]:
     return lines
 
 
+def _tiny_backbones(sec: dict) -> list[str]:
+    from bench.tiny_backbones import markdown
+
+    return markdown(sec)
+
+
 RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "training": ("Training throughput on the CPU", _training),
-          "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser)}
+          "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser),
+          "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones)}
 
 
 def markdown(results: dict) -> str:

@@ -5,7 +5,9 @@
     python -m bench.run --only server --out /tmp/s.json   # one section or a few
     python -m bench.run --only models --update --out bench/results.json   # redo a section, keep the rest
 
-Sections, in order: models, faces, training, server, browser (see each module). The results JSON
+Sections, in order: models, faces, training, server, browser, tiny-backbones (see each module;
+tiny-backbones, the candidate backbones and input sizes for `tiny`, runs in the full run and,
+with --smoke, only when named by --only). The results JSON
 names the machine (CPU, cores, memory from /proc), and each section its command, the load
 average when it started (the machine may be shared), its duration and its figures; repeated
 figures come as median, min and max with the number of runs. A Markdown table is written
@@ -30,7 +32,8 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "training", "server", "browser")
+SECTIONS = ("models", "faces", "training", "server", "browser", "tiny-backbones")
+NOT_IN_SMOKE = ("tiny-backbones",)  # --smoke runs these only when --only names them
 
 
 def _now() -> str:
@@ -54,6 +57,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import server_load
 
         return server_load.measure(smoke, data, work)
+    if name == "tiny-backbones":
+        from bench import tiny_backbones
+
+        return tiny_backbones.measure(smoke, data, work)
     from bench import browser
 
     return browser.measure(smoke, data, work)
@@ -123,7 +130,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    names = [s for s in SECTIONS if not args.only or s in args.only]
+    names = [s for s in SECTIONS if (s in args.only if args.only else not (args.smoke and s in NOT_IN_SMOKE))]
     flags = " --smoke" if args.smoke else (" --synthetic" if args.data is None else f" --data {shlex.quote(str(args.data))}")
     this_machine = machine()
     command = "python -m bench.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

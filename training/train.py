@@ -77,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--fine-tune-epochs to train a finished run further)")
     p.add_argument("--patience", type=int, default=4, help="early stopping: epochs without a better val AUC")
     p.add_argument("--limit", type=int, default=0, help="use only about N images (whole groups), for quick runs")
+    p.add_argument("--split-from", metavar="RUN",
+                   help="train on the split recorded in another run or bundled model (e.g. models/bundled/ensemble), "
+                        "so that a new member of an ensemble never trains on the ensemble's test split")
     p.add_argument("--leave-out", metavar="SOURCE",
                    help="train without one source of the data: its images go into none of train/val/test, are "
                         "recorded in split.json, and `unmask evaluate RUN --split left-out` scores them "
@@ -245,6 +248,8 @@ def read_and_split(args, run_dir: Path, resume: bool):
         return data_root, old.get("layout"), old, splits, left
     if not args.data:
         raise CLIError("--data is required: a folder of real/ and fake/ images, a manifest.csv folder, or videos")
+    if getattr(args, "split_from", None):
+        return split_from(args, leave)
     dataset = load_dataset(args.data, min_short_side=args.min_short_side, frames_per_video=args.frames_per_video,
                            cache_dir=args.cache_dir)
     print(dataset.format_summary(), flush=True)
@@ -266,6 +271,36 @@ def read_and_split(args, run_dir: Path, resume: bool):
         samples, left = split_off(samples, leave, args.limit)
         summary["left_out"] = left.info()
     return str(dataset.root), dataset.layout, summary, split_dataset(samples, args.seed), left
+
+
+def split_from(args, leave):
+    """(data root, layout, summary, splits, None): the split recorded in args.split_from, its
+    images without a face left out, as a fresh split would leave them out."""
+    from models.detector import ModelNotFound, resolve
+    from training.data import load_split
+    from training.facecrops import with_faces
+
+    if leave is not None:
+        raise CLIError("--split-from and --leave-out do not go together: the recorded split holds every source")
+    try:
+        folder = resolve(args.split_from)
+    except ModelNotFound as e:
+        raise CLIError(f"--split-from: {e}") from None
+    if not (folder / "split.json").is_file():
+        raise CLIError(f"--split-from: {folder} records no split (no split.json)")
+    recorded = load_split(folder, args.data)
+    splits, no_face = {}, []
+    for name, items in recorded.items():
+        splits[name], _, lost = with_faces(items)
+        no_face += lost
+    print(f"using the split recorded in {folder / 'split.json'}"
+          + (f"; no face found in {len(no_face)} image(s): left out" if no_face else ""), flush=True)
+    counts = {}
+    for s in (x for items in splits.values() for x in items):
+        c = counts.setdefault(s.source, {"real": 0, "fake": 0})
+        c["fake" if s.label else "real"] += 1
+    summary = {"layout": "split-from", "split_from": str(folder), "counts": counts, "no_face": [s.path for s in no_face]}
+    return os.path.abspath(args.data), "split-from", summary, splits, None
 
 
 def split_off(samples, source: str, limit: int = 0) -> tuple[list, LeftOut]:

@@ -251,3 +251,19 @@ def test_xception_without_a_download_is_a_clear_error(small_manifest, tmp_path, 
                             "--out", tmp_path / "x", "--epochs", "1")
     assert status == 2
     assert "--weights imagenet" in err and "Xception" in err
+
+
+def test_split_from_trains_on_another_runs_split(tiny_run, data_with_bad_files, tmp_path, unmask):
+    """A new ensemble member trained --split-from the ensemble's run never sees its test split."""
+    run = tmp_path / "same-split"
+    status, out, err = unmask("train", "--model", "tuned-cnn", "--data", data_with_bad_files, "--out", run,
+                              "--split-from", tiny_run, "--epochs", "1", "--batch-size", "8", "--no-evaluate")
+    assert status == 0, err
+    assert f"using the split recorded in {tiny_run / 'split.json'}" in out
+    assert json.loads((run / "split.json").read_text())["splits"] == json.loads((tiny_run / "split.json").read_text())["splits"]
+    status, out, err = unmask("train", "--model", "tuned-cnn", "--data", data_with_bad_files, "--out", tmp_path / "x",
+                              "--split-from", tmp_path / "nowhere")
+    assert status != 0 and "--split-from: no model at" in err
+    status, out, err = unmask("train", "--model", "tuned-cnn", "--data", data_with_bad_files, "--out", tmp_path / "y",
+                              "--split-from", tiny_run, "--leave-out", "alpha")
+    assert status != 0 and "do not go together" in err
