@@ -103,8 +103,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fine-tune-lr", type=float, help="learning rate while fine-tuning the backbone; default per model")
     g = p.add_argument_group("ensemble")
     g.add_argument("--members", help="comma-separated run folders of the trained members, e.g. runs/tuned,runs/pretrained; "
-                                     "an ensemble among them (e.g. models/bundled/ensemble) gives its members, so it "
-                                     "can be restacked with a new one")
+                                     "an ensemble among them (e.g. models/bundled/ensemble) gives its members, and "
+                                     "ENSEMBLE#MEMBER one of them (e.g. models/bundled/ensemble#pretrained), so an "
+                                     "ensemble can be restacked with a new member")
     g = p.add_argument_group("tuned-cnn")
     g.add_argument("--tune", type=int, default=0, metavar="N", help="first try N configurations on validation")
     g.add_argument("--tune-epochs", type=int, default=2, help="epochs per tuning trial")
@@ -356,7 +357,11 @@ def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_
     from training.sbi import face_landmarks, paired_dataset
 
     crops = face_crops([s.path for s in samples])
-    points = face_landmarks([s.path for s in samples], crops)
+    reals = [i for i, s in enumerate(samples) if s.label == 0]  # only reals are blended
+    found = face_landmarks([samples[i].path for i in reals], [crops[i] for i in reals])
+    points = [None] * len(samples)
+    for i, p in zip(reals, found):
+        points[i] = p
     ds, info = paired_dataset(samples, crops, points, input_size, settings["batch_size"], args.sbi, args.seed,
                               class_weight, None if args.no_augment else augment)
     reals = sum(s.label == 0 for s in samples)
@@ -550,10 +555,10 @@ def ensemble_members_and_data(args):
 
     if not args.members:
         raise CLIError("--model ensemble needs --members RUN_A,RUN_B (run folders of trained members)")
-    members = [m for p in args.members.split(",") if p.strip() for m in unpack_ensemble(Detector.load(p.strip()))]
+    members = [m for p in args.members.split(",") if p.strip() for m in load_members(p.strip())]
     if len(members) < 2:
         raise CLIError("an ensemble needs at least two --members")
-    first = Path(args.members.split(",")[0].strip())
+    first = Path(args.members.split(",")[0].strip().partition("#")[0])
     if (first / "split.json").exists():
         splits = load_split(first, args.data)
         data_root = str(Path(os.path.abspath(args.data))) if args.data else json.loads((first / "split.json").read_text())["data"]
@@ -567,6 +572,22 @@ def ensemble_members_and_data(args):
         return members, data_root, summary.get("layout"), summary, splits, left
     data_root, layout, summary, splits, left = read_and_split(args, Path(args.out or "."), resume=False)
     return members, data_root, layout, summary, splits, left
+
+
+def load_members(spec: str) -> list:
+    """The detectors that `spec` names: a run folder; an ensemble's folder (all its members);
+    or ENSEMBLE#MEMBER, one member of an ensemble by architecture (e.g.
+    models/bundled/ensemble#pretrained)."""
+    from models.detector import Detector
+
+    path, _, pick = spec.partition("#")
+    members = unpack_ensemble(Detector.load(path))
+    if not pick:
+        return members
+    chosen = [m for m in members if m.architecture == pick]
+    if not chosen:
+        raise CLIError(f"--members {spec}: {path} has no member {pick!r}; it has {', '.join(m.architecture for m in members)}")
+    return chosen
 
 
 def unpack_ensemble(detector) -> list:

@@ -212,6 +212,14 @@ def test_ensemble_fits_only_the_stacking_weights_on_validation(tiny_run, tmp_pat
     assert bigger.member_names == ["tiny", "tuned-cnn", "tuned-cnn"]
     assert json.loads((again / "split.json").read_text())["splits"] == json.loads((run / "split.json").read_text())["splits"]
     np.testing.assert_allclose(np.asarray(bigger.model(x, training=False)["members"])[0, :2], members_out[0], rtol=1e-4)
+    # One member picked out of an ensemble by name, or a clear error.
+    status, out, err = unmask("train", "--model", "ensemble", "--members", f"{run}#tiny,{third}", "--out", tmp_path / "pick",
+                              "--epochs", "5", "--no-evaluate")
+    assert status == 0, err
+    assert Detector.load(tmp_path / "pick").member_names == ["tiny", "tuned-cnn"]
+    status, out, err = unmask("train", "--model", "ensemble", "--members", f"{run}#npr,{third}", "--out", tmp_path / "bad",
+                              "--no-evaluate")
+    assert status != 0 and "has no member 'npr'; it has tiny, tuned-cnn" in err
 
 
 def test_ensemble_with_no_readable_validation_image_is_a_clear_error(tiny_run, data_with_bad_files, tmp_path, unmask):
