@@ -204,11 +204,12 @@ def blend_batch_fn(image, points, seed):
 
 # --- the training pipeline --------------------------------------------------------------------
 def paired_dataset(samples, crops, points, input_size: int, batch_size: int, mode: str, seed: int,
-                   class_weight: dict | None, augment_fn=None):
+                   class_weight: dict | None, augment_fn=None, fresh: bool = True):
     """Batches of (pixels, labels, weights) where every real with landmarks sits next to its
-    own blended copy, made afresh every epoch. mode "add" keeps the collection fakes (and
-    reals without landmarks) as well; "only" keeps reals only. Batches hold whole pairs
-    (batch_size is made even), so a pair is never split across two steps."""
+    own blended copy, made afresh every epoch (fresh=False: the same blends every time, for
+    validation). mode "add" keeps the collection fakes (and reals without landmarks) as well;
+    "only" keeps reals only. Batches hold whole pairs (batch_size is made even), so a pair is
+    never split across two steps."""
     import tensorflow as tf
 
     from training.pipeline import load_and_resize
@@ -238,8 +239,8 @@ def paired_dataset(samples, crops, points, input_size: int, batch_size: int, mod
 
     # Pairs: (2, size, size, 3), the real then its blend.
     pts = tf.constant(np.stack([points[i] for i in paired]), tf.float32)
-    pair_ds = tf.data.Dataset.from_tensor_slices((*slices(paired), pts)).shuffle(len(paired), seed=seed, reshuffle_each_iteration=True)
-    blend_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+    pair_ds = tf.data.Dataset.from_tensor_slices((*slices(paired), pts)).shuffle(len(paired), seed=seed, reshuffle_each_iteration=fresh)
+    blend_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=fresh)
 
     def make_pair(item, blend_seed):
         path, box, y, p = item
@@ -254,7 +255,7 @@ def paired_dataset(samples, crops, points, input_size: int, batch_size: int, mod
     sizes = [len(paired)]
     if single:
         single_ds = tf.data.Dataset.from_tensor_slices(slices(single)).shuffle(len(single), seed=seed + 2,
-                                                                               reshuffle_each_iteration=True)
+                                                                               reshuffle_each_iteration=fresh)
 
         def weigh(path, box, y):
             x, y, ok = load(path, box, y)
@@ -265,7 +266,7 @@ def paired_dataset(samples, crops, points, input_size: int, batch_size: int, mod
         sizes.append((len(single) + 1) // 2)
     ds = units[0] if len(units) == 1 else tf.data.Dataset.sample_from_datasets(
         units, weights=[s / sum(sizes) for s in sizes], seed=seed + 3, stop_on_empty_dataset=False,
-        rerandomize_each_iteration=True)
+        rerandomize_each_iteration=fresh)
     ds = ds.unbatch()
     if augment_fn is not None:
         aug_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

@@ -345,13 +345,20 @@ def pipelines(splits, input_size: int, settings: dict, args):
                              seed=args.seed, balance="oversample" if args.balance == "oversample" else "none",
                              class_weight=class_weight, with_weights=True,
                              crops=face_crops([s.path for s in splits["train"]]))
-    val = make_dataset(splits["val"], input_size, settings["batch_size"], training=False, with_weights=True,
-                       crops=face_crops([s.path for s in splits["val"]]))
+    if getattr(args, "sbi", "off") == "only":
+        # Trained on reals and blends only, it is judged on the same task: the validation reals
+        # and a fixed blended copy of each (the collections' fakes would pick the model that
+        # learned least). Calibration still uses the validation split as it is.
+        val = self_blended_pipeline(splits["val"], input_size, settings, args, None, validation=True)
+    else:
+        val = make_dataset(splits["val"], input_size, settings["batch_size"], training=False, with_weights=True,
+                           crops=face_crops([s.path for s in splits["val"]]))
     return train, val
 
 
-def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_weight):
-    """The training batches with self-blended pairs (training/sbi.py)."""
+def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_weight, validation: bool = False):
+    """The training batches with self-blended pairs (training/sbi.py); validation=True: the
+    same blends every epoch, no augmentation."""
     from training.augment import augment
     from training.facecrops import face_crops
     from training.sbi import face_landmarks, paired_dataset
@@ -363,9 +370,10 @@ def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_
     for i, p in zip(reals, found):
         points[i] = p
     ds, info = paired_dataset(samples, crops, points, input_size, settings["batch_size"], args.sbi, args.seed,
-                              class_weight, None if args.no_augment else augment)
+                              class_weight, None if args.no_augment or validation else augment, fresh=not validation)
     reals = sum(s.label == 0 for s in samples)
-    print(f"self-blended images ({args.sbi}): {info['pairs']} of {reals} real faces get a fresh blended copy each epoch"
+    print(f"self-blended images ({args.sbi}" + (", validation" if validation else "") + f"): {info['pairs']} of {reals} "
+          "real faces get " + ("a fixed blended copy" if validation else "a fresh blended copy each epoch")
           + (f", {reals - info['pairs']} have no landmarks" if reals > info["pairs"] else "")
           + (f"; {info['single']} other images" if info["single"] else "")
           + (f"; class weights: real {info['class_weight'][0]:.3f}, fake {info['class_weight'][1]:.3f}" if class_weight else ""),

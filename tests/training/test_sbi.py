@@ -144,3 +144,22 @@ def test_train_with_self_blended_images(small_manifest, tmp_path, unmask, privat
     assert "self-blended images (only):" in out and "get a fresh blended copy each epoch" in out
     info = json.loads((run / "detector.json").read_text())
     assert info["training"]["args"]["sbi"] == "only"
+
+
+def test_validation_blends_stay_the_same_and_training_blends_change(small_manifest, private_cache):
+    from training.data import load_dataset
+    from training.facecrops import face_crops
+    from training.sbi import face_landmarks, paired_dataset
+
+    samples = [s for s in load_dataset(str(small_manifest)).samples if s.label == 0][:6]
+    crops = face_crops([s.path for s in samples], progress=False)
+    points = face_landmarks([s.path for s in samples], crops, progress=False)
+
+    def two_passes(fresh):
+        ds, _ = paired_dataset(samples, crops, points, 128, 4, "only", seed=1, class_weight=None, fresh=fresh)
+        return [np.concatenate([np.asarray(b[0]) for b in ds]) for _ in range(2)]
+
+    a, b = two_passes(fresh=False)
+    np.testing.assert_array_equal(a, b)
+    a, b = two_passes(fresh=True)
+    assert not np.array_equal(a, b)
