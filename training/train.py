@@ -160,7 +160,8 @@ def run(args) -> int:
 
     detector = Detector(model, args.model, info={"name": args.model})
     if members:
-        detector.info["members"] = [m.architecture for m in members]
+        detector.info["members"] = member_labels(members)
+        detector.info["member_architectures"] = [m.architecture for m in members]
         detector.info["member_runs"] = [str(m.path) for m in members]
     training_info = {
         "data": data_root, "layout": layout, "counts": summary.get("counts"), "labels": summary.get("labels"),
@@ -592,10 +593,24 @@ def load_members(spec: str) -> list:
     members = unpack_ensemble(Detector.load(path))
     if not pick:
         return members
-    chosen = [m for m in members if m.architecture == pick]
+    chosen = [m for m in members if m.info.get("member_label") == pick] or [m for m in members if m.architecture == pick]
     if not chosen:
-        raise CLIError(f"--members {spec}: {path} has no member {pick!r}; it has {', '.join(m.architecture for m in members)}")
+        raise CLIError(f"--members {spec}: {path} has no member {pick!r}; it has "
+                       + ", ".join(m.info.get("member_label", m.architecture) for m in members))
     return chosen
+
+
+def member_labels(members) -> list[str]:
+    """A distinct name per member, as the server and the reports show them: its own label if
+    it was unpacked from an ensemble, else its architecture, with how it was trained when that
+    differs (tiny-sbi-only), and -2, -3 ... where two would read the same."""
+    labels = []
+    for m in members:
+        sbi = ((m.info.get("training") or {}).get("args") or {}).get("sbi", "off")
+        label = m.info.get("member_label") or (m.architecture + (f"-sbi-{sbi}" if sbi not in (None, "off") else ""))
+        n = sum(1 for x in labels if x == label or x.startswith(label + "-") and x[len(label) + 1:].isdigit())
+        labels.append(label if n == 0 else f"{label}-{n + 1}")
+    return labels
 
 
 def unpack_ensemble(detector) -> list:
@@ -610,7 +625,9 @@ def unpack_ensemble(detector) -> list:
         return [detector]
     nets = [layer for layer in detector.model.layers if isinstance(layer, keras.Model)]
     names = detector.info.get("members") or [net.name.replace("_", "-") for net in nets]
-    return [Detector(net, name, info={"name": name}, path=detector.path) for net, name in zip(nets, names)]
+    archs = detector.info.get("member_architectures") or names
+    return [Detector(net, arch, info={"name": name, "member_label": name}, path=detector.path)
+            for net, name, arch in zip(nets, names, archs)]
 
 
 def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
@@ -661,7 +678,7 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
               callbacks=[keras.callbacks.CSVLogger(run_dir / "history.csv")])
     model.get_layer("p_fake").set_weights(stack.get_layer("p_fake").get_weights())
     w, b = stack.get_layer("p_fake").get_weights()
-    print("stacking weights: " + ", ".join(f"{m.architecture} {wi:.3f}" for m, wi in zip(members, w)) + f", bias {float(b):.3f}")
+    print("stacking weights: " + ", ".join(f"{name} {wi:.3f}" for name, wi in zip(member_labels(members), w)) + f", bias {float(b):.3f}")
     model.save(run_dir / "checkpoints" / "last.keras")
     write_state(run_dir, {**read_state(run_dir), "epoch": settings["epochs"], "phase": "stacking"})
     return model, settings["epochs"]

@@ -209,7 +209,7 @@ def test_ensemble_fits_only_the_stacking_weights_on_validation(tiny_run, tmp_pat
                               "--epochs", "50", "--no-evaluate")
     assert status == 0, err
     bigger = Detector.load(again)
-    assert bigger.member_names == ["tiny", "tuned-cnn", "tuned-cnn"]
+    assert bigger.member_names == ["tiny", "tuned-cnn", "tuned-cnn-2"]  # each member named once
     assert json.loads((again / "split.json").read_text())["splits"] == json.loads((run / "split.json").read_text())["splits"]
     np.testing.assert_allclose(np.asarray(bigger.model(x, training=False)["members"])[0, :2], members_out[0], rtol=1e-4)
     # One member picked out of an ensemble by name, or a clear error.
