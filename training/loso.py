@@ -121,7 +121,7 @@ def ensemble_argv(run: Path, source: str, args) -> list[str]:
                             f"`python -m training.loso --model {name} --runs {folder}` (and the same options)")
         members.append(str(member))
     return ["train", "--model", "ensemble", "--members", ",".join(members), "--data", str(args.data), "--out", str(run),
-            "--no-evaluate"]
+            "--no-evaluate", *shlex.split(args.train_args)]
 
 
 def evaluate_argv(run: Path) -> list[str]:

@@ -106,6 +106,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                      "an ensemble among them (e.g. models/bundled/ensemble) gives its members, and "
                                      "ENSEMBLE#MEMBER one of them (e.g. models/bundled/ensemble#pretrained), so an "
                                      "ensemble can be restacked with a new member")
+    g.add_argument("--stack", choices=["fit", "equal"], default="fit",
+                   help="fit: the members' logit weights are fitted on validation (default); equal: an equal vote "
+                        "(1/n each), for members whose strength the validation split cannot show (e.g. trained "
+                        "for unseen methods); calibration is fitted either way")
     g = p.add_argument_group("tuned-cnn")
     g.add_argument("--tune", type=int, default=0, metavar="N", help="first try N configurations on validation")
     g.add_argument("--tune-epochs", type=int, default=2, help="epochs per tuning trial")
@@ -656,6 +660,11 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
         seen.add(net.name)
         nets.append(net)
     model = build_ensemble(nets)
+    if getattr(args, "stack", "fit") == "equal":  # LogitStack starts as the equal vote
+        print(f"stacking: an equal vote of the {len(nets)} members in logit space (--stack equal)", flush=True)
+        model.save(run_dir / "checkpoints" / "last.keras")
+        write_state(run_dir, {**read_state(run_dir), "epoch": 0, "phase": "stacking"})
+        return model, 0
     scorer = Detector(model, "ensemble")  # decodes and prepares files as at inference
     val = splits["val"]
     crops = face_crops([x.path for x in val])

@@ -220,6 +220,16 @@ def test_ensemble_fits_only_the_stacking_weights_on_validation(tiny_run, tmp_pat
     status, out, err = unmask("train", "--model", "ensemble", "--members", f"{run}#npr,{third}", "--out", tmp_path / "bad",
                               "--no-evaluate")
     assert status != 0 and "has no member 'npr'; it has tiny, tuned-cnn" in err
+    # An equal vote: nothing fitted but the calibration.
+    status, out, err = unmask("train", "--model", "ensemble", "--members", f"{run},{third}", "--out", tmp_path / "equal",
+                              "--stack", "equal", "--no-evaluate")
+    assert status == 0, err
+    assert "an equal vote of the 3 members" in out
+    equal = Detector.load(tmp_path / "equal")
+    w, b = equal.model.get_layer("p_fake").get_weights()
+    np.testing.assert_allclose(w, [1 / 3] * 3)
+    np.testing.assert_allclose(b, 0.0)
+    assert equal.calibration.fitted_on["n"] > 0
 
 
 def test_ensemble_with_no_readable_validation_image_is_a_clear_error(tiny_run, data_with_bad_files, tmp_path, unmask):
