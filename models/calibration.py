@@ -139,16 +139,20 @@ def choose_thresholds(p_cal, labels, target_precision: float, max_false_alarm: f
     return fake_t, real_t, stats
 
 
-def _bounded_sources(labels, sources, min_source_reals: int) -> dict:
-    """source -> mask of its reals, for every source with at least `min_source_reals` reals."""
-    if sources is None:
-        return {}
+def _reals_by_source(labels, sources) -> dict:
+    """source -> mask of its reals, for every source that has reals, in name order."""
     y = np.asarray(labels, dtype=np.int64)
     src = np.asarray(sources).astype(str)
     if len(src) != len(y):
         raise ValueError(f"{len(src)} sources for {len(y)} scores: give one source per sample")
-    masks = {name: (src == name) & (y == 0) for name in sorted(set(src[y == 0].tolist()))}
-    return {name: m for name, m in masks.items() if m.sum() >= min_source_reals}
+    return {name: (src == name) & (y == 0) for name in sorted(set(src[y == 0].tolist()))}
+
+
+def _bounded_sources(labels, sources, min_source_reals: int) -> dict:
+    """source -> mask of its reals, for every source with at least `min_source_reals` reals."""
+    if sources is None:
+        return {}
+    return {name: m for name, m in _reals_by_source(labels, sources).items() if m.sum() >= min_source_reals}
 
 
 def false_alarms_per_source(p_cal, labels, sources, fake_t: float, min_source_reals: int | None = MIN_SOURCE_REALS) -> dict:
@@ -156,11 +160,8 @@ def false_alarms_per_source(p_cal, labels, sources, fake_t: float, min_source_re
     `bounded`: whether the source's own bound applied (at least `min_source_reals` reals;
     None: no per-source bound)."""
     p = np.asarray(p_cal, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    src = np.asarray(sources).astype(str)
     out = {}
-    for name in sorted(set(src[y == 0].tolist())):
-        m = (src == name) & (y == 0)
+    for name, m in _reals_by_source(labels, sources).items():
         called = int((p[m] >= fake_t).sum())
         out[name] = {"n_real": int(m.sum()), "called_fake": called, "share": called / int(m.sum()),
                      "bounded": min_source_reals is not None and int(m.sum()) >= min_source_reals}

@@ -28,7 +28,8 @@ def cache_file() -> Path:
     return Path(base) / "unmask" / "crops" / f"faces-{digest}.json"
 
 
-def _key(path: str) -> str:
+def file_key(path: str) -> str:
+    """A file as the caches know it: path, size, modification time (a changed file is found again)."""
     st = os.stat(path)
     return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
 
@@ -43,7 +44,7 @@ def face_crops(paths: list[str], progress: bool = True) -> list:
     keys = []
     for p in paths:
         try:
-            keys.append(_key(p))
+            keys.append(file_key(p))
         except OSError:
             keys.append(None)
     unreadable = set()

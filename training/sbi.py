@@ -17,7 +17,6 @@ real crop and cached on disk like the face crops (training/facecrops.py).
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -52,17 +51,20 @@ BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # as in the paper: mostly a ful
 
 # --- landmarks ------------------------------------------------------------------------------
 def cache_file() -> Path:
-    """Keyed by the face contract (through the crops' cache name) and the mesh's input side."""
+    """Beside the face crops' cache, keyed by the face contract (through that cache's name) and
+    the mesh's input side."""
     from training.facecrops import cache_file as crops_cache
 
-    digest = hashlib.sha256((crops_cache().name + str(MESH_SIZE) + "face_landmark.tflite").encode()).hexdigest()[:16]
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "unmask" / "landmarks" / f"mesh-{digest}.npz"
+    crops = crops_cache()
+    digest = hashlib.sha256((crops.name + str(MESH_SIZE) + "face_landmark.tflite").encode()).hexdigest()[:16]
+    return crops.parent.parent / "landmarks" / f"mesh-{digest}.npz"
 
 
 def _key(path: str, crop) -> str:
-    st = os.stat(path)
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{tuple(crop) if crop else None}"
+    """The file as the crops' cache knows it (path, size, modification time), and the crop."""
+    from training.facecrops import file_key
+
+    return f"{file_key(path)}|{tuple(crop) if crop else None}"
 
 
 def face_landmarks(paths: list[str], crops: list, progress: bool = True) -> list:
@@ -193,7 +195,7 @@ def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) 
     return np.clip(source * m + target * (1 - m), 0, 255).astype(np.float32), mask, region
 
 
-def blend_batch_fn(image, points, seed):
+def blend_one(image, points, seed):
     """tf.numpy_function body: (blended image, ok). ok is False where the mask came out empty
     (e.g. landmarks off the crop): the copy is then not a fake and gets no weight."""
     rng = np.random.default_rng(int(seed))
@@ -245,7 +247,7 @@ def paired_dataset(samples, crops, points, input_size: int, batch_size: int, mod
     def make_pair(item, blend_seed):
         path, box, y, p = item
         x, _, ok = load(path, box, y)
-        blended, good = tf.numpy_function(blend_batch_fn, [x, p, blend_seed], [tf.float32, tf.bool],
+        blended, good = tf.numpy_function(blend_one, [x, p, blend_seed], [tf.float32, tf.bool],
                                           stateful=False)
         blended = tf.ensure_shape(blended, [input_size, input_size, 3])
         w_fake = cw[1] * ok * tf.cast(good, tf.float32)

@@ -369,14 +369,14 @@ def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_
     from training.sbi import face_landmarks, paired_dataset
 
     crops = face_crops([s.path for s in samples])
-    reals = [i for i, s in enumerate(samples) if s.label == 0]  # only reals are blended
-    found = face_landmarks([samples[i].path for i in reals], [crops[i] for i in reals])
+    real_at = [i for i, s in enumerate(samples) if s.label == 0]  # only reals are blended
+    found = face_landmarks([samples[i].path for i in real_at], [crops[i] for i in real_at])
     points = [None] * len(samples)
-    for i, p in zip(reals, found):
+    for i, p in zip(real_at, found):
         points[i] = p
     ds, info = paired_dataset(samples, crops, points, input_size, settings["batch_size"], args.sbi, args.seed,
                               class_weight, None if args.no_augment or validation else augment, fresh=not validation)
-    reals = sum(s.label == 0 for s in samples)
+    reals = len(real_at)
     print(f"self-blended images ({args.sbi}" + (", validation" if validation else "") + f"): {info['pairs']} of {reals} "
           "real faces get " + ("a fixed blended copy" if validation else "a fresh blended copy each epoch")
           + (f", {reals - info['pairs']} have no landmarks" if reals > info["pairs"] else "")
@@ -563,7 +563,6 @@ def set_backbone_trainable(model, trainable: bool, from_layer: str | None = None
 def ensemble_members_and_data(args):
     """Load the member detectors; take the data split from the first member's run (so the
     ensemble's test split is the members' test split), or split --data."""
-    from models.detector import Detector
     from training.data import load_left_out, load_split
 
     if not args.members:
