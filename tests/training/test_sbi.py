@@ -163,3 +163,14 @@ def test_validation_blends_stay_the_same_and_training_blends_change(small_manife
     np.testing.assert_array_equal(a, b)
     a, b = two_passes(fresh=True)
     assert not np.array_equal(a, b)
+
+
+def test_no_real_face_with_landmarks_is_a_clear_error(small_manifest):
+    from training.data import load_dataset
+    from training.sbi import paired_dataset
+
+    samples = load_dataset(str(small_manifest)).samples
+    with pytest.raises(ValueError, match="no real face with landmarks to blend"):
+        paired_dataset(samples, [None] * len(samples), [None] * len(samples), 128, 4, "add", seed=0, class_weight=None)
+    with pytest.raises(ValueError, match="sbi mode must be add or only"):
+        paired_dataset(samples, [None] * len(samples), [None] * len(samples), 128, 4, "off", seed=0, class_weight=None)
