@@ -24,6 +24,7 @@ class ServerState:
     config: Config
     detection: object
     limiter: object
+    feedback: object  # server.feedback.Feedback: the reports' store, opened on first use
 
 
 def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
@@ -32,7 +33,7 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
     from werkzeug.exceptions import HTTPException
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from server import api, pages, uploads
+    from server import api, feedback, pages, uploads
     from server.detection import Detection, ModelUnavailable
     from server.ratelimit import RateLimiter
 
@@ -48,7 +49,8 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
 
     limit, period = parse_rate(cfg.rate_limit)
     detection = Detection(cfg)
-    app.extensions["unmask"] = ServerState(cfg, detection, RateLimiter(limit, period, cfg.ratelimit_db))
+    app.extensions["unmask"] = ServerState(cfg, detection, RateLimiter(limit, period, cfg.ratelimit_db),
+                                               feedback.Feedback(cfg.feedback_uri))
     uploads.sweep_orphans(cfg.tmp_dir)  # files of workers that were killed
     if load_model:
         detection.load()

@@ -51,6 +51,8 @@ def _state():
 def guard():
     cfg = _state().config
     limits = {"api.check": cfg.max_image_bytes, "api.explain": cfg.max_image_bytes, "api.check_video": cfg.max_video_bytes}
+    if request.endpoint == "api.feedback":  # the picture travels as base64: 4/3 of its bytes
+        limits["api.feedback"] = cfg.max_image_bytes * 4 // 3
     if request.endpoint in limits:
         # Werkzeug refuses a larger body with 413 before reading it.
         request.max_content_length = limits[request.endpoint] + FORM_OVERHEAD
@@ -139,6 +141,29 @@ def explain():
     resp.headers["X-Unmask-Faces"] = str(len(targets))
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+@bp.post("/feedback")
+def feedback():
+    """A user's report that a verdict was wrong: kept with the picture's SHA-256, and the
+    picture itself only when it was sent (server/feedback.py)."""
+    from server.feedback import FeedbackError, parse_report
+
+    state = _state()
+    if not state.feedback.enabled:
+        raise ApiError(503, "feedback_off", "this server keeps no reports (UNMASK_FEEDBACK_URI=off)")
+    if not request.is_json:
+        raise ApiError(415, "unsupported_type", "send the report as JSON with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "bad_report", "the body is not valid JSON; see /api/v1/openapi.json for the report's fields")
+    try:
+        report = parse_report(body, state.config.max_image_bytes)
+    except FeedbackError as e:
+        status = {"too_large": 413, "unsupported_type": 415}.get(e.code, 400)
+        raise ApiError(status, e.code, str(e)) from None
+    report_id = state.feedback.store().add(report)
+    return jsonify({"id": report_id, "sha256": report.sha256, "says": report.says, "picture_kept": report.picture is not None}), 201
 
 
 @bp.get("/health")

@@ -91,6 +91,8 @@ class Config:
     cors_origins: list[str] = field(default_factory=list)
     # Keep accepted uploads here (named by their SHA-256); empty: never stored.
     upload_dir: str = ""
+    # Where users' reports (POST /feedback) are kept: sqlite:///PATH or a path; "off": nowhere.
+    feedback_uri: str = "sqlite:///feedback.sqlite3"
     # Temporary files (videos being read) go here and are always removed.
     tmp_dir: str = field(default_factory=tempfile.gettempdir)
     # The dynamic micro-batcher.
@@ -112,6 +114,7 @@ class Config:
             trust_proxy=_bool("UNMASK_TRUST_PROXY", False),
             cors_origins=_list("UNMASK_CORS_ORIGINS"),
             upload_dir=_env("UNMASK_UPLOAD_DIR"),
+            feedback_uri=_env("UNMASK_FEEDBACK_URI") or "sqlite:///feedback.sqlite3",
             tmp_dir=_env("UNMASK_TMP_DIR") or tempfile.gettempdir(),
             batching=_bool("UNMASK_BATCHING", True),
             batch_max=_int("UNMASK_BATCH_MAX", 16),
@@ -131,6 +134,9 @@ class Config:
 
     def validate(self) -> "Config":
         parse_rate(self.rate_limit)
+        from server.feedback import sqlite_path
+
+        sqlite_path(self.feedback_uri)
         for name in ("max_image_bytes", "max_video_bytes", "max_pixels", "video_frames", "batch_max"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")

@@ -20,6 +20,7 @@ COMMANDS = {
     "explain": ("training.explain", "show what the detector looked at (Grad-CAM, LIME, feature maps)"),
     "convert": ("converter.export", "export a detector to a TensorFlow.js graph model with metadata"),
     "serve": ("server.serve", "run the second-opinion server under gunicorn"),
+    "feedback": ("server.feedback", "write out the reports users sent to the server (unmask feedback export)"),
 }
 
 

@@ -88,7 +88,7 @@ def test_openapi_is_served_and_names_every_endpoint(server):
     doc = server.get("/api/v1/openapi.json").json()
     assert doc == json.loads((ROOT / "server" / "openapi.json").read_text())
     assert set(doc["paths"]) == {"/api/v1/check", "/api/v1/check/video", "/api/v1/explain", "/api/v1/health",
-                                 "/api/v1/models", "/api/v1/openapi.json"}
+                                 "/api/v1/models", "/api/v1/openapi.json", "/api/v1/feedback"}
 
 
 def test_no_cross_origin_access_unless_configured(server):
