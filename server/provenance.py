@@ -17,15 +17,13 @@ import json
 import re
 import struct
 import zlib
+from pathlib import Path
 
 from server.uploads import MIME
 
 IPTC_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # IPTC digital source types that mean a trained model made (part of) the content.
 AI_SOURCE_TYPES = {"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"}
-# PNG text keys written by image generators: A1111/Forge (parameters), ComfyUI (prompt,
-# workflow), InvokeAI (invokeai_metadata, sd-metadata, Dream).
-GENERATOR_PNG_KEYS = {"parameters", "prompt", "workflow", "invokeai_metadata", "invokeai_graph", "sd-metadata", "dream"}
 # Names in EXIF Software (or a PNG Software chunk) that only image generators write.
 GENERATOR_SOFTWARE = re.compile(
     r"stable[ -]?diffusion|automatic1111|comfyui|invokeai|novelai|midjourney|dall[-·. ]?e|"
@@ -35,7 +33,8 @@ GENERATOR_SOFTWARE = re.compile(
 # A1111's parameter block, as it appears in EXIF UserComment of its JPEGs.
 SD_PARAMETERS = re.compile(r"Steps: \d+.*Sampler: ", re.DOTALL)
 SNIPPET = 160  # characters of a metadata value echoed back
-MAX_TEXT = 1 << 20  # decompressed bytes read from one compressed text chunk
+# The keys and limits shared with the extension (models/provenance.json).
+RULES = json.loads((Path(__file__).resolve().parents[1] / "models" / "provenance.json").read_text())
 
 
 def inspect(data: bytes, kind: str) -> dict:
@@ -149,7 +148,9 @@ def _source_types(manifest: dict) -> list[str]:
 # --- EXIF, PNG text, XMP ----------------------------------------------------------------
 def read_metadata(data: bytes, kind: str, findings: list[dict]) -> dict:
     meta: dict = {}
-    texts = png_text_chunks(data) if kind == "png" else {}
+    texts, stopped = png_text(data) if kind == "png" else ({}, None)
+    if stopped:
+        _finding(findings, "png", stopped, False)
     exif = _exif(data)
     software = exif.get("software") or texts.get("Software")
     if software:
@@ -162,7 +163,8 @@ def read_metadata(data: bytes, kind: str, findings: list[dict]) -> dict:
     if comment and SD_PARAMETERS.search(comment):
         meta["exif_user_comment"] = _snip(comment)
         _finding(findings, "exif", "EXIF UserComment holds Stable Diffusion generation parameters", True)
-    gen_keys = sorted(k for k in texts if k.lower() in GENERATOR_PNG_KEYS)
+    generator_keys = set(RULES["png_keys"]["generator"])
+    gen_keys = sorted(k for k in texts if k.lower() in generator_keys)
     if texts:
         meta["png_text"] = {k: _snip(v) for k, v in texts.items() if k != "XML:com.adobe.xmp"}
     if gen_keys:
@@ -216,37 +218,80 @@ def _decode_user_comment(raw) -> str:
 
 
 def png_text_chunks(data: bytes) -> dict[str, str]:
-    """tEXt, zTXt and iTXt chunks of a PNG, keyword -> text, without decoding pixels.
-    Compressed chunks are inflated to at most MAX_TEXT bytes (no zip bombs)."""
+    """The kept text chunks of a PNG (keyword -> text): see png_text."""
+    return png_text(data)[0]
+
+
+def png_text(data: bytes) -> tuple[dict[str, str], str | None]:
+    """tEXt, zTXt and iTXt chunks of a PNG whose key provenance reads (RULES png_keys), without
+    decoding pixels, within RULES limits; and why reading stopped early, or None.
+
+    Every file is hostile: a PNG can hold hundreds of small compressed chunks that each
+    inflate to a megabyte, after a chunk that makes other readers stop. So the walk stops at
+    the first malformed chunk, looks at max_text_chunks text chunks at most, skips keys it
+    does not use without inflating them, and inflates no more than max_text_bytes in all."""
+    limits = RULES["limits"]
+    keep = {k.lower() for group in ("generator", "other") for k in RULES["png_keys"][group]}
+    budget = limits["max_text_bytes"]
     out: dict[str, str] = {}
-    pos = 8
-    while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        try:
-            if ctype == b"tEXt":
-                key, _, text = body.partition(b"\x00")
-                out[key.decode("latin-1")] = text.decode("latin-1")
-            elif ctype == b"zTXt":
-                key, _, rest = body.partition(b"\x00")
-                out[key.decode("latin-1")] = _inflate(rest[1:]).decode("latin-1")
-            elif ctype == b"iTXt":
-                key, _, rest = body.partition(b"\x00")
-                compressed, rest = rest[0], rest[2:]
-                _lang, _, rest = rest.partition(b"\x00")
-                _tkey, _, text = rest.partition(b"\x00")
-                out[key.decode("latin-1")] = (_inflate(text) if compressed else text).decode("utf-8", "replace")
-            elif ctype == b"IEND":
-                break
-        except (zlib.error, IndexError, UnicodeDecodeError):
+    view = memoryview(data)
+    pos, seen = 8, 0
+    while pos < len(data):
+        if pos + 12 > len(data):
+            return out, "the PNG ends inside a chunk"
+        length, ctype = struct.unpack(">I4s", view[pos : pos + 8])
+        end = pos + 12 + length
+        if not ctype.isalpha() or end > len(data):
+            return out, "the PNG has a malformed chunk; what follows it was not read"
+        body = view[pos + 8 : end - 4]
+        if zlib.crc32(view[pos + 4 : end - 4]) != struct.unpack(">I", view[end - 4 : end])[0]:
+            return out, "the PNG has a chunk with a bad checksum; what follows it was not read"
+        pos = end
+        if ctype == b"IEND":
+            break
+        if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
             continue
-    return out
+        seen += 1
+        if seen > limits["max_text_chunks"]:
+            return out, f"the PNG has more than {limits['max_text_chunks']} text chunks; the rest were not read"
+        try:
+            key, text = _text_chunk(ctype, bytes(body[:80]), body, keep, budget)
+        except (zlib.error, ValueError, IndexError):
+            return out, "the PNG has a text chunk that cannot be read; what follows it was not read"
+        if text is None:
+            continue
+        if len(text) >= budget:
+            out[key] = text[:budget]
+            return out, f"the PNG's text chunks hold more than {budget} bytes; the rest were not read"
+        budget -= len(text)
+        out[key] = text
+    return out, None
 
 
-def _inflate(data: bytes) -> bytes:
-    d = zlib.decompressobj()
-    return d.decompress(data, MAX_TEXT)
+def _text_chunk(ctype: bytes, head: bytes, body: memoryview, keep: set[str], budget: int) -> tuple[str, str | None]:
+    """(key, text) of one text chunk, text None for a key not kept (left compressed)."""
+    sep = head.find(b"\x00")
+    if sep < 1:
+        raise ValueError("a text chunk without a keyword")
+    key = head[:sep].decode("latin-1")
+    if key.lower() not in keep:
+        return key, None
+    rest = body[sep + 1 :]
+    if ctype == b"tEXt":
+        return key, bytes(rest[:budget]).decode("latin-1")
+    if ctype == b"zTXt":
+        return key, _inflate(rest[1:], budget).decode("latin-1")
+    # iTXt: compression flag, method, language\0, translated keyword\0, text
+    compressed = rest[0]
+    tail = bytes(rest[2:])
+    _lang, _, tail = tail.partition(b"\x00")
+    _tkey, _, text = tail.partition(b"\x00")
+    return key, (_inflate(text, budget) if compressed else text[:budget]).decode("utf-8", "replace")
+
+
+def _inflate(data, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of a zlib stream (one more tells the caller it was cut)."""
+    return zlib.decompressobj().decompress(data, limit + 1)
 
 
 def find_xmp(data: bytes) -> str | None:

@@ -60,12 +60,35 @@ def jpeg_with_xmp(source_type: str, seed: int = 0) -> bytes:
     return jpeg[:2] + segment + jpeg[2:]
 
 
+def png_chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def itxt(key: str, text: bytes, compressed: bool = True) -> bytes:
+    """An iTXt chunk; `text` goes in as it is when not compressed (garbage included)."""
+    payload = zlib.compress(text, 9) if compressed else text
+    return png_chunk(b"iTXt", key.encode() + b"\x00" + bytes([int(compressed), 0]) + b"\x00\x00" + payload)
+
+
+def png_with_chunks(chunks: list[bytes], seed: int = 1) -> bytes:
+    """A face PNG with `chunks` placed just before IEND (where some generators write text)."""
+    png = encode(face(200, seed), "PNG")
+    return png[:-12] + b"".join(chunks) + png[-12:]
+
+
 def png_with_ztxt_bomb(key: str = "parameters", size: int = 64 * 1024 * 1024) -> bytes:
     """A PNG whose compressed text chunk inflates to `size` bytes."""
     png = encode(face(200, 1), "PNG")
-    body = key.encode() + b"\x00\x00" + zlib.compress(b"A" * size, 9)
-    chunk = struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    chunk = png_chunk(b"zTXt", key.encode() + b"\x00\x00" + zlib.compress(b"A" * size, 9))
     return png[:33] + chunk + png[33:]  # after the 8-byte signature and the 25-byte IHDR chunk
+
+
+def png_text_bomb(chunks: int = 300, seed: int = 1) -> bytes:
+    """The text-chunk bomb of issue 18: a zero-length chunk of an invalid type (Pillow stops
+    reading there, so its own text limit never sees what follows), then `chunks` iTXt chunks
+    of about 1 KB each that each inflate to 1 MiB, under keys of their own."""
+    mib = b"\x00" * (1 << 20)
+    return png_with_chunks([png_chunk(b"\x00\x00\x00\x00", b"")] + [itxt(f"parameters{i}", mib) for i in range(chunks)], seed)
 
 
 def animated_gif(seed: int = 0) -> bytes:

@@ -107,9 +107,45 @@ def test_png_generator_chunks_are_evidence():
     assert plain["metadata"]["png_text"] == {"Title": "holiday", "Author": "me"}
 
 
+LIMITS = provenance.RULES["limits"]
+
+
 def test_compressed_text_chunks_are_inflated_with_a_cap():
-    texts = provenance.png_text_chunks(files.png_with_ztxt_bomb(size=64 * 1024 * 1024))
-    assert len(texts["parameters"]) == provenance.MAX_TEXT
+    texts, stopped = provenance.png_text(files.png_with_ztxt_bomb(size=64 * 1024 * 1024))
+    assert len(texts["parameters"]) == LIMITS["max_text_bytes"] and "more than" in stopped
+    # The cap is on all chunks together: two that each fill it give one.
+    two = files.png_with_chunks([files.itxt("prompt", b"{" * (LIMITS["max_text_bytes"] + 10)), files.itxt("workflow", b"{}")])
+    texts, stopped = provenance.png_text(two)
+    assert list(texts) == ["prompt"] and "bytes" in stopped
+
+
+def test_png_text_stops_at_the_first_malformed_chunk():
+    bomb = files.png_text_bomb(chunks=20)
+    texts, stopped = provenance.png_text(bomb)
+    assert texts == {} and "malformed chunk" in stopped
+    finding = provenance.inspect(bomb, "png")["findings"]
+    assert {"source": "png", "evidence": False, "message": stopped} in finding
+    # A bad checksum, a chunk running past the end, a compressed text that is not zlib.
+    good = files.itxt("parameters", b"Steps: 20, Sampler: Euler")
+    broken_crc = good[:-1] + bytes([good[-1] ^ 1])
+    past_the_end = b"\x00\x10\x00\x00iTXt" + good[8:]
+    for chunks, why in (([broken_crc, good], "checksum"), ([past_the_end], "malformed")):
+        png = files.png_with_chunks(chunks)
+        texts, stopped = provenance.png_text(png)
+        assert "parameters" not in texts and why in stopped, (why, texts, stopped)
+    garbage = files.png_with_chunks([files.png_chunk(b"iTXt", b"prompt\x00\x01\x00\x00\x00not zlib"), good])
+    texts, stopped = provenance.png_text(garbage)
+    assert texts == {} and "cannot be read" in stopped
+
+
+def test_png_text_inflates_only_the_keys_it_reads_and_counts_chunks():
+    # Garbage under a key provenance does not read is never inflated, so it is no error.
+    unused = files.png_chunk(b"iTXt", b"Thumbnail\x00\x01\x00\x00\x00not zlib")
+    texts, stopped = provenance.png_text(files.png_with_chunks([unused, files.itxt("parameters", b"Steps: 20")]))
+    assert texts == {"parameters": "Steps: 20"} and stopped is None
+    many = [files.itxt(f"note{i}", b"x") for i in range(LIMITS["max_text_chunks"])] + [files.itxt("parameters", b"Steps: 20")]
+    texts, stopped = provenance.png_text(files.png_with_chunks(many))
+    assert texts == {} and f"more than {LIMITS['max_text_chunks']} text chunks" in stopped
 
 
 def test_exif_software_and_user_comment():

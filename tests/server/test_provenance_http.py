@@ -1,0 +1,78 @@
+"""Provenance through HTTP against a real gunicorn with one worker, whose memory and CPU time
+the tests read from /proc: hostile metadata must cost the worker next to nothing."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.server import files
+from tests.server.conftest import run_server
+
+MB = 1_000_000
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, models_dir):
+    with run_server(tmp_path_factory.mktemp("provenance"), models_dir, workers=1, threads=2) as s:
+        yield s
+
+
+def worker_pid(server) -> int:
+    """The one gunicorn worker: the child of the master (`unmask serve` execs gunicorn)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == server.proc.pid:
+                children.append(int(entry.name))
+    assert len(children) == 1, children
+    return children[0]
+
+
+def peak_rss(pid: int) -> int:
+    """The process's high-water mark of resident memory (VmHWM), in bytes: every peak since it
+    started counts, however short, so no sampling can miss one."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of all the process's threads: unlike wall time, not stretched by
+    other processes competing for the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def check_png(server, data: bytes):
+    return server.post("/api/v1/check", files={"file": ("picture.png", data, "image/png")}, headers={"Connection": "close"})
+
+
+def test_png_text_chunk_bomb_costs_the_worker_little(server):
+    """Issue 18, item 1: hundreds of iTXt chunks of 1 KB that each inflate to 1 MiB, after a
+    zero-length chunk of an invalid type. Before the fix the worker kept ~2 MiB per chunk
+    (500 chunks: ~550 MB more at its peak, measured) and spent seconds inflating them."""
+    pid = worker_pid(server)
+    # The same picture without the chunks first, so the baseline includes a whole check.
+    plain = check_png(server, files.png_with_chunks([]))
+    assert plain.status_code == 200, plain.text
+    before, cpu_before = peak_rss(pid), cpu_seconds(pid)
+    bomb = files.png_text_bomb(chunks=500)
+    assert len(bomb) < 600_000
+    resp = check_png(server, bomb)
+    grown, cpu = peak_rss(pid) - before, cpu_seconds(pid) - cpu_before
+    assert worker_pid(server) == pid  # the same worker answered, and is alive
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["verdict"] == plain.json()["verdict"]  # the face check ran as before
+    assert grown < 200 * MB, f"the worker's peak memory grew by {grown / MB:.0f} MB"
+    assert cpu < 10, f"the worker spent {cpu:.1f} s of CPU on one picture"
+    assert any("malformed chunk" in f["message"] for f in body["provenance"]["findings"]), body["provenance"]
