@@ -94,8 +94,8 @@ async function askOffscreen(message) {
 let modelQueue = Promise.resolve();
 
 // One image at a time through the model, in the order asked.
-function runModel(bytes) {
-  const job = modelQueue.then(() => askOffscreen({type: 'check', data: toBase64(bytes)}));
+function runModel(bytes, message = {type: 'check'}) {
+  const job = modelQueue.then(() => askOffscreen({...message, data: toBase64(bytes)}));
   modelQueue = job.catch(() => {});
   return job;
 }
@@ -198,7 +198,7 @@ function shownUrl(url) {
 function secondOpinionMode(settings, device, cascade) {
   if (device.verdict === 'no_face') return 'none';
   if (!settings.secondOpinion || parseServerUrl(settings.serverUrl) instanceof Error) return 'off';
-  return escalatesImage(device, cascade) ? 'auto' : 'available';
+  return escalatesImage(device, cascade, {allUnsure: settings.sendAllUnsure}) ? 'auto' : 'available';
 }
 
 // The cached entry as found faces with raw scores, for judge().
@@ -231,9 +231,11 @@ async function check(msg, sender) {
       await cache.linkUrl(m.id, url, hash);
     } else {
       const r = await runModel(bytes);
-      // A picture without a face is cached too: it is not run again.
+      // A picture without a face is cached too: it is not run again. The answer does not wait
+      // for the write (right-click to verdict is the figure that counts); a failed write
+      // loses a cache entry, not the check.
       entry = {faces: r.faces, ts: r.too_small, ol: r.over_limit, f: info.format, w: r.width, h: r.height, thumb: r.thumb};
-      await cache.put(m.id, url, hash, entry);
+      cache.put(m.id, url, hash, entry).catch((e) => console.warn('Unmask: result not cached', e));
     }
   }
   const device = judge(foundOf(entry), adjustCalibration(m.calibration, settings.sensitivity));
@@ -242,7 +244,7 @@ async function check(msg, sender) {
   // Feeds are full of pictures without faces: only those asked about are listed.
   if ((!cached && device.verdict !== 'no_face') || msg.reason === 'menu') {
     const page = sender && sender.tab ? hostOf(sender.tab.url) : null;
-    await updateRecent((list) => [
+    updateRecent((list) => [
       {hash, url: shownUrl(url), page, thumb: entry.thumb, verdict: device.verdict, confidence: device.confidence, p_fake: device.p_fake,
         faces: device.faces.length, server: server && {verdict: server.verdict, confidence: server.confidence, p_fake: server.p_fake}, t: Date.now()},
       ...list.filter((r) => r.hash !== hash),
@@ -284,12 +286,27 @@ async function secondOpinion(msg) {
   return {hash, server: {...result, state: 'done'}};
 }
 
+// msg: {url, hash, data?}: "Show where it looked" for the faces the device judged in that
+// image (its cached result), computed on this device (explain.js).
+async function explain(msg) {
+  const m = await model();
+  const hash = String(msg.hash || '');
+  const entry = await cache.byHash(m.id, hash);
+  if (!entry) throw new CheckProblem('not_checked', 'this image has not been checked on this device yet; check it first');
+  if (!entry.faces.length) throw new CheckProblem('no_face', 'there is no face in this image to show');
+  const bytes = msg.data ? fromBase64(msg.data) : keptBytes.get(hash) || (await fetchImage(String(msg.url || '')));
+  if ((await cache.sha256Hex(bytes)) !== hash) throw new CheckProblem('changed', 'the image changed since it was checked; check it again');
+  keep(hash, bytes);
+  return runModel(bytes, {type: 'explain', crops: entry.faces.map((f) => f.crop)});
+}
+
 async function stats() {
   const m = await model();
   const contexts = await chrome.runtime.getContexts({contextTypes: ['OFFSCREEN_DOCUMENT']});
   const live = contexts.length ? await askOffscreen({type: 'stats'}) : null;
   const {name, version} = m.metadata;
-  return {model: {name, version, quantization: m.metadata.model.quantization}, modelId: m.id, calibration: m.calibration, runs: live ? live.runs : 0, backend: live ? live.backend : null};
+  return {model: {name, version, quantization: m.metadata.model.quantization}, modelId: m.id, calibration: m.calibration, cascade: m.metadata.cascade || null,
+    runs: live ? live.runs : 0, backend: live ? live.backend : null};
 }
 
 // What a page needs before it queues images: the smallest image worth sending.
@@ -353,7 +370,7 @@ async function openOptions(msg) {
   return {};
 }
 
-const HANDLERS = {check, secondOpinion, stats, limits, sitesChanged, enableSite, clearData, openOptions};
+const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions};
 
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || msg.target !== 'worker' || !HANDLERS[msg.type]) return false;

@@ -65,6 +65,15 @@ export class Detector {
   // Raw p(fake) for each image, as a Float32Array.
   async scores(pixelsList) {
     const x = preprocessBatch(pixelsList, this.metadata.preprocessing);
+    try {
+      return await this.run(x);
+    } finally {
+      x.dispose();
+    }
+  }
+
+  // Raw p(fake) for a prepared input batch [n, size, size, 3] (the caller disposes it).
+  async run(x) {
     let y;
     try {
       y = this.model.execute(x, this.metadata.model.output);
@@ -72,7 +81,6 @@ export class Detector {
     } catch (e) {
       throw explainKernelError(e);
     } finally {
-      x.dispose();
       if (y) y.dispose();
     }
   }

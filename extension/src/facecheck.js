@@ -57,9 +57,10 @@ export function judge(found, calibration) {
   return combine(found.faces.map((f) => faceResult(f, verdict(f.p_raw, calibration))), found);
 }
 
-// The cascade sends a picture to the server when any of its faces is in the escalation band.
-export function escalatesImage(result, cascade) {
-  return result.faces.some((f) => escalates(f, cascade));
+// The cascade sends a picture to the server when any of its faces is in the escalation band
+// (or called uncertain, when the user asked for all of those: options {allUnsure}).
+export function escalatesImage(result, cascade, options = {}) {
+  return result.faces.some((f) => escalates(f, cascade, options));
 }
 
 // The server's answer replaces the device's, face by face: its faces, each with the device's

@@ -44,14 +44,16 @@ async function blobBytes(url) {
   }
 }
 
-async function checkUrl(url, reason) {
+// Ask the worker about an image (check, secondOpinion, explain): it downloads the image
+// itself, or gets the bytes read here (blob: URLs, and images it has no permission for, which
+// the page itself may read: same origin, or CORS).
+async function askAbout(type, url, payload) {
   const {data, error} = await blobBytes(url);
   if (error) return {ok: false, error};
-  let reply = await ask('check', {url, data, reason});
-  if (!reply.ok && reply.error.code === 'no_access') {
-    // The page itself may be allowed to read it (same origin, or CORS).
+  let reply = await ask(type, {url, data, ...payload});
+  if (!reply.ok && reply.error.code === 'no_access' && !data) {
     try {
-      reply = await ask('check', {url, data: await readInPage(url), reason});
+      reply = await ask(type, {url, data: await readInPage(url), ...payload});
     } catch {
       // keep the no_access answer: the overlay offers to grant the permission
     }
@@ -59,11 +61,8 @@ async function checkUrl(url, reason) {
   return reply;
 }
 
-async function askServer(url, hash, retry) {
-  const {data, error} = await blobBytes(url);
-  if (error) return {ok: false, error};
-  return ask('secondOpinion', {url, hash, data, retry});
-}
+const checkUrl = (url, reason) => askAbout('check', url, {reason});
+const askServer = (url, hash, retry) => askAbout('secondOpinion', url, {hash, retry});
 
 const srcOf = (img) => img.currentSrc || img.src || '';
 
@@ -100,6 +99,7 @@ function redraw(img) {
 async function runCheck(img, item, reason) {
   item.state = 'checking';
   item.server = null;
+  item.heat = null;
   redraw(img);
   const result = await checkUrl(item.src, reason);
   if (items.get(img) !== item) return; // the image changed meanwhile
@@ -130,6 +130,24 @@ async function runServer(img, item, retry) {
   redraw(img);
 }
 
+// "Show where it looked": the heat over each face, computed on the device on request; the
+// button then shows and hides it.
+async function toggleHeat(img) {
+  const item = items.get(img);
+  if (!item || !item.result || !item.result.ok) return;
+  if (item.heat && item.heat.state === 'done') {
+    item.heat.shown = !item.heat.shown;
+    return redraw(img);
+  }
+  if (item.heat && item.heat.state === 'asking') return;
+  item.heat = {state: 'asking'};
+  redraw(img);
+  const reply = await askAbout('explain', item.src, {hash: item.result.hash});
+  if (items.get(img) !== item) return;
+  item.heat = reply.ok ? {state: 'done', heats: reply.heats, shown: true} : {state: 'error', error: reply.error};
+  redraw(img);
+}
+
 // --- the overlay -----------------------------------------------------------------------------
 function panelHandlers(img) {
   const item = () => items.get(img);
@@ -140,6 +158,7 @@ function panelHandlers(img) {
     askServer: () => item() && runServer(img, item(), false),
     retryServer: () => item() && runServer(img, item(), true),
     openOptions: () => ask('openOptions'),
+    heat: () => toggleHeat(img),
   };
 }
 
@@ -201,12 +220,21 @@ const intersection = new IntersectionObserver((entries) => {
   scheduleLayout();
 }, {rootMargin: ROOT_MARGIN});
 
+// Badges are not in the page's layout, so anything that moves a picture must move its badge:
+// scrolling, resizing, a picture or the page changing size (ResizeObserver), any change to the
+// page's DOM or attributes (a class that starts a fade, content pushed in above), images
+// loading, and CSS transitions and animations (followed frame by frame while they run).
 const resizes = new ResizeObserver(() => scheduleLayout());
+
+const SOURCE_ATTRIBUTES = new Set(['src', 'srcset', 'sizes', 'media', 'type']);
 
 const mutations = new MutationObserver((records) => {
   for (const r of records) {
     if (r.type === 'attributes') {
-      if (r.target instanceof HTMLImageElement) consider(r.target); // lazy loaders swap src
+      if (!SOURCE_ATTRIBUTES.has(r.attributeName)) continue;
+      // Lazy loaders swap src; a <picture>'s <source> changes which file its <img> shows.
+      if (r.target instanceof HTMLImageElement) consider(r.target);
+      else if (r.target instanceof HTMLSourceElement && r.target.parentElement) r.target.parentElement.querySelectorAll('img').forEach(consider);
       continue;
     }
     for (const node of r.addedNodes) {
@@ -281,6 +309,17 @@ function scheduleLayout() {
   requestAnimationFrame(layout);
 }
 
+// While a transition or animation runs somewhere in the page, lay out every frame.
+let followUntil = 0;
+
+function follow(ms = 1000) {
+  followUntil = Math.max(followUntil, performance.now() + ms);
+  scheduleLayout();
+}
+
+const onMotionStart = () => follow();
+const onMotionEnd = () => scheduleLayout();
+
 // Whether something of the page's own that stays put on screen (a sticky or fixed header, a
 // bar) covers the point (x, y) of the viewport over `img`. An overlay that scrolls with the
 // image (Instagram lays one over its pictures) does not count.
@@ -296,6 +335,14 @@ function coveredAt(img, x, y) {
   return false;
 }
 
+// Where the picture is now, read on every layout: a badge is shown only on a picture that is
+// rendered, on screen, and still shows the file its badge is about.
+function onScreen(img, rect) {
+  if (rect.width <= 0 || rect.height <= 0) return false; // display: none, or detached from layout
+  if (rect.bottom <= 0 || rect.right <= 0 || rect.top >= innerHeight || rect.left >= innerWidth) return false;
+  return !img.checkVisibility || img.checkVisibility({visibilityProperty: true});
+}
+
 function layout() {
   layoutScheduled = false;
   for (const [img, badge] of badges) {
@@ -304,9 +351,17 @@ function layout() {
       dropBadge(img);
       continue;
     }
-    let show = visible.has(img);
+    const item = items.get(img);
+    if (item && srcOf(img) !== item.src && img.src !== item.src) {
+      // The picture shows another file now (a <picture> source chosen anew on resize, a
+      // carousel): its badge is about the old one.
+      badge.hidden = true;
+      consider(img);
+      continue;
+    }
+    const rect = img.getBoundingClientRect();
+    let show = onScreen(img, rect);
     if (show) {
-      const rect = img.getBoundingClientRect();
       placeBadge(badge, rect);
       badge.hidden = false;
       // The layer paints above everything: hide a badge that the page's header now covers.
@@ -321,11 +376,17 @@ function layout() {
     if (item && item.result && item.result.ok) placeFaces(panel.faces, panel.img, item.result.device);
   }
   if (badges.size || panel) layer.ensure();
+  if (performance.now() < followUntil) scheduleLayout();
 }
 
 function onLoad(e) {
   if (e.target instanceof HTMLImageElement) consider(e.target);
+  scheduleLayout(); // a picture that loads can move every picture below it
 }
+
+// Any other change to the page (classes, styles, content) may move pictures.
+const moves = new MutationObserver(() => scheduleLayout());
+const MOTION = {transitionrun: onMotionStart, animationstart: onMotionStart, transitionend: onMotionEnd, transitioncancel: onMotionEnd, animationend: onMotionEnd};
 
 async function startBadges() {
   if (watching) return;
@@ -340,7 +401,10 @@ async function startBadges() {
     if (!watching) return;
   }
   document.querySelectorAll('img').forEach(track);
-  mutations.observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset']});
+  mutations.observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: [...SOURCE_ATTRIBUTES]});
+  moves.observe(document.documentElement, {childList: true, subtree: true, attributes: true, characterData: true});
+  resizes.observe(document.documentElement);
+  for (const [type, fn] of Object.entries(MOTION)) document.addEventListener(type, fn, true);
   document.addEventListener('load', onLoad, true);
   window.addEventListener('scroll', scheduleLayout, {capture: true, passive: true});
   window.addEventListener('resize', scheduleLayout, {passive: true});
@@ -351,6 +415,9 @@ function stopBadges() {
   if (!watching) return;
   watching = false;
   mutations.disconnect();
+  moves.disconnect();
+  resizes.unobserve(document.documentElement);
+  for (const [type, fn] of Object.entries(MOTION)) document.removeEventListener(type, fn, true);
   document.removeEventListener('load', onLoad, true);
   window.removeEventListener('scroll', scheduleLayout, {capture: true});
   window.removeEventListener('resize', scheduleLayout);
@@ -364,7 +431,7 @@ function applySettings(next) {
   const before = settings;
   settings = withDefaults(next);
   if (!badgesEnabled(location.href, settings)) return stopBadges();
-  const rejudge = watching && (before.sensitivity !== settings.sensitivity || before.secondOpinion !== settings.secondOpinion || before.minSide !== settings.minSide);
+  const rejudge = watching && (before.sensitivity !== settings.sensitivity || before.secondOpinion !== settings.secondOpinion || before.sendAllUnsure !== settings.sendAllUnsure || before.minSide !== settings.minSide);
   if (rejudge) {
     stopBadges();
   }

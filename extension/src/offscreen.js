@@ -7,6 +7,7 @@ import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 
 import {fromBase64} from './bytes.js';
 import {load} from './detector.js';
+import {heatFor, occlusionMap} from './explain.js';
 import {FaceCheck} from './facecheck.js';
 import {cropPixels, loadFaceFinder} from './faces.js';
 
@@ -87,12 +88,27 @@ async function check({data}) {
   }
 }
 
+// "Show where it looked": a heat map over each face's crop (explain.js). crops: the [x, y,
+// side] squares the check judged, from the worker's cached result.
+async function explain({data, crops}) {
+  const fc = await faceCheck();
+  const {bitmap, pixels} = await decode(fromBase64(data));
+  bitmap.close();
+  const heats = [];
+  for (const crop of crops) {
+    const t0 = performance.now();
+    const map = await occlusionMap(fc.detector, cropPixels(pixels, crop));
+    heats.push({crop, ...heatFor(map), ms: Math.round(performance.now() - t0)});
+  }
+  return {heats};
+}
+
 async function stats() {
   const fc = await faceCheck();
   return {runs, backend: tf.getBackend(), model: fc.detector.metadata.model};
 }
 
-const HANDLERS = {check, stats};
+const HANDLERS = {check, explain, stats};
 
 chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
   if (!msg || msg.target !== 'offscreen') return false;

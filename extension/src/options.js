@@ -1,6 +1,7 @@
 // The options page: second opinion (server, API key), sites with badges, sensitivity, data.
 // Permission requests happen here, inside the click that asks for them, as Chrome requires.
 import {adjustCalibration} from './sensitivity.js';
+import {escalationLimits} from './verdict.js';
 import {serverHealth} from './secondopinion.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
 import {builtinPatterns, originPattern} from './sites.js';
@@ -51,6 +52,17 @@ async function testServer() {
   } catch (e) {
     status('server-status', e.message, false);
   }
+}
+
+// Which pictures go by themselves, in the numbers the overlay shows ("Leans fake (57%)").
+function showBand(cascade) {
+  const limits = escalationLimits(cascade);
+  const how = !limits
+    ? 'Which go by themselves: every picture with a face the device calls “Unsure”.'
+    : limits.fake === limits.real
+      ? `Which go by themselves: pictures with a face that leans fake or real by less than ${limits.fake}% (the overlay shows how far each face leans).`
+      : `Which go by themselves: pictures with a face that leans fake by less than ${limits.fake}% or real by less than ${limits.real}% (the overlay shows how far each face leans).`;
+  $('band').textContent = `${how} Any other picture goes only when you ask, from its overlay.`;
 }
 
 // --- sites ---
@@ -109,6 +121,7 @@ async function addSite() {
 async function showThresholds(level) {
   const reply = await toWorker('stats');
   if (!reply || !reply.ok) return ($('thresholds').textContent = reply ? reply.error.message : '');
+  showBand(reply.cascade);
   const cal = adjustCalibration(reply.calibration, level);
   const fake = cal.fake_threshold > 1 ? 'never' : `from ${Math.round(cal.fake_threshold * 100)}%`;
   $('thresholds').textContent = `Now: “fake” ${fake} calibrated probability of fake, “real” up to ${Math.round(cal.real_threshold * 100)}%, “unsure” between.`;
@@ -134,6 +147,11 @@ async function init() {
   $('server').value = s.serverUrl;
   $('apikey').value = s.apiKey;
   $('timeout').value = s.serverTimeoutS;
+  $('all-unsure').checked = s.sendAllUnsure;
+  $('all-unsure').onchange = async () => {
+    await updateSettings({sendAllUnsure: $('all-unsure').checked});
+    status('server-status', $('all-unsure').checked ? 'Saved: every picture with an “Unsure” face goes to your server (while the second opinion is on).' : 'Saved: only the pictures described above go by themselves.');
+  };
   $('ext-id').textContent = chrome.runtime.id;
   $('ext-id2').textContent = chrome.runtime.id;
   for (const radio of document.querySelectorAll('input[name=sensitivity]')) {

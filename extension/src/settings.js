@@ -12,6 +12,9 @@ export const DEFAULTS = Object.freeze({
   apiKey: '',
   // A server that has not answered after this long is reported as slow, with a retry.
   serverTimeoutS: 20,
+  // Send every picture with a face called uncertain, not only those in the model's
+  // escalation band (metadata.cascade).
+  sendAllUnsure: false,
   // Hostnames where the user switched badges on (beyond the built-in social sites).
   sites: [],
   // Hostnames of built-in social sites where the user switched badges off.

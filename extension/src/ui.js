@@ -13,7 +13,16 @@ export const NEXT_STEP = {
   fake: "Treat it as manipulated until shown otherwise. Don't share it as real; look for the original with a reverse image search.",
   real: 'No sign of a deepfake was found in the faces. That is not proof: if it matters, check where the image first appeared.',
   uncertain: "The on-device model can't tell. Get a second opinion, or check where the image came from before you trust or share it.",
+  // After the second opinion, when it could not tell either: no second opinion to offer.
+  undecided: "Neither this device nor your server can tell. Check where the image came from before you trust or share it.",
 };
+
+// What to do next, from the last word: the server's once it answered.
+export function nextStep(device, server) {
+  if (!server || server.state !== 'done') return NEXT_STEP[device.verdict];
+  if (server.verdict === 'fake' || server.verdict === 'real') return NEXT_STEP[server.verdict];
+  return NEXT_STEP.undecided;
+}
 
 const STYLE = `
 :host { all: initial; }
@@ -31,6 +40,7 @@ const STYLE = `
 .badge[data-verdict="uncertain"], .face[data-verdict="uncertain"] .tag { background: rgba(176, 120, 8, 0.92); }
 .badge .srv { padding-left: 5px; margin-left: 1px; border-left: 1px solid rgba(255,255,255,.5); font-weight: 500; }
 .faces { position: absolute; overflow: hidden; pointer-events: none; }
+.heat { position: absolute; image-rendering: auto; }
 .face { position: absolute; border: 2px solid #fff; border-radius: 3px; box-shadow: 0 0 0 1px rgba(0,0,0,.45); }
 .face[data-verdict="fake"] { border-color: #e0474e; }
 .face[data-verdict="real"] { border-color: #2fa863; }
@@ -48,7 +58,7 @@ const STYLE = `
 .panel[data-verdict="uncertain"] { border-top-color: #b07808; }
 .panel h2 { margin: 0 24px 2px 0; font-size: 17px; }
 .panel .conf { color: #4b5263; margin-bottom: 8px; }
-.panel ol { margin: 6px 0; padding-left: 20px; }
+.panel ol { margin: 6px 0; padding-left: 0; list-style: none; }
 .panel ol li { margin: 2px 0; }
 .panel ol .dev { color: #6b7180; font-size: 12px; }
 .panel .next { margin: 8px 0; }
@@ -117,11 +127,12 @@ function shortText(v, confidence) {
 }
 
 // The faces as finally judged: the server's, face by face, once it answered with faces.
+// Numbered left to right, as a person reads the picture (the finder lists the largest first).
 export function facesShown(item) {
   const d = item.result.device;
   const s = item.server;
-  if (s && s.state === 'done' && Array.isArray(s.faces)) return mergeServerFaces(d.faces, s.faces);
-  return d.faces.map((f) => ({...f, source: 'device'}));
+  const faces = s && s.state === 'done' && Array.isArray(s.faces) ? mergeServerFaces(d.faces, s.faces) : d.faces.map((f) => ({...f, source: 'device'}));
+  return faces.sort((a, b) => a.box[0] - b.box[0] || a.box[1] - b.box[1]);
 }
 
 // A small label in an image's top-right corner: the picture's verdict from its faces. Only
@@ -178,10 +189,25 @@ export function renderFaces(frame, item) {
   }
   frame.hidden = false;
   frame.dataset.source = item.server && item.server.state === 'done' && Array.isArray(item.server.faces) ? 'server' : 'device';
+  // The heat first, so the boxes and their tags lie above it; each over its own face's crop.
+  const h = item.heat;
+  if (h && h.state === 'done' && h.shown) h.heats.forEach((heat) => frame.append(heatCanvas(heat)));
   facesShown(item).forEach((f, i) => {
     frame.append(el('div', {class: 'face', 'data-index': i + 1, 'data-verdict': f.verdict, 'data-p-fake': f.p_fake, 'data-source': f.source, 'data-box': f.box.join(',')},
       el('span', {class: 'tag', textContent: tagText(i, f)})));
   });
+}
+
+// A face's heat as a grid x grid canvas that the browser scales smoothly over the crop: hot
+// patches red to yellow and half see-through, the rest left clear so the face shows.
+function heatCanvas(heat) {
+  const canvas = el('canvas', {class: 'heat', 'data-crop': heat.crop.join(','), 'data-strongest': heat.strongest, 'data-ms': heat.ms});
+  canvas.width = canvas.height = heat.grid;
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(heat.grid, heat.grid);
+  heat.values.forEach((v, i) => img.data.set([255, Math.round(210 * (1 - v)), 0, Math.round(150 * v)], 4 * i));
+  ctx.putImageData(img, 0, 0);
+  return canvas;
 }
 
 // The face boxes in file pixels, drawn where the page shows the picture (its object-fit and
@@ -199,6 +225,11 @@ export function placeFaces(frame, img, file) {
   };
   Object.assign(frame.style, {left: `${docX(box.left)}px`, top: `${docY(box.top)}px`, width: `${box.width}px`, height: `${box.height}px`});
   const drawn = drawnRect(box, file, {fit: cs.objectFit, position: cs.objectPosition, natural: {width: img.naturalWidth, height: img.naturalHeight}});
+  for (const heat of frame.querySelectorAll('.heat')) {
+    const [x, y, side] = heat.dataset.crop.split(',').map(Number);
+    const f = faceRect([x, y, x + side, y + side], file, drawn);
+    Object.assign(heat.style, {left: `${f.left - box.left}px`, top: `${f.top - box.top}px`, width: `${f.width}px`, height: `${f.height}px`});
+  }
   for (const face of frame.querySelectorAll('.face')) {
     const f = faceRect(face.dataset.box.split(',').map(Number), file, drawn);
     Object.assign(face.style, {left: `${f.left - box.left}px`, top: `${f.top - box.top}px`, width: `${f.width}px`, height: `${f.height}px`});
@@ -239,7 +270,8 @@ export function renderPanel(panel, item, handlers) {
   const d = r.device;
   Object.assign(panel.dataset, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence, faces: d.faces.length});
   if (d.verdict === 'no_face') {
-    panel.append(el('h2', {textContent: wording.no_face}));
+    // The headline says "No face found"; what_is_checked says why (each said once).
+    panel.append(el('h2', {textContent: LABELS.no_face}));
     if (d.faces_too_small) panel.append(el('div', {class: 'msg', textContent: `${countFaces(d.faces_too_small)} too small to judge. ${tooSmall(r.minSide)}`}));
     panel.append(el('div', {class: 'small', textContent: wording.what_is_checked}));
     return;
@@ -248,15 +280,17 @@ export function renderPanel(panel, item, handlers) {
   panel.append(
     el('h2', {textContent: LABELS[d.verdict]}),
     el('div', {class: 'conf', textContent: `${confidenceText(d.verdict, d.confidence, d.p_fake)} · checked on this device`}),
-    // One face said by the line above, unless the server has spoken for it.
-    shown.length > 1 || shown.some((f) => f.source === 'server') ? facesList(shown) : null,
   );
+  // One line per face when there are several; one face is said by the line above (and by
+  // the second opinion's line, once the server answered).
+  if (shown.length > 1) panel.append(facesList(shown));
   const more = [];
   if (d.faces_too_small) more.push(`${countFaces(d.faces_too_small)} too small to judge`);
   if (d.faces_over_limit) more.push(`${countFaces(d.faces_over_limit)} more not judged (the largest ${d.faces.length} were)`);
   if (d.faces.length > 1) panel.append(el('div', {class: 'small', textContent: wording.image_rule}));
   if (more.length) panel.append(el('div', {class: 'small', textContent: `${capital(more.join('; '))}.`}));
-  panel.append(el('div', {class: 'next', textContent: NEXT_STEP[d.verdict]}));
+  panel.append(el('div', {class: 'next', textContent: nextStep(d, item.server)}));
+  panel.append(heatSection(item, shown, handlers));
   panel.append(secondOpinionSection(item, handlers));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
@@ -266,9 +300,29 @@ const countFaces = (n) => (n === 1 ? '1 face' : `${n} faces`);
 
 // One line per face, numbered as the boxes on the image; the server's verdict once it answered.
 function facesList(faces) {
-  return el('ol', {class: 'faces-list'}, faces.map((f) => el('li', {'data-verdict': f.verdict, 'data-source': f.source},
-    describe(f.verdict, f.confidence, f.p_fake),
+  return el('ol', {class: 'faces-list'}, faces.map((f, i) => el('li', {'data-verdict': f.verdict, 'data-source': f.source},
+    `Face ${i + 1} — ${describe(f.verdict, f.confidence, f.p_fake)}`,
     f.source === 'server' ? el('span', {class: 'dev', textContent: f.device ? ` (server; this device: ${shortText(f.device.verdict, f.device.confidence)})` : ' (server)'}) : null)));
+}
+
+// "Show where it looked", and what the colours mean once shown.
+function heatSection(item, faces, handlers) {
+  const h = item.heat;
+  const box = el('div', {class: 'explain', 'data-heat-state': h ? h.state : 'none'});
+  const shown = h && h.state === 'done' && h.shown;
+  box.append(el('button', {class: 'act secondary', textContent: h && h.state === 'asking' ? 'Looking…' : shown ? 'Hide where it looked' : 'Show where it looked',
+    disabled: Boolean(h && h.state === 'asking'), onclick: handlers.heat}));
+  if (shown) {
+    const leans = new Set(item.result.device.faces.map((f) => (f.p_fake >= 0.5 ? 'fake' : 'real')));
+    for (const lean of ['fake', 'real']) if (leans.has(lean)) box.append(el('div', {class: 'small', textContent: wording.heat[lean]}));
+    const ms = h.heats.reduce((sum, x) => sum + x.ms, 0);
+    box.append(el('div', {class: 'small', textContent: `Worked out on this device in ${ms} ms; only the square judged around ${faces.length > 1 ? 'each face' : 'the face'} is coloured.`}));
+  }
+  if (h && h.state === 'error') {
+    box.dataset.heatError = h.error.code;
+    box.append(el('div', {class: 'err', textContent: capital(h.error.message)}));
+  }
+  return box;
 }
 
 function secondOpinionSection(item, handlers) {

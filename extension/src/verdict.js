@@ -44,11 +44,24 @@ export function verdict(pRaw, cal) {
 // Whether a device verdict goes to the server by itself (when the user allows second
 // opinions). `make models` chooses an escalation band on validation so that the cascade
 // (tiny here, the ensemble there) stays close to the ensemble's accuracy within the server's
-// budget (metadata.cascade); without one, every uncertain verdict goes.
-export function escalates(device, cascade) {
-  const band = cascade && cascade.escalate;
-  if (band && Number.isFinite(band.above) && Number.isFinite(band.below)) {
-    return device.p_fake > band.above && device.p_fake < band.below;
-  }
+// budget (metadata.cascade); without one, every uncertain verdict goes. allUnsure: the user
+// asked for every uncertain verdict to go as well (Options).
+export function escalates(device, cascade, {allUnsure = false} = {}) {
+  if (allUnsure && device.verdict === 'uncertain') return true;
+  const band = escalationBand(cascade);
+  if (band) return device.p_fake > band.above && device.p_fake < band.below;
   return device.verdict === 'uncertain';
+}
+
+function escalationBand(cascade) {
+  const band = cascade && cascade.escalate;
+  return band && Number.isFinite(band.above) && Number.isFinite(band.below) ? band : null;
+}
+
+// The band in the numbers the overlay shows: a face goes when it leans fake by less than
+// `fake` percent or real by less than `real` percent (its confidence). Null without a band.
+export function escalationLimits(cascade) {
+  const band = escalationBand(cascade);
+  if (!band) return null;
+  return {fake: Math.round(100 * band.below), real: Math.round(100 * (1 - band.above))};
 }

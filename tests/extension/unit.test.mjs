@@ -21,7 +21,7 @@ import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
 import {adjustCalibration, LEVELS} from '../../extension/src/sensitivity.js';
 import {parseServerUrl, withDefaults} from '../../extension/src/settings.js';
 import {badgesEnabled, builtinPatterns, isBuiltinSite, originPattern, patternMatches} from '../../extension/src/sites.js';
-import {escalates, verdict} from '../../extension/src/verdict.js';
+import {escalates, escalationLimits, verdict} from '../../extension/src/verdict.js';
 import {describe as say, LABELS, pct, wording} from '../../extension/src/wording.js';
 import {fixtureImages, PYTHON, ROOT} from './harness/setup.mjs';
 
@@ -167,6 +167,30 @@ describe('which device verdicts go to the server by themselves', () => {
       assert.equal(escalates(verdict(0.7, cal), c), true);
       assert.equal(escalates(verdict(0.9, cal), c), false);
       assert.equal(escalates(verdict(0.1, cal), c), false);
+    }
+  });
+
+  it('with every uncertain verdict asked for: the band and every uncertain one', () => {
+    const all = {allUnsure: true};
+    assert.equal(escalates(verdict(0.7, cal), cascade, all), true, 'uncertain outside the band');
+    assert.equal(escalates(verdict(0.5, cal), cascade, all), true);
+    assert.equal(escalates(verdict(0.9, cal), cascade, all), false, 'a confident fake');
+    assert.equal(escalates(verdict(0.1, cal), cascade, all), false, 'a confident real');
+    const wide = {escalate: {above: 0.1, below: 0.9}};
+    assert.equal(escalates(verdict(0.85, cal), wide, all), true, 'the band still sends a confident verdict inside it');
+  });
+
+  it('says the band in the numbers the overlay shows (how far a face leans)', () => {
+    assert.deepEqual(escalationLimits(cascade), {fake: 60, real: 60});
+    assert.deepEqual(escalationLimits({escalate: {above: 0.35, below: 0.55}}), {fake: 55, real: 65});
+    assert.equal(escalationLimits({}), null);
+    // Inside the limits exactly when inside the band: a face leaning fake by 59% goes, by 61% not.
+    const goes = (p) => escalates(verdict(p, cal), cascade);
+    const lim = escalationLimits(cascade);
+    for (const p of [0.41, 0.45, 0.55, 0.59, 0.61, 0.39, 0.7, 0.3]) {
+      const v = verdict(p, cal);
+      const lean = v.p_fake >= 0.5 ? lim.fake : lim.real;
+      assert.equal(goes(p), 100 * v.confidence < lean, `p(fake) ${p}`);
     }
   });
 });
