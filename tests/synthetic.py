@@ -209,3 +209,62 @@ def settle_batchnorm(model, size: int) -> None:
     model(x, training=True)
     for layer, m in zip(found, momenta):
         layer.momentum = m
+
+
+def seeded_tiny(folder: Path, seed: int = 0, fake_threshold: float = 0.6, real_threshold: float = 0.4):
+    """The tiny architecture with weights that do not depend on the machine that makes them,
+    and that float16 stores exactly: the fixture for tests that compare a converted model with
+    Keras. A model fitted for a few steps differs with the CPU's numerics, and its float16
+    error sat at the parity tolerance (0.0137 on one Xeon, within 0.01 on another).
+
+    Every kernel is drawn from NumPy's seeded generator (He-normal) and rounded to float16.
+    Batch norm is set layer by layer from a batch of synthetic faces, so activations stay
+    alive and scores spread: each channel's spread is divided by a power of two (so the
+    converter's folded kernels stay exact in float16) and its mean moved to 1.5, where most
+    of ReLU6 is linear. Centred on 0 instead, the random network is chaotic: float16's
+    rounding of the input scale 1/127.5 alone moved p_fake by up to 0.004, against 0.00004 here,
+    while a wrong resize still moves it by 0.12 (median). The head spreads the batch's logits
+    over about +-1.5; no test image scores within 0.02 of the 0.4 and 0.6 thresholds."""
+    import keras
+
+    from models import architectures
+    from models.calibration import Calibration
+    from models.detector import Detector
+
+    rng = np.random.default_rng(seed)
+    half = lambda a: np.asarray(a, np.float16).astype(np.float32)  # noqa: E731  (exact in float16)
+    model = architectures.build_tiny(weights=None)
+    size = model.input_shape[1]
+    x = np.stack([face_image(lbl, size, 100 + i) for i in range(16) for lbl in ("real", "fake")]).astype("float32")
+
+    def leaves(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                yield from leaves(layer)
+            elif not isinstance(layer, keras.layers.InputLayer):
+                yield layer
+
+    for layer in leaves(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            mean, std = x.mean((0, 1, 2), dtype=np.float64), x.std((0, 1, 2), dtype=np.float64)
+            gamma = np.where(std > 1e-6, 2.0 ** np.round(-np.log2(np.maximum(std, 1e-6))), 1.0)
+            variance = np.float32(1) - np.float32(layer.epsilon)  # variance + epsilon == 1, so the scale is gamma
+            layer.set_weights([half(gamma), np.zeros_like(gamma, np.float32), half(mean - 1.5 / gamma), np.full_like(gamma, variance, np.float32)])
+        elif isinstance(layer, keras.layers.Dense):
+            w = rng.standard_normal(layer.kernel.shape)
+            logits = x @ w
+            w *= 2.0 ** np.round(np.log2(1.5 / logits.std()))
+            layer.set_weights([half(w), half([-(x @ half(w)).mean()])])
+        elif layer.weights:  # convolutions: He-normal kernels, zero biases
+            depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+            weights = []
+            for v in layer.weights:
+                shape = tuple(v.shape)
+                fan_in = np.prod(shape[:2] if depthwise else shape[:-1])
+                weights.append(half(rng.standard_normal(shape) * np.sqrt(2 / fan_in)) if len(shape) > 1 else np.zeros(shape, np.float32))
+            layer.set_weights(weights)
+        x = np.asarray(layer(x, training=False))
+    cal = Calibration(temperature=1.0, fake_threshold=fake_threshold, real_threshold=real_threshold, target_precision=0.9)
+    det = Detector(model, "tiny", cal, {"name": "tiny", "version": "test"})
+    det.save(folder)
+    return det
