@@ -91,6 +91,14 @@ class Detector:
         return self.info.get("version", "unversioned")
 
     @property
+    def video_calibration(self) -> Calibration | None:
+        """The calibration of a video's face tracks (models/video.py judge_video), fitted on
+        groups of validation frames from one source video (training/video_calibration.py);
+        None until one is fitted, and videos are then judged by the image calibration."""
+        d = self.info.get("video_calibration")
+        return Calibration.from_dict(d) if d else None
+
+    @property
     def member_names(self) -> list[str]:
         return self.info.get("members", [])
 

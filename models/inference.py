@@ -83,24 +83,28 @@ class FaceCheck:
     def check_image(self, image: np.ndarray) -> dict:
         return self.check_images([image])[0]
 
-    def check_video(self, frames) -> dict:
-        """Every sampled frame (models/video.py Frames) checked like an image. The video's
-        verdict comes from the mean logit of each face frame's top raw p(fake) (a geometric
-        vote: one wild frame cannot swing it), calibrated like an image; `no_face` when no
-        sampled frame holds a face."""
-        from models.calibration import logit, sigmoid
+    def check_frames(self, images: list[np.ndarray], times: list[float] | None = None) -> dict:
+        """Frames of one video, each checked like a picture, then tracked and judged as a video
+        by models/video.py judge_video (the one rule the extension's twin follows). "video"
+        says how many frames held a face and which calibration judged the tracks."""
+        from models.video import judge_video
 
-        results = self.check_images([f.image for f in frames])
-        rows = [{"time_s": f.time_s, "frame_index": f.frame_index, **r} for f, r in zip(frames, results)]
-        scored = [r for r in rows if r["verdict"] != NO_FACE]
-        info = {"duration_s": frames.duration_s, "frame_count": frames.frame_count, "frames_sampled": len(rows),
-                "frames_with_face": len(scored), "truncated": frames.truncated,
-                "aggregate": "mean logit of the top face's raw p(fake) over frames with a face"}
-        if not scored:
-            return no_face(video=info, frames=rows)
-        p_raw = float(sigmoid(np.mean(logit([r["p_fake_raw"] for r in scored]))))
-        v = self.detector.calibration.verdict(p_raw)
-        return {**v, "summary": describe(v["verdict"], v["confidence"], v["p_fake"]), "video": info, "frames": rows}
+        results = self.check_images(images)
+        times = times if times is not None else [None] * len(images)
+        rows = [{"time_s": t, **r} for t, r in zip(times, results)]
+        out = judge_video(rows, self.detector.calibration, self.detector.video_calibration)
+        out["video"] = {k: out.pop(k) for k in ("frames_sampled", "frames_with_face", "calibration", "aggregate",
+                                                  "min_track_frames")}
+        return out
+
+    def check_video(self, frames) -> dict:
+        """Every sampled frame (models/video.py Frames) checked like an image, the faces tracked
+        and the video judged (check_frames)."""
+        out = self.check_frames([f.image for f in frames], [f.time_s for f in frames])
+        for row, f in zip(out["frames"], frames):
+            row["frame_index"] = f.frame_index
+        out["video"].update(duration_s=frames.duration_s, frame_count=frames.frame_count, truncated=frames.truncated)
+        return out
 
     # --- what it looked at ------------------------------------------------------------
     def heat(self, image: np.ndarray, result: dict, method: str = "gradcam", target: str | None = None,

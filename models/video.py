@@ -5,7 +5,13 @@
         f.time_s, f.frame_index, f.image   # the whole RGB uint8 frame
 
 Faces are found in the frames by the same finder and crops as in images
-(models/inference.py FaceCheck.check_video).
+(models/inference.py FaceCheck.check_video), then `judge_video` links them into tracks and
+gives the video its verdict. judge_video is the one rule for a video, whoever took the frames:
+the server's file upload and frames endpoint, `unmask check`, and the extension's twin
+(extension/src/videotracks.js), all reading the numbers in models/video.json.
+
+    result = judge_video(rows, image_calibration, video_calibration)
+    result["verdict"], result["tracks"]   # fake | real | uncertain | no_face; one entry per track
 
 Bad input raises VideoError (a ValueError) with `.reason`: not_a_video, no_video_stream,
 corrupt, empty or too_long, and a message saying what to do.
@@ -13,7 +19,9 @@ corrupt, empty or too_long, and a message saying what to do.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +205,93 @@ def sample_frames(source, n_frames: int = 16, max_frames_scanned: int = MAX_FRAM
                           frame_count=len(pts), truncated=truncated)
     finally:
         container.close()
+
+
+# --- tracks and the video's verdict -------------------------------------------------------
+RULES_PATH = Path(__file__).with_name("video.json")
+
+
+@lru_cache(maxsize=1)
+def video_rules() -> dict:
+    """models/video.json: tracking, aggregation and sampling numbers (the extension bundles it)."""
+    return json.loads(RULES_PATH.read_text())
+
+
+def track_faces(frames: list[dict], min_iou: float) -> list[list[tuple[int, int]]]:
+    """Faces of consecutive frames linked by box overlap. `frames`: in time order, each with
+    "faces" (each with a "box" [x0, y0, x1, y1]). Returns tracks in order of birth, each a list
+    of (frame position, face index). In each frame, pairs of (open track, face) are taken best
+    overlap first (ties: older track, then earlier face); a face left over starts a track."""
+    from models.faces import iou
+
+    tracks: list[list[tuple[int, int]]] = []
+    for k, frame in enumerate(frames):
+        faces = frame.get("faces") or []
+        pairs = []
+        for t, track in enumerate(tracks):
+            last_k, last_i = track[-1]
+            last = frames[last_k]["faces"][last_i]["box"]
+            for i, face in enumerate(faces):
+                o = iou(last, face["box"])
+                if o >= min_iou:
+                    pairs.append((-o, t, i))
+        pairs.sort()
+        used_t, used_i = set(), set()
+        for _, t, i in pairs:
+            if t in used_t or i in used_i:
+                continue
+            tracks[t].append((k, i))
+            used_t.add(t)
+            used_i.add(i)
+        tracks.extend([[(k, i)] for i in range(len(faces)) if i not in used_i])
+    return tracks
+
+
+def mean_logit(p_raw) -> float:
+    """The aggregate of a track: sigmoid of the mean logit of its raw p(fake) (a geometric vote:
+    one wild frame cannot swing it)."""
+    from models.calibration import logit, sigmoid
+
+    return float(sigmoid(np.mean(logit(list(p_raw)))))
+
+
+def judge_video(frames: list[dict], calibration, video_calibration=None, rules: dict | None = None) -> dict:
+    """The video's verdict from its sampled frames, each judged like a picture (models/inference.py
+    check_images: "faces" with "box" and "p_fake_raw"; "time_s"). Faces are tracked
+    (track_faces); each track's mean-logit p(fake) is judged by `video_calibration` (the image
+    `calibration` when the detector has none yet, said in "calibration"); the video is fake
+    when any judged track is, real when every judged track is, else uncertain, and no_face
+    when no frame holds a face. Its confidence and p(fake) are the most suspicious judged
+    track's. Each face in the returned frames gets its "track" number."""
+    from models.inference import no_face
+    from models.wording import describe
+
+    rules = rules or video_rules()
+    cal = video_calibration or calibration
+    which = "video" if video_calibration is not None else "image"
+    tracking = rules["tracking"]
+    spans = track_faces(frames, float(tracking["min_iou"]))
+    rows = [{**f, "faces": [dict(face) for face in (f.get("faces") or [])]} for f in frames]
+    longest = max((len(s) for s in spans), default=0)
+    need = min(int(tracking["min_track_frames"]), longest)
+    tracks = []
+    for n, span in enumerate(spans):
+        for k, i in span:
+            rows[k]["faces"][i]["track"] = n
+        p_raw = mean_logit([frames[k]["faces"][i]["p_fake_raw"] for k, i in span])
+        track = {"track": n, "frames": [k for k, _ in span], "judged": len(span) >= need,
+                 "boxes": [frames[k]["faces"][i]["box"] for k, i in span],
+                 "start_s": frames[span[0][0]].get("time_s"), "end_s": frames[span[-1][0]].get("time_s")}
+        track.update(cal.verdict(p_raw))
+        tracks.append(track)
+    with_face = sum(1 for f in frames if f.get("faces"))
+    info = {"frames_sampled": len(frames), "frames_with_face": with_face, "calibration": which,
+            "aggregate": rules["aggregate"], "min_track_frames": need}
+    judged = [t for t in tracks if t["judged"]]
+    if not judged:
+        return no_face(tracks=tracks, frames=rows, **info)
+    top = max(judged, key=lambda t: t["p_fake"])  # the first highest, as the JS twin
+    verdicts = {t["verdict"] for t in judged}
+    verdict = "fake" if "fake" in verdicts else "real" if verdicts == {"real"} else "uncertain"
+    return {"verdict": verdict, "confidence": top["confidence"], "p_fake": top["p_fake"], "p_fake_raw": top["p_fake_raw"],
+            "summary": describe(verdict, top["confidence"], top["p_fake"]), "tracks": tracks, "frames": rows, **info}

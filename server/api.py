@@ -50,7 +50,8 @@ def _state():
 @bp.before_request
 def guard():
     cfg = _state().config
-    limits = {"api.check": cfg.max_image_bytes, "api.explain": cfg.max_image_bytes, "api.check_video": cfg.max_video_bytes}
+    limits = {"api.check": cfg.max_image_bytes, "api.explain": cfg.max_image_bytes, "api.check_video": cfg.max_video_bytes,
+              "api.check_frames": max_frames() * (cfg.max_image_bytes + FORM_OVERHEAD)}
     if request.endpoint == "api.feedback":  # the picture travels as base64: 4/3 of its bytes
         limits["api.feedback"] = cfg.max_image_bytes * 4 // 3
     if request.endpoint in limits:
@@ -116,6 +117,36 @@ def check_video():
         raise _image_error(e) from None
     body.update(_common(upload, detection), provenance=provenance)
     _store(upload, body)
+    g.verdict = body["verdict"]
+    return jsonify(body)
+
+
+def max_frames() -> int:
+    from models.video import video_rules
+
+    return int(video_rules()["sampling"]["max_frames"])
+
+
+@bp.post("/check/frames")
+def check_frames():
+    """Frames a client took from a playing video (JPEG or PNG, in time order): each checked like
+    an image, faces tracked across them and the video judged as an uploaded video is. The
+    extension's second opinion: the video file itself never travels."""
+    from models.preprocessing import ImageError
+
+    state = _state()
+    detection = state.detection
+    detection.require()
+    frames, times = uploads.read_frames(request, max_frames(), state.config.max_image_bytes)
+    images = [_decode(f) for f in frames]
+    try:
+        body = detection.check_frames(images, times)
+    except ImageError as e:
+        raise _image_error(e) from None
+    d = detection.require()
+    body.update(model={"name": d.name, "version": d.version, "device": detection.device},
+                file={"type": "frames", "frames": len(frames), "bytes": sum(len(f.data) for f in frames)},
+                time_ms=round((time.perf_counter() - g.started) * 1000, 1))
     g.verdict = body["verdict"]
     return jsonify(body)
 

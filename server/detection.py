@@ -91,6 +91,10 @@ class Detection:
                 "target_precision": cal.target_precision,
                 "max_false_alarm": cal.max_false_alarm,
             },
+            # Tracks of a video's faces (models/video.py); null: videos use the image calibration.
+            "video_calibration": None if d.video_calibration is None else {
+                k: getattr(d.video_calibration, k) for k in ("temperature", "fake_threshold", "real_threshold",
+                                                             "target_precision", "max_false_alarm")},
             "faces": {"detector": contract()["faces"]["detector"]["name"], "min_face_side": fc.min_face_side,
                       "max_faces": fc.max_faces, "crop_margin": fc.crop_margin},
             "device": self.device,
@@ -118,15 +122,27 @@ class Detection:
 
     def check_video(self, frames, provenance: dict) -> dict:
         """Every sampled frame checked like an image (all faces, the frame's verdict by the
-        image rule); the aggregate over frames with a face; a timeline of equal verdicts."""
+        image rule); faces tracked and the video judged (models/video.py judge_video); a
+        timeline of equal verdicts."""
         self.require()
-        result = self.faces.check_video(frames)
+        out = self.video_result(self.faces.check_video(frames), provenance)
+        out["video"] = {k: out["video"][k] for k in ("duration_s", "frame_count", "truncated")}
+        out["video"]["container"] = getattr(frames, "container", None)
+        return out
+
+    def check_frames(self, images: list[np.ndarray], times: list[float]) -> dict:
+        """Frames a client took from a playing video (the extension's second opinion), judged
+        by the same rule as an uploaded video's."""
+        self.require()
+        return self.video_result(self.faces.check_frames(images, times), {})
+
+    def video_result(self, result: dict, provenance: dict) -> dict:
         rows = result["frames"]
         out = combine(result, provenance)
-        out.update(frames_sampled=len(rows), frames_with_face=result["video"]["frames_with_face"],
-                   aggregate=result["video"]["aggregate"], frames=rows, timeline=timeline(rows))
-        out["video"] = {k: result["video"][k] for k in ("duration_s", "frame_count", "truncated")}
-        out["video"]["container"] = getattr(frames, "container", None)
+        info = result["video"]
+        out.update(frames_sampled=len(rows), frames_with_face=info["frames_with_face"], aggregate=info["aggregate"],
+                   calibration=info["calibration"], tracks=result["tracks"], frames=rows, timeline=timeline(rows),
+                   video=info)
         return out
 
     def explain_png(self, image: np.ndarray, target: str) -> tuple[bytes, list[str]]:

@@ -138,6 +138,46 @@ def read_upload(request, accept: set[str], max_bytes: int) -> Upload:
     return Upload(data, kind)
 
 
+FRAME_KINDS = {"jpeg", "png"}
+
+
+def read_frames(request, max_frames: int, max_bytes: int) -> tuple[list[Upload], list[float | None]]:
+    """The frames of one video a client took itself (POST /api/v1/check/frames): multipart
+    fields named `frame`, JPEG or PNG, in time order, each checked like an upload, at most
+    `max_frames` of them; and `times`, a JSON list of their times in seconds (optional)."""
+    import json
+
+    if not (request.mimetype or "").lower().startswith("multipart/"):
+        raise UploadError(400, "no_file", "send the frames as multipart fields named 'frame' (JPEG or PNG), in time order")
+    parts = request.files.getlist("frame")
+    if not parts:
+        raise UploadError(400, "no_file", "no frame in the form: send each frame in a multipart field named 'frame'")
+    if len(parts) > max_frames:
+        raise UploadError(413, "too_many_frames", f"{len(parts)} frames: send at most {max_frames}")
+    frames = []
+    for n, part in enumerate(parts, start=1):
+        data = part.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise UploadError(413, "too_large", f"frame {n} is larger than the limit of {_size(max_bytes)}")
+        if not data:
+            raise UploadError(400, "empty", f"frame {n} is empty")
+        kind = sniff(data)
+        if kind not in FRAME_KINDS:
+            raise UploadError(415, "unsupported_type", f"frame {n} is not a JPEG or PNG image: send frames, not the video")
+        _check_declared(kind, (part.mimetype or "").lower(), part.filename or "")
+        frames.append(Upload(data, kind))
+    times: list[float | None] = [None] * len(frames)
+    raw = request.form.get("times")
+    if raw:
+        try:
+            times = [float(t) for t in json.loads(raw)]
+        except (ValueError, TypeError):
+            raise UploadError(400, "bad_times", "times must be a JSON list of numbers, one per frame, in seconds") from None
+        if len(times) != len(frames) or any(t != t or t < 0 for t in times):
+            raise UploadError(400, "bad_times", f"times must give one time in seconds (0 or more) for each of the {len(frames)} frames")
+    return frames, times
+
+
 def _check_declared(kind: str, declared_type: str, filename: str) -> None:
     """A file whose Content-Type or name names another type lies about what it is."""
     claims = []

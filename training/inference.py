@@ -121,9 +121,16 @@ def _line(name: str, r: dict) -> str:
                  f"{v['frames_with_face']} with a face]")
         if v["truncated"]:
             text += "\n    note: the video ends before its stated duration (cut off?)"
+        for t in r["tracks"]:
+            judged = f"{t['verdict']:<9} p(fake) {t['p_fake']:.3f}" if t["judged"] else "too brief to judge"
+            text += (f"\n    face track {t['track'] + 1}: {len(t['frames'])} frame(s), {t['start_s']:.2f}-{t['end_s']:.2f} s  "
+                     f"{judged}")
+        text += f"\n    tracks judged by the {v['calibration']} calibration"
         for f in r["frames"]:
             verdict = f["verdict"] if f["verdict"] == "no_face" else f"{f['verdict']:<9} p(fake) {f['p_fake']:.3f}"
-            text += f"\n    {f['time_s']:7.2f} s  frame {f['frame_index']:<6} {len(f['faces'])} face(s)  {verdict}"
+            tracks = ",".join(str(face["track"] + 1) for face in f["faces"])
+            text += f"\n    {f['time_s']:7.2f} s  frame {f['frame_index']:<6} {len(f['faces'])} face(s)  {verdict}" + \
+                (f"  track {tracks}" if tracks else "")
     else:
         text += _faces_lines(r, "    ")
     return text

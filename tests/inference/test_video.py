@@ -52,10 +52,15 @@ def test_real_face_is_found_in_every_frame(tmp_path, tiny):
         cx = (ASTRONAUT_FACE_CENTRE[0] - 2 * f["frame_index"]) * scale
         cy = (ASTRONAUT_FACE_CENTRE[1] - 16) * scale
         assert abs((x0 + x1) / 2 - cx) < (x1 - x0) / 3 and abs((y0 + y1) / 2 - cy) < (y1 - y0) / 3
-    # The video's p(fake) is the calibrated mean logit of the frames' top raw scores.
+    # One face panning is one track over every frame; the video's p(fake) is that track's: the
+    # calibrated mean logit of its raw scores (the image calibration, as this detector has no
+    # video calibration).
     from models.calibration import logit, sigmoid
 
-    mean = float(sigmoid(np.mean(logit([f["p_fake_raw"] for f in result["frames"]]))))
+    assert [t["frames"] for t in result["tracks"]] == [[0, 1, 2, 3, 4]]
+    assert [face["track"] for f in result["frames"] for face in f["faces"]] == [0] * 5
+    assert tiny.video_calibration is None and result["video"]["calibration"] == "image"
+    mean = float(sigmoid(np.mean(logit([f["faces"][0]["p_fake_raw"] for f in result["frames"]]))))
     assert result["p_fake"] == pytest.approx(tiny.calibration.verdict(mean)["p_fake"], abs=1e-4)
 
 

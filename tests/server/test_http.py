@@ -87,8 +87,8 @@ def test_models_lists_the_ensemble_and_its_members(server):
 def test_openapi_is_served_and_names_every_endpoint(server):
     doc = server.get("/api/v1/openapi.json").json()
     assert doc == json.loads((ROOT / "server" / "openapi.json").read_text())
-    assert set(doc["paths"]) == {"/api/v1/check", "/api/v1/check/video", "/api/v1/explain", "/api/v1/health",
-                                 "/api/v1/models", "/api/v1/openapi.json", "/api/v1/feedback"}
+    assert set(doc["paths"]) == {"/api/v1/check", "/api/v1/check/video", "/api/v1/check/frames", "/api/v1/explain",
+                                 "/api/v1/health", "/api/v1/models", "/api/v1/openapi.json", "/api/v1/feedback"}
 
 
 def test_no_cross_origin_access_unless_configured(server):
