@@ -3,6 +3,7 @@
   unmask calibrate runs/tiny                                   # the run's own validation split
   unmask calibrate models/bundled/tiny --data ../shared/data/faces-v1
   unmask calibrate runs/tiny --max-false-alarm 0.05 --target-precision 0.9
+  unmask calibrate models/bundled/tiny --video --metadata extension/model/metadata.json   # the video calibration (training/video_calibration.py)
 
 The validation images (RUN_DIR/split.json) are judged as training and inference judge them:
 the largest face's crop (training/facecrops.py, cached), scored by the detector as `unmask
@@ -36,6 +37,10 @@ def add_arguments(p) -> None:
     p.add_argument("--target-precision", type=float,
                    help="precision that a confident fake/real verdict must reach on validation "
                         "(default: the one the detector was calibrated with, else 0.9)")
+    p.add_argument("--video", action="store_true",
+                   help="fit the video calibration instead (training/video_calibration.py): validation frames grouped "
+                        "into videos by the manifest's group, judged by the face-track aggregate")
+    p.add_argument("--metadata", help="with --video: also write it into this metadata.json (the extension's model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,9 +52,9 @@ def check_max_false_alarm(value: float) -> None:
                        f"(1 turns the bound off); got {value:g}")
 
 
-def validation_scores(detector, samples, progress: bool = True):
-    """(raw p(fake), labels, sources, images without a face, unreadable files) over `samples`,
-    judged on their face crops as `unmask evaluate` judges the test split."""
+def scored_samples(detector, samples, progress: bool = True):
+    """(the samples judged, their raw p(fake), images without a face, unreadable files) over
+    `samples`, judged on their face crops as `unmask evaluate` judges the test split."""
     from training.facecrops import with_faces
     from training.predict import score_files
 
@@ -58,9 +63,13 @@ def validation_scores(detector, samples, progress: bool = True):
                               desc=f"scoring validation ({detector.name})"))
     ok = [s for s in scored if s.error is None]
     errors = [samples[s.index].path for s in scored if s.error]
-    used = [samples[s.index] for s in ok]
-    return (np.array([s.p_raw for s in ok], dtype=np.float64), np.array([s.label for s in used], dtype=np.int64),
-            np.array([s.source for s in used]), no_face, errors)
+    return [samples[s.index] for s in ok], np.array([s.p_raw for s in ok], dtype=np.float64), no_face, errors
+
+
+def validation_scores(detector, samples, progress: bool = True):
+    """(raw p(fake), labels, sources, images without a face, unreadable files) over `samples`."""
+    used, p, no_face, errors = scored_samples(detector, samples, progress)
+    return (p, np.array([s.label for s in used], dtype=np.int64), np.array([s.source for s in used]), no_face, errors)
 
 
 def calibrate_detector(detector, val_samples, target_precision: float, max_false_alarm: float,
@@ -105,6 +114,14 @@ def describe(cal, n: int, no_face=(), errors=()) -> list[str]:
 
 def run(args) -> int:
     check_max_false_alarm(args.max_false_alarm)
+    if args.video:
+        from training import video_calibration
+
+        return video_calibration.run(args)
+    if args.metadata:
+        from training.cli import CLIError
+
+        raise CLIError("--metadata goes with --video (the image calibration reaches metadata.json through `unmask convert`)")
     from models.detector import Detector, resolve
     from training.data import load_split
 

@@ -14,8 +14,11 @@ import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
 import {fetchPattern, hostOf, originPattern, syncUserScripts} from './sites.js';
 import {checkCalibration} from './verdict.js';
+import {videoHandlers} from './videoworker.js';
+import {wording} from './wording.js';
 
 const MENU_ID = 'unmask-check-image';
+const VIDEO_MENU_ID = 'unmask-check-video';
 const OFFSCREEN_URL = 'offscreen.html';
 const RECENT_KEY = 'recent';
 const RECENT_MAX = 20;
@@ -370,7 +373,7 @@ async function openOptions(msg) {
   return {};
 }
 
-const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions};
+const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, ...videoHandlers({model, runModel})};
 
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || msg.target !== 'worker' || !HANDLERS[msg.type]) return false;
@@ -418,14 +421,33 @@ async function menuCheck(info, tab) {
   if (tab && tab.id >= 0) await chrome.action.setBadgeText({tabId: tab.id, text});
 }
 
+// A video: the overlay in the page takes frames as it plays (videocheck.js). Where no overlay
+// can be drawn, say so on the toolbar icon: a video is never downloaded to be checked here.
+async function menuCheckVideo(info, tab) {
+  const message = {type: 'menu-check-video', srcUrl: info.srcUrl || ''};
+  const frameId = info.frameId || 0;
+  if (!tab || tab.id < 0) return;
+  if (await tellTab(tab.id, frameId, message)) return;
+  try {
+    await chrome.scripting.executeScript({target: {tabId: tab.id, frameIds: [frameId]}, files: ['content.js']});
+    if (await tellTab(tab.id, frameId, message)) return;
+  } catch {
+    // a page extensions may not touch
+  }
+  await chrome.action.setBadgeText({tabId: tab.id, text: '!'});
+  await chrome.action.setTitle({tabId: tab.id, title: `Unmask: ${wording.video.problems.unreadable}`});
+}
+
 chrome.contextMenus.onClicked.addListener((info, tab) => {
   if (info.menuItemId === MENU_ID) menuCheck(info, tab).catch((e) => problemOf(e));
+  if (info.menuItemId === VIDEO_MENU_ID) menuCheckVideo(info, tab).catch((e) => problemOf(e));
 });
 
 chrome.runtime.onInstalled.addListener(() => {
   (async () => {
     await chrome.contextMenus.removeAll();
     chrome.contextMenus.create({id: MENU_ID, title: 'Check image for deepfake', contexts: ['image']});
+    chrome.contextMenus.create({id: VIDEO_MENU_ID, title: wording.video.menu, contexts: ['video']});
     await sitesChanged();
   })().catch((e) => problemOf(e));
 });

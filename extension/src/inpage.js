@@ -7,6 +7,7 @@ import {toBase64} from './bytes.js';
 import {LIMITS} from './imageinfo.js';
 import {SETTINGS_KEY, withDefaults} from './settings.js';
 import {badgesEnabled} from './sites.js';
+import {closeVideoChecks, layoutVideoChecks, menuCheckVideo, rememberContextTarget, VideoButtons} from './videocheck.js';
 import {Layer, makeBadge, makeFaces, makePanel, placeBadge, placeFaces, placePanel, renderBadge, renderFaces, renderPanel} from './ui.js';
 
 const MAX_CHECKS = 3; // checks in flight from this page
@@ -69,6 +70,7 @@ const srcOf = (img) => img.currentSrc || img.src || '';
 // --- state per image -------------------------------------------------------------------------
 // item: {src, state: queued | checking | done | error, result, server: {state, ...} | null}
 const layer = new Layer();
+const videoButtons = new VideoButtons({layer, ask}); // "Check video" where badges are on
 const items = new Map(); // img (or null for an image not found in the page) -> item
 const badges = new Map(); // img -> badge element
 let panel = null; // {img, el, faces}
@@ -237,6 +239,7 @@ const mutations = new MutationObserver((records) => {
       else if (r.target instanceof HTMLSourceElement && r.target.parentElement) r.target.parentElement.querySelectorAll('img').forEach(consider);
       continue;
     }
+    if (r.addedNodes.length || r.removedNodes.length) videoButtons.scan();
     for (const node of r.addedNodes) {
       if (node instanceof HTMLImageElement) track(node);
       else if (node.querySelectorAll) node.querySelectorAll('img').forEach(track);
@@ -304,7 +307,7 @@ function dropBadge(img) {
 }
 
 function scheduleLayout() {
-  if (layoutScheduled || (!badges.size && !panel)) return;
+  if (layoutScheduled || (!badges.size && !panel && !videoButtons.buttons.size)) return;
   layoutScheduled = true;
   requestAnimationFrame(layout);
 }
@@ -377,6 +380,8 @@ function layout() {
   }
   if (badges.size || panel) layer.ensure();
   if (performance.now() < followUntil) scheduleLayout();
+  layoutVideoChecks();
+  videoButtons.layout();
 }
 
 function onLoad(e) {
@@ -401,6 +406,7 @@ async function startBadges() {
     if (!watching) return;
   }
   document.querySelectorAll('img').forEach(track);
+  videoButtons.scan();
   mutations.observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: [...SOURCE_ATTRIBUTES]});
   moves.observe(document.documentElement, {childList: true, subtree: true, attributes: true, characterData: true});
   resizes.observe(document.documentElement);
@@ -423,6 +429,7 @@ function stopBadges() {
   window.removeEventListener('resize', scheduleLayout);
   queue.length = 0;
   for (const img of [...badges.keys()]) dropBadge(img);
+  videoButtons.stop();
   for (const img of [...items.keys()]) if (!panel || panel.img !== img) items.delete(img);
 }
 
@@ -439,12 +446,24 @@ function applySettings(next) {
 }
 
 export function start() {
-  document.addEventListener('keydown', (e) => e.key === 'Escape' && closePanel(), true);
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    closePanel();
+    closeVideoChecks();
+  }, true);
   window.addEventListener('resize', () => panel && redraw(panel.img), {passive: true});
   document.addEventListener('contextmenu', (e) => {
     lastContextTarget = e.composedPath().find((n) => n instanceof HTMLImageElement) || null;
+    rememberContextTarget(e);
   }, true);
+  // A removed video ends its check at once, not at the next frame.
+  new MutationObserver((records) => records.some((r) => r.removedNodes.length) && layoutVideoChecks())
+    .observe(document.documentElement, {childList: true, subtree: true});
   chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
+    if (msg && msg.type === 'menu-check-video') {
+      sendResponse({shown: menuCheckVideo(String(msg.srcUrl || ''), {layer, ask})});
+      return false;
+    }
     if (!msg || msg.type !== 'menu-check') return false;
     sendResponse({shown: true});
     menuCheck(String(msg.srcUrl || ''));

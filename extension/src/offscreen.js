@@ -75,14 +75,14 @@ async function thumbnail(bitmap) {
   return canvas.toDataURL('image/jpeg', 0.7);
 }
 
-async function check({data}) {
+async function check({data, thumb = true}) {
   const fc = await faceCheck();
   const {bitmap, pixels} = await decode(fromBase64(data));
   try {
     // Raw scores per face: the worker applies the calibration at the user's sensitivity.
     const found = await fc.score(pixels);
     runs += 1;
-    return {...found, thumb: await thumbnail(bitmap)};
+    return {...found, thumb: thumb ? await thumbnail(bitmap) : null};
   } finally {
     bitmap.close();
   }

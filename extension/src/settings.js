@@ -23,6 +23,10 @@ export const DEFAULTS = Object.freeze({
   sensitivity: 'standard',
   // Images smaller than this on screen (CSS px, either side) get no badge.
   minSide: 100,
+  // Video checks: frames taken and over how many seconds of playback (null: models/video.json's
+  // defaults, 16 over 8 s; videosampler.js keeps them within its bounds).
+  videoFrames: null,
+  videoWindowS: null,
 });
 
 export function withDefaults(stored) {

@@ -6,7 +6,7 @@ import {extname, join, normalize} from 'node:path';
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.jpg': 'image/jpeg', '.png': 'image/png',
-  '.webp': 'image/webp', '.gif': 'image/gif', '.svg': 'image/svg+xml', '.json': 'application/json',
+  '.webp': 'image/webp', '.gif': 'image/gif', '.svg': 'image/svg+xml', '.json': 'application/json', '.webm': 'video/webm',
 };
 
 // Serves files from `dirs` (first match wins). HTML gets {{NAME}} replaced from `vars()`.

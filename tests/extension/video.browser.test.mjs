@@ -1,0 +1,198 @@
+// Video checks in a real Chromium with the built extension loaded, on a page that plays videos
+// made by tests/video/media.py: a right-click ("Check video for deepfake", chosen in Chrome's own
+// context menu) on a face video, a video without faces, and a cross-origin video that taints the
+// canvas (the tab is captured instead) gives a tracked, timed verdict; the second opinion sends
+// the same frames to `unmask serve` (POST /api/v1/check/frames under gunicorn, with the same
+// model as the extension), which must give the same verdict within models/video.json's parity
+// tolerance. Bad input: a paused video, black frames (as DRM-protected video reads), a source
+// changed mid-way and a video removed mid-way each end with a message, never a stuck spinner.
+import assert from 'node:assert/strict';
+import {rmSync} from 'node:fs';
+import {join} from 'node:path';
+import {after, before, describe, it} from 'node:test';
+
+import {VIDEO_RULES} from '../../extension/src/videotracks.js';
+import {wording} from '../../extension/src/wording.js';
+import {launch, sleep} from './harness/browser.mjs';
+import {deadPort, serveFiles} from './harness/servers.mjs';
+import {buildExtension, launchServer, modelUnderTest, PYTHON, ROOT, run, tempDir} from './harness/setup.mjs';
+
+const PAGES = join(import.meta.dirname, 'pages/video');
+const FRAMES = 6; // the test's sampling: 6 frames over 3 s (the default is 16 over 8 s)
+const WINDOW_S = 3;
+
+async function waitFor(fn, {timeout = 30000, interval = 150, what = 'condition'} = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(interval);
+  }
+}
+
+// The video overlay's state (data-*), text, timeline marks and the track boxes drawn.
+function overlayOf(page) {
+  return page.evaluate(() => {
+    const host = document.querySelector('unmask-layer');
+    const panel = host && host.shadowRoot && host.shadowRoot.querySelector('.vpanel');
+    if (!panel || !panel.isConnected) return null;
+    const boxes = host.shadowRoot.querySelector('.vtracks');
+    const second = panel.querySelector('.second');
+    return {
+      ...panel.dataset,
+      text: panel.innerText + (panel.dataset.detail ? ` [${panel.dataset.detail}]` : ''),
+      marks: [...panel.querySelectorAll('.mark')].map((m) => m.dataset.verdict || null),
+      boxes: boxes && !boxes.hidden ? [...boxes.querySelectorAll('.track')].map((b) => ({...b.dataset, rect: b.getBoundingClientRect().toJSON()})) : [],
+      second: second ? {...second.dataset, text: second.innerText} : null,
+    };
+  });
+}
+
+const settled = (o) => o && (o.state === 'done' || o.state === 'error') ? o : null;
+
+describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
+  let media, model, ext, site, other, session, page, server, serverStarting;
+
+  before(async () => {
+    media = tempDir('unmask-video-');
+    const made = await run(PYTHON, ['-m', 'tests.video.media', media], {env: {PYTHONPATH: ROOT}});
+    if (made.code !== 0) throw new Error(`tests/video/media.py failed:\n${made.stderr.slice(-3000)}`);
+    model = await modelUnderTest(null);
+    ext = await buildExtension(model);
+    other = await serveFiles({dirs: [media], host: '127.0.0.2'});
+    site = await serveFiles({dirs: [PAGES, media], vars: () => ({OTHER: other.origin})});
+    // The same model as the extension's (the bundled tiny it was converted from), so that the
+    // frames endpoint's verdict can be compared with the device's.
+    const port = await deadPort();
+    serverStarting = launchServer({port, models: join(ROOT, 'models/bundled'),
+      env: {UNMASK_MODEL: model.keras, UNMASK_CORS_ORIGINS: `chrome-extension://${ext.id}`}});
+    session = await launch(ext.out);
+    const w = await session.worker();
+    server = await serverStarting;
+    await w.evaluate(async ({frames, windowS, serverUrl}) => {
+      await chrome.storage.local.set({settings: {videoFrames: frames, videoWindowS: windowS, secondOpinion: true, serverUrl}});
+    }, {frames: FRAMES, windowS: WINDOW_S, serverUrl: server.origin});
+    page = await session.context.newPage();
+    await page.goto(`${site.origin}/video.html`);
+    await waitFor(() => page.evaluate(() => ['face', 'noface', 'cross', 'paused'].every((id) => document.getElementById(id).readyState >= 2)),
+      {what: 'the videos to load'});
+  });
+
+  after(async () => {
+    if (serverStarting && !server) server = await serverStarting.catch(() => null);
+    if (server) await server.stop();
+    if (session) await session.close();
+    for (const s of [site, other]) if (s) await s.close();
+    if (ext) rmSync(ext.out, {recursive: true, force: true});
+    if (media) rmSync(media, {recursive: true, force: true});
+  });
+
+  async function rightClickCheck(id) {
+    await session.chooseContextMenuItem(page, page.locator(`#${id}`));
+    return waitFor(() => overlayOf(page), {what: `the overlay on #${id}`});
+  }
+
+  it('a face video: one face track over every frame, a timed verdict, and the server agrees on the same frames', async (t) => {
+    await rightClickCheck('face');
+    const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 60000, what: 'the face video verdict'});
+    assert.equal(o.state, 'done', o.text);
+    assert.equal(o.via, 'canvas');
+    assert.ok(['fake', 'real', 'uncertain'].includes(o.verdict), o.verdict);
+    assert.equal(o.tracks, '1', 'one face drifting is one track');
+    assert.equal(o.frames, String(FRAMES));
+    assert.equal(o.marks.length, FRAMES);
+    assert.ok(o.marks.every((v) => ['fake', 'real', 'uncertain'].includes(v)), `every frame holds the face: ${o.marks}`);
+    assert.ok(Number(o.firstVerdictMs) > 0, 'the time from the click to the first frame verdict is recorded');
+    assert.equal(o.boxes.length, 1);
+    const video = await page.evaluate(() => document.getElementById('face').getBoundingClientRect().toJSON());
+    const b = o.boxes[0].rect;
+    assert.ok(b.left >= video.left - 1 && b.right <= video.right + 1 && b.top >= video.top - 1 && b.bottom <= video.bottom + 1, 'the track box lies on the video');
+    t.diagnostic(`device: ${o.verdict} p_fake ${o.pFake}, first frame verdict after ${o.firstVerdictMs} ms`);
+
+    // "Get a second opinion": the same JPEG frames to the frames endpoint under gunicorn.
+    await page.bringToFront();
+    const button = await page.evaluateHandle(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.vpanel .second button.act'));
+    const box = await button.boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2); // a real click: the overlay wants isTrusted
+    const s = await waitFor(async () => {
+      const x = await overlayOf(page);
+      return x.second && ['done', 'error'].includes(x.second.serverState) ? x : null;
+    }, {timeout: 60000, what: 'the second opinion'});
+    assert.equal(s.second.serverState, 'done', s.second.text);
+    assert.equal(s.second.serverVerdict, o.verdict, 'the server judges the same frames alike');
+    assert.ok(Math.abs(Number(s.second.serverPFake) - Number(o.pFake)) <= VIDEO_RULES.parity_tolerance,
+      `p_fake ${o.pFake} (device) vs ${s.second.serverPFake} (server)`);
+  });
+
+  it('a video without faces: no face in any frame', async () => {
+    await rightClickCheck('noface');
+    const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 60000, what: 'the chart video verdict'});
+    assert.equal(o.state, 'done', o.text);
+    assert.equal(o.verdict, 'no_face');
+    assert.deepEqual(o.marks, Array(FRAMES).fill('no_face'));
+    assert.ok(o.text.includes(wording.no_face));
+  });
+
+  it('a cross-origin video whose canvas is tainted: frames from the captured tab, the same face track', async () => {
+    await page.evaluate(() => document.getElementById('cross').scrollIntoView({block: 'center'}));
+    await rightClickCheck('cross');
+    const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 90000, what: 'the cross-origin verdict'});
+    assert.equal(o.state, 'done', o.text);
+    assert.equal(o.via, 'tab');
+    assert.equal(o.tracks, '1');
+    assert.ok(o.marks.every((v) => ['fake', 'real', 'uncertain'].includes(v)), `every frame holds the face: ${o.marks}`);
+  });
+
+  it('a paused video, black frames, a source changed and a video removed mid-way: a message, no spinner', async () => {
+    await page.evaluate(() => document.getElementById('paused').scrollIntoView({block: 'center'}));
+    await rightClickCheck('paused');
+    let o = await waitFor(async () => settled(await overlayOf(page)), {what: 'the paused answer'});
+    assert.equal(o.error, 'paused');
+    assert.ok(o.text.includes(wording.video.problems.paused));
+
+    // Black frames, as a DRM-protected video reads: a video of a black canvas.
+    await page.evaluate(async () => {
+      const c = document.createElement('canvas');
+      c.width = 320;
+      c.height = 180;
+      c.getContext('2d').fillRect(0, 0, 320, 180);
+      const black = document.createElement('video');
+      black.id = 'black';
+      black.muted = true;
+      black.style.cssText = 'width: 320px; height: 180px; display: block; margin: 12px 20px';
+      black.srcObject = c.captureStream(10);
+      document.body.prepend(black);
+      await black.play();
+      window.scrollTo(0, 0);
+    });
+    await rightClickCheck('black');
+    o = await waitFor(async () => settled(await overlayOf(page)), {what: 'the black-frames answer'});
+    assert.equal(o.error, 'drm', o.text);
+    assert.ok(o.text.includes(wording.video.problems.drm));
+
+    // The source changes while frames are taken.
+    await rightClickCheck('face');
+    await waitFor(async () => (await overlayOf(page))?.state === 'sampling' || null, {what: 'sampling'});
+    await page.evaluate(() => {
+      document.getElementById('face').src = '/noface.webm';
+      return document.getElementById('face').play();
+    });
+    o = await waitFor(async () => settled(await overlayOf(page)), {what: 'the source-change answer'});
+    assert.equal(o.error, 'source_changed', o.text);
+
+    // The video leaves the page while frames are taken: the check ends and its overlay goes.
+    await page.evaluate(() => document.getElementById('noface').play());
+    await rightClickCheck('noface');
+    await waitFor(async () => (await overlayOf(page))?.state === 'sampling' || null, {what: 'sampling'});
+    await page.evaluate(() => document.getElementById('noface').remove());
+    await waitFor(async () => (await overlayOf(page)) === null, {timeout: 5000, what: 'the overlay to go with its video'});
+  });
+
+  it('recorded no errors in chrome://extensions', async () => {
+    const errors = await session.extensionErrors();
+    assert.deepEqual(errors.manifest, []);
+    assert.deepEqual(errors.runtime.map((e) => `${e.source}: ${e.message}`), []);
+  });
+});
