@@ -30,7 +30,7 @@ def face_frames(seed: int):
     for i in range(FPS * SECONDS):
         frame = np.full((h, w, 3), 70, np.uint8)
         # There and back, so that the loop does not jump: one face stays one track.
-        x = 40 + round((w - FACE_SIDE - 80) * (1 - abs(1 - 2 * i / (FPS * SECONDS))))
+        x = 120 + round(160 * (1 - abs(1 - 2 * i / (FPS * SECONDS))))
         frame[(h - FACE_SIDE) // 2:(h - FACE_SIDE) // 2 + FACE_SIDE, x:x + FACE_SIDE] = face
         out.append(frame)
     return out
