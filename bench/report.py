@@ -201,6 +201,12 @@ def _faces(sec: dict) -> list[str]:
     return lines
 
 
+def _video(sec: dict) -> list[str]:
+    from bench.video import markdown
+
+    return markdown(sec)
+
+
 def _tiny_backbones(sec: dict) -> list[str]:
     from bench.tiny_backbones import markdown
 
@@ -209,7 +215,8 @@ def _tiny_backbones(sec: dict) -> list[str]:
 
 RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "training": ("Training throughput on the CPU", _training),
           "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser),
-          "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones)}
+          "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones),
+          "video": ("Video checks in the browser (extension, TF.js wasm)", _video)}
 
 
 def markdown(results: dict) -> str:

@@ -5,9 +5,9 @@
     python -m bench.run --only server --out /tmp/s.json   # one section or a few
     python -m bench.run --only models --update --out bench/results.json   # redo a section, keep the rest
 
-Sections, in order: models, faces, training, server, browser, tiny-backbones (see each module;
-tiny-backbones, the candidate backbones and input sizes for `tiny`, runs in the full run and,
-with --smoke, only when named by --only). The results JSON
+Sections, in order: models, faces, training, server, browser, tiny-backbones, video (see each module;
+tiny-backbones, the candidate backbones and input sizes for `tiny`, and video, the extension's video
+check in headed Chromium, run in the full run and, with --smoke, only when named by --only). The results JSON
 names the machine (CPU, cores, memory from /proc), and each section its command, the load
 average when it started (the machine may be shared), its duration and its figures; repeated
 figures come as median, min and max with the number of runs. A Markdown table is written
@@ -32,8 +32,8 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "training", "server", "browser", "tiny-backbones")
-NOT_IN_SMOKE = ("tiny-backbones",)  # --smoke runs these only when --only names them
+SECTIONS = ("models", "faces", "training", "server", "browser", "tiny-backbones", "video")
+NOT_IN_SMOKE = ("tiny-backbones", "video")  # --smoke runs these only when --only names them
 
 
 def _now() -> str:
@@ -61,6 +61,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import tiny_backbones
 
         return tiny_backbones.measure(smoke, data, work)
+    if name == "video":
+        from bench import video
+
+        return video.measure(smoke, data, work)
     from bench import browser
 
     return browser.measure(smoke, data, work)

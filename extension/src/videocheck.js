@@ -35,6 +35,7 @@ export class VideoCheck {
     this.via = null;
     this.model = {name: '', version: ''};
     this.firstVerdictMs = null;
+    this.frameMs = []; // per frame: its JPEG sent until its faces came back judged (bench/video.py reads them)
   }
 
   handlers() {
@@ -141,8 +142,10 @@ export class VideoCheck {
   }
 
   async judgeFrame(k, frame, clicked, signal) {
+    const sent = performance.now();
     const reply = await this.must('videoFrame', {data: toBase64(frame.jpeg)});
     if (signal.aborted) return;
+    this.frameMs[k] = performance.now() - sent;
     const picture = judge({faces: reply.faces, too_small: reply.too_small, over_limit: reply.over_limit, width: reply.width, height: reply.height}, this.calibration);
     this.rows[k] = {...picture, time_s: frame.time_s};
     if (this.firstVerdictMs === null) this.firstVerdictMs = performance.now() - clicked;

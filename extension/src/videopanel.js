@@ -86,6 +86,8 @@ export function renderVideoOverlay(overlay, check, handlers) {
   Object.assign(panel.dataset, {state: s, frames: check.rows.filter(Boolean).length, planned: check.plan ? check.plan.frames : 0});
   if (check.via) panel.dataset.via = check.via;
   if (check.firstVerdictMs !== null) panel.dataset.firstVerdictMs = Math.round(check.firstVerdictMs);
+  if (check.frameMs.length) panel.dataset.frameMs = check.frameMs.map((ms) => ms.toFixed(1)).join(',');
+  if (check.frames.length) panel.dataset.grabMs = check.frames.map((f) => f.grabMs.toFixed(1)).join(',');
   panel.append(el('button', {class: 'close', title: 'Close', 'aria-label': 'Close', textContent: '×', onclick: trusted(handlers.close)}));
   if (s === 'error') {
     panel.dataset.error = check.problem.code;

@@ -176,6 +176,7 @@ export class VideoSampler {
   }
 
   async grab() {
+    const started = performance.now();
     const time = this.video.currentTime;
     let got = this.tainted ? null : await this.grabFromElement();
     if (!got) {
@@ -186,7 +187,7 @@ export class VideoSampler {
     const blob = await new Promise((resolve) => this.canvas.toBlob(resolve, 'image/jpeg', SAMPLING.jpeg_quality));
     if (!blob) throw new VideoProblem('unreadable');
     return {jpeg: new Uint8Array(await blob.arrayBuffer()), time_s: Math.round(time * 1000) / 1000, width: got.width, height: got.height,
-      view: got.view, via: this.tainted ? 'tab' : 'canvas'};
+      view: got.view, via: this.tainted ? 'tab' : 'canvas', grabMs: performance.now() - started};
   }
 
   // Frames one by one, `frames` of them spread over `windowS` seconds of playback (a shorter

@@ -1,6 +1,6 @@
 """Videos for the extension's video tests, made here (never downloaded):
 
-    python -m tests.video.media OUT     # OUT/face.webm, OUT/noface.webm, OUT/index.json
+    python -m tests.video.media OUT [HEIGHT]    # OUT/face.webm, OUT/noface.webm, OUT/index.json (360 px tall by default)
 
 face.webm: one synthetic face (tests.synthetic.face_image) drifting across a plain background
 and back (the loop does not jump), chosen so that the face finder sees it clearly in every frame; noface.webm: a chart
@@ -14,45 +14,47 @@ from pathlib import Path
 
 import numpy as np
 
-SIZE = (360, 640)  # height, width
+SIZE = (360, 640)  # height, width, unless asked for another height (16:9)
 FPS = 10
 SECONDS = 6
-FACE_SIDE = 220
+FACE_SIDE = 220  # at 360 px; scaled with the height
 MIN_SCORE_MARGIN = 0.08  # as tests/extension/fixtures.py: clearly over the finder's threshold
 
 
-def face_frames(seed: int):
+def face_frames(seed: int, size=SIZE):
     from tests.synthetic import face_image
 
-    face = face_image("real", FACE_SIDE, seed)
-    h, w = SIZE
+    h, w = size
+    k = h / SIZE[0]
+    side = round(FACE_SIDE * k)
+    face = face_image("real", side, seed)
     out = []
     for i in range(FPS * SECONDS):
         frame = np.full((h, w, 3), 70, np.uint8)
         # There and back, so that the loop does not jump: one face stays one track.
-        x = 120 + round(160 * (1 - abs(1 - 2 * i / (FPS * SECONDS))))
-        frame[(h - FACE_SIDE) // 2:(h - FACE_SIDE) // 2 + FACE_SIDE, x:x + FACE_SIDE] = face
+        x = round(k * (120 + 160 * (1 - abs(1 - 2 * i / (FPS * SECONDS)))))
+        frame[(h - side) // 2:(h - side) // 2 + side, x:x + side] = face
         out.append(frame)
     return out
 
 
-def clear_face_frames():
+def clear_face_frames(size=SIZE):
     """Frames of the first seed whose face the finder sees clearly in every tenth frame."""
     from models.faces import FaceFinder
 
     finder = FaceFinder()
     for seed in range(1, 40):
-        frames = face_frames(seed)
+        frames = face_frames(seed, size)
         found = finder.find_batch(frames[::10])
         if all(len(f.faces) == 1 and f.faces[0].score >= finder.contract.min_score + MIN_SCORE_MARGIN for f in found):
             return seed, frames
     raise RuntimeError("no synthetic face is found clearly in every frame; the face finder changed")
 
 
-def chart_frames():
-    from tests.server.files import chart
+def chart_frames(size=SIZE):
+    from tests.synthetic import chart
 
-    base = chart(SIZE)
+    base = chart((size[1], size[0]))  # PIL's (width, height)
     return [np.ascontiguousarray(np.roll(base, 5 * i, axis=1)) for i in range(FPS * SECONDS)]
 
 
@@ -71,14 +73,15 @@ def write_webm(path: Path, frames) -> Path:
     return path
 
 
-def main(out: Path) -> None:
+def main(out: Path, height: int = SIZE[0]) -> None:
+    size = (height, round(height * 16 / 9))
     out.mkdir(parents=True, exist_ok=True)
-    seed, frames = clear_face_frames()
+    seed, frames = clear_face_frames(size)
     write_webm(out / "face.webm", frames)
-    write_webm(out / "noface.webm", chart_frames())
-    (out / "index.json").write_text(json.dumps({"face": {"seed": seed, "seconds": SECONDS, "fps": FPS, "size": SIZE},
-                                                "noface": {"seconds": SECONDS, "fps": FPS, "size": SIZE}}))
+    write_webm(out / "noface.webm", chart_frames(size))
+    (out / "index.json").write_text(json.dumps({"face": {"seed": seed, "seconds": SECONDS, "fps": FPS, "size": size},
+                                                "noface": {"seconds": SECONDS, "fps": FPS, "size": size}}))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else SIZE[0])
