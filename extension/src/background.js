@@ -207,8 +207,23 @@ function secondOpinionMode(settings, device, cascade) {
 // The cached entry as found faces with raw scores, for judge().
 const foundOf = (entry) => ({faces: entry.faces, too_small: entry.ts, over_limit: entry.ol, width: entry.w, height: entry.h});
 
+// Right-click checks started by the worker itself, by URL, while the page opens its overlay:
+// the page's own request for that URL joins them instead of starting after them.
+const started = new Map();
+
+function startCheck(url, tab) {
+  const job = checkImage({url, reason: 'menu'}, {tab});
+  started.set(url, job);
+  job.catch(() => {}).finally(() => started.delete(url));
+}
+
 // msg: {url, data?: base64 bytes read by the page, reason: badge | menu}
-async function check(msg, sender) {
+function check(msg, sender) {
+  const url = String(msg.url || '');
+  return (!msg.data && started.get(url)) || checkImage(msg, sender);
+}
+
+async function checkImage(msg, sender) {
   const url = String(msg.url || '');
   const [m, settings] = await Promise.all([model(), getSettings()]);
   let bytes = msg.data ? fromBase64(msg.data) : null;
@@ -399,6 +414,8 @@ const BADGE_TEXT = {fake: 'FAKE', real: 'REAL', uncertain: '?', no_face: '–'};
 async function menuCheck(info, tab) {
   const message = {type: 'menu-check', srcUrl: info.srcUrl};
   const frameId = info.frameId || 0;
+  // Images the worker can read itself (not blob:, which only the page holds) start now.
+  if (tab && tab.id >= 0 && /^(https?|data):/i.test(info.srcUrl || '')) startCheck(info.srcUrl, tab);
   if (tab && tab.id >= 0) {
     if (await tellTab(tab.id, frameId, message)) return;
     try {

@@ -1,6 +1,7 @@
 // Screenshots for extension/README.md, taken from the real extension in Chromium on the test
 // feed: docs/screenshots/feed.png (badges on the faces), overlay.png (right-click result: face
-// boxes and the overlay, with the second opinion) and popup.png (recent checks).
+// boxes and the overlay, with the second opinion), heat.png ("Show where it looked" on a group
+// photo) and popup.png (recent checks).
 //
 //   node tests/extension/screenshots.mjs [--out docs/screenshots]
 //
@@ -100,13 +101,34 @@ try {
   writeFileSync(join(out, 'overlay.png'), await plain.screenshot({clip: {x: x0, y: y0, width: x1 - x0, height: y1 - y0}}));
   log('overlay.png');
 
+  // "Show where it looked" on the group photo: the heat over each face, under the boxes.
+  await plain.keyboard.press('Escape');
+  const group = await session.context.newPage();
+  await group.setViewportSize({width: 1000, height: 820});
+  await group.goto(`${site.origin}/group.html`);
+  await until(() => group.evaluate(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)), 'the group page');
+  await session.chooseContextMenuItem(group, group.locator('#group'));
+  await until(() => group.evaluate(() => document.querySelector('unmask-layer')?.shadowRoot.querySelector('.panel')?.dataset.state === 'done'), 'the group overlay');
+  await group.locator('unmask-layer .panel button', {hasText: 'Show where it looked'}).click();
+  await until(() => group.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel .explain')?.dataset.heatState === 'done'), 'the heat', 120000);
+  await sleep(300);
+  const gbox = await group.locator('#group').boundingBox();
+  const gpanel = await group.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
+  const gx0 = Math.max(0, Math.min(gbox.x, gpanel.left) - 20);
+  const gy0 = Math.max(0, Math.min(gbox.y, gpanel.top) - 20);
+  const gx1 = Math.max(gbox.x + gbox.width, gpanel.right) + 20;
+  const gy1 = Math.max(gbox.y + gbox.height, gpanel.bottom) + 20;
+  writeFileSync(join(out, 'heat.png'), await group.screenshot({clip: {x: gx0, y: gy0, width: gx1 - gx0, height: gy1 - gy0}}));
+  await group.close();
+  log('heat.png');
+
   // The popup over the feed, with the recent checks.
   const popup2 = await session.openPopup(plain);
   await sleep(800);
   writeFileSync(join(out, 'popup.png'), await popup2.screenshot());
   await popup2.detach();
   log('popup.png');
-  console.log(`Wrote feed.png, overlay.png and popup.png to ${out} (${model.note})`);
+  console.log(`Wrote feed.png, overlay.png, heat.png and popup.png to ${out} (${model.note})`);
 } finally {
   await session.close();
   if (server) await server.stop();
