@@ -101,16 +101,19 @@ def summary(values, *, p95: bool = False, p99: bool = False, digits: int = 3) ->
     return out
 
 
-def timed(fn, runs: int, warmup: int = 1) -> list[float]:
-    """Seconds per call of fn() over `runs` calls, after `warmup` untimed ones."""
+def timed(fn, runs: int, warmup: int = 1, cpu: bool = False):
+    """Seconds per call of fn() over `runs` calls, after `warmup` untimed ones. With `cpu`,
+    (wall seconds, CPU seconds of this process, all its threads): on a shared machine the
+    CPU time is the work done, while the wall time also waits for other people's jobs."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu_times = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return times
+        cpu_times.append(time.process_time() - c0)
+    return (times, cpu_times) if cpu else times
 
 
 def file_hash(*paths) -> str:

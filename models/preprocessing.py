@@ -122,9 +122,17 @@ def box_then_bilinear(image, k: int, out_h: int, out_w: int):
     whole image) use it, and extension/src/preprocess.js mirrors it."""
     import tensorflow as tf
 
-    x = tf.cast(image, tf.float32)
-    nh, nw = tf.shape(x)[0] // k, tf.shape(x)[1] // k
-    x = tf.reduce_mean(tf.reshape(x[: nh * k, : nw * k, :], [nh, k, nw, k, 3]), axis=[1, 3])
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and k > 1:
+        # The same average on the CPU, several times faster on large pictures (the face
+        # search's letterbox): block sums in integers, exact like TensorFlow's float32 sums
+        # of whole numbers below 2**24, then the same one division.
+        nh, nw = image.shape[0] // k, image.shape[1] // k
+        rows = image[: nh * k, : nw * k].reshape(nh, k, nw * k * 3).sum(axis=1, dtype=np.uint32)
+        x = rows.reshape(nh, nw, k, 3).sum(axis=2, dtype=np.uint32).astype(np.float32) / np.float32(k * k)
+    else:
+        x = tf.cast(image, tf.float32)
+        nh, nw = tf.shape(x)[0] // k, tf.shape(x)[1] // k
+        x = tf.reduce_mean(tf.reshape(x[: nh * k, : nw * k, :], [nh, k, nw, k, 3]), axis=[1, 3])
     return tf.image.resize(x, [out_h, out_w], method="bilinear", antialias=False)
 
 

@@ -6,6 +6,8 @@ placer already registered", "failed call to cuInit" on a machine without a GPU),
 person reads as errors. TF_CPP_MIN_LOG_LEVEL does not reach all of them, so they are caught
 on the descriptor itself while TensorFlow imports and finds its devices: the known start-up
 lines are dropped, anything else is passed on, and if the import fails everything is shown.
+TensorFlow Lite's interpreter (models/blazeface.py) says "Created TensorFlow Lite XNNPACK
+delegate" the same way on its first run; `quiet_stderr` drops that line there.
 """
 from __future__ import annotations
 
@@ -13,29 +15,28 @@ import os
 import re
 import sys
 import tempfile
+from contextlib import contextmanager
 
 STARTUP_NOISE = re.compile(
     r"Unable to register cu(FFT|DNN|BLAS) factory|computation placer already registered|"
     r"All log messages before absl::InitializeLog\(\) is called|failed call to cuInit|"
     r"This TensorFlow binary is optimized to use available CPU instructions|"
-    r"To enable the following instructions: .* rebuild TensorFlow|oneDNN custom operations are on"
+    r"To enable the following instructions: .* rebuild TensorFlow|oneDNN custom operations are on|"
+    r"Created TensorFlow Lite XNNPACK delegate for CPU"
 )
 
 
-def import_tensorflow():
-    """The tensorflow module, imported (and its devices listed) with the start-up lines dropped."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+@contextmanager
+def quiet_stderr():
+    """Inside the block, the known start-up lines written to file descriptor 2 are dropped;
+    anything else is passed on when it ends, and everything if the block raises."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
         failed = True
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # CUDA starts here, and says so
+            yield
             failed = False
         finally:
             os.dup2(saved, 2)
@@ -45,4 +46,15 @@ def import_tensorflow():
             shown = [ln for ln in lines if ln.strip() and (failed or not STARTUP_NOISE.search(ln))]
             if shown:
                 print("\n".join(shown), file=sys.stderr, flush=True)
+
+
+def import_tensorflow():
+    """The tensorflow module, imported (and its devices listed) with the start-up lines dropped."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # CUDA starts here, and says so
     return tf

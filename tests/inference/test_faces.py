@@ -34,24 +34,62 @@ def faces_v1(folder: str, n: int = 1) -> list[np.ndarray]:
 
 
 def test_port_equals_tflite():
-    """The Keras model gives TensorFlow Lite's own outputs on the same input."""
-    import tensorflow as tf
-
-    from models.blazeface import build_blazeface, model_path
+    """The Keras model (converted for the extension) gives TensorFlow Lite's own outputs, as
+    run by LiteRT for the face search, on the same input."""
+    from models.blazeface import BlazeFaceLite, build_blazeface, model_path
 
     path = model_path(face_contract().model_file)
     model = build_blazeface(path)
-    x = np.random.default_rng(0).uniform(0, 255, (1, *model.input_shape[1:])).astype(np.float32)
-    interpreter = tf.lite.Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x / 127.5 - 1)
-    interpreter.invoke()
+    x = np.random.default_rng(0).uniform(0, 255, (2, *model.input_shape[1:])).astype(np.float32)
+    lite = BlazeFaceLite(path)(x)
     ours = model(x)
-    for d in interpreter.get_output_details():
-        ref = interpreter.get_tensor(d["index"])
-        mine = np.asarray(ours["boxes" if "regressor" in d["name"] else "scores"])
-        assert mine.shape == ref.shape
+    for key in ("boxes", "scores"):
+        ref, mine = lite[key], np.asarray(ours[key])
+        assert mine.shape == ref.shape == (2, 2304, 16 if key == "boxes" else 1)
         assert np.abs(mine - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
+    assert not np.array_equal(lite["scores"][0], lite["scores"][1])  # each picture its own outputs
+
+
+def test_the_keras_port_and_litert_find_the_same_faces(finder):
+    """The face search on LiteRT (Python) and on the Keras port (what the extension runs as
+    TF.js) gives the same faces: boxes equal to 0.1 px."""
+    from skimage import data
+
+    from models.blazeface import build_blazeface, model_path
+
+    keras_finder = FaceFinder(build_blazeface(model_path(face_contract().model_file)))
+    faces = [faces_v1(f)[0] for f in SCENE_FACES]
+    pictures = [data.astronaut(), faces[0], paste_scene([(faces[0], 80, 200, 260), (faces[1], 480, 120, 340),
+                                                          (faces[2], 900, 300, 220)]), chart()]
+    found, expected = finder.find_batch(pictures), keras_finder.find_batch(pictures)
+    assert [len(f.faces) for f in found] == [len(f.faces) for f in expected] == [1, 1, 3, 0]
+    for got, want in zip(found, expected):
+        for a, b in zip(got.faces, want.faces):
+            assert np.abs(np.subtract(a.box, b.box)).max() <= 0.1
+            assert a.crop == b.crop and abs(a.score - b.score) < 1e-3
+
+
+def test_the_face_search_serves_several_threads(finder):
+    """Each thread runs its own interpreter: concurrent searches give the sequential answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    faces = [faces_v1(f)[0] for f in SCENE_FACES]
+    pictures = [paste_scene([(face, 40 + 90 * i, 60, 300)], 640, 480) for i, face in enumerate(faces)] * 3
+    alone = [finder.find(p) for p in pictures]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(finder.find, pictures))
+    assert together == alone and all(len(f.faces) == 1 for f in alone)
+
+
+@pytest.mark.parametrize("threads", ["0", "two", "-1"])
+def test_face_threads_setting_is_checked(monkeypatch, threads):
+    from models.faces import face_threads
+
+    monkeypatch.setenv("UNMASK_FACE_THREADS", threads)
+    with pytest.raises(ValueError, match="UNMASK_FACE_THREADS.*at least 1"):
+        face_threads()
+    monkeypatch.setenv("UNMASK_FACE_THREADS", "2")
+    assert face_threads() == 2 and FaceFinder().model.threads == 2
 
 
 def test_no_face_in_pictures_without_one(finder, tiny):
@@ -167,6 +205,19 @@ def test_letterbox_geometry_maps_back():
     assert geo.offset_y + 798 * geo.scale_y == pytest.approx(32 + 128)  # 800 // 6 * 6 rows used
 
 
+@pytest.mark.parametrize("h,w,k", [(800, 1200, 6), (3001, 4003, 20), (97, 301, 2), (5000, 37, 37)])
+def test_box_average_of_pixels_equals_tensorflows(h, w, k):
+    """The letterbox's box average on a uint8 array (integer sums) gives TensorFlow's, exactly."""
+    import tensorflow as tf
+
+    from models.preprocessing import box_then_bilinear
+
+    image = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = (max(1, h // k // 2), max(1, w // k // 2))
+    fast = np.asarray(box_then_bilinear(image, k, *out))
+    assert np.array_equal(fast, np.asarray(box_then_bilinear(tf.constant(image), k, *out)))
+
+
 def test_weighted_nms_merges_overlaps_and_keeps_the_rest():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
     kps = np.zeros((3, 6, 2))
@@ -239,7 +290,7 @@ def test_unmask_check_json_on_a_scene_a_chart_a_logo_noise_and_a_faces_v1_image(
 def test_face_mesh_port_equals_tflite_and_lands_on_the_face():
     """The 468-point face mesh (for self-blended training images) through the same translator:
     TensorFlow Lite's own outputs, and on the astronaut's face crop its points lie on her face."""
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
     from skimage import data
 
     from models.blazeface import build_face_mesh, model_path
@@ -248,7 +299,7 @@ def test_face_mesh_port_equals_tflite_and_lands_on_the_face():
     mesh = build_face_mesh(path)
     crop = np.asarray(Image.fromarray(data.astronaut()[50:200, 150:300]).resize((192, 192), Image.BILINEAR))
     x = crop[None].astype(np.float32)
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x / 255.0)
     interpreter.invoke()

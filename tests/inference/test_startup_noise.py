@@ -8,7 +8,8 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NOISE = ["Unable to register cuDNN factory", "computation placer already registered", "failed call to cuInit"]
+NOISE = ["Unable to register cuDNN factory", "computation placer already registered", "failed call to cuInit",
+         "Created TensorFlow Lite XNNPACK delegate"]  # the last from the face search's interpreter
 
 # A stand-in for the tensorflow package that writes like the real wheel does: from C-level
 # code straight to file descriptor 2, around a line that matters.
