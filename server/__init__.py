@@ -36,6 +36,7 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
     from server import api, feedback, pages, uploads
     from server.detection import Detection, ModelUnavailable
     from server.ratelimit import RateLimiter
+    from server.worker import SlowRequest
 
     cfg = Config.from_env().updated(config).validate()
     _log_through_gunicorn()
@@ -72,12 +73,22 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
     def _upload_error(e):
         return api.error_response(e.status, e.code, e.message)
 
+    @app.errorhandler(SlowRequest)
+    def _slow(e=None):
+        # The body came too slowly (server/worker.py): answer, then close the connection.
+        resp = api.error_response(408, "request_timeout", "the request arrived too slowly: the whole file must arrive "
+                                  "within the server's read timeout; send it again on a faster connection")
+        resp.headers["Connection"] = "close"
+        return resp
+
     @app.errorhandler(ModelUnavailable)
     def _no_model(e):
         return api.error_response(503, "model_unavailable", f"the model is not available: {e}")
 
     @app.errorhandler(HTTPException)
     def _http_error(e):
+        if isinstance(e.__context__, SlowRequest):  # Werkzeug's stream calls it a disconnection
+            return _slow()
         messages = {
             404: "no such page or endpoint; see /api/v1/openapi.json for the API",
             405: f"{request.method} is not allowed here; see /api/v1/openapi.json",
@@ -97,6 +108,16 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
     def _start_clock():
         g.setdefault("started", time.perf_counter())
 
+    @app.before_request
+    def _refuse_other_sites():
+        # Browsers name the page that sent a request in Origin (no-cors form posts too): a
+        # page of another site must not use this server, the user's browser as its client.
+        origin = request.headers.get("Origin")
+        if origin is None or origin_allowed(origin, cfg.cors_origins):
+            return None
+        return api.error_response(403, "origin_refused", f"requests from pages at {origin[:200]} are refused; "
+                                  "if that is your own client, add its origin to UNMASK_CORS_ORIGINS")
+
     @app.after_request
     def _access_log(resp):
         # What happened, never what was sent: no file names, no content.
@@ -106,9 +127,27 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
                      request.content_length or 0, resp.calculate_content_length() or "-", ms,
                      f" verdict={g.verdict}" if "verdict" in g else "")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        # No other site may frame anything of ours (the page's CSP says frame-ancestors too).
+        resp.headers.setdefault("X-Frame-Options", "DENY")
         return resp
 
     return app
+
+
+def origin_allowed(origin: str, listed: list[str]) -> bool:
+    """A request's Origin is this server's own (the host the browser asked for, or what its
+    Sec-Fetch-Site says), or one the settings list."""
+    from urllib.parse import urlsplit
+
+    if origin in listed:
+        return True
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return True
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(netloc) and netloc.lower() == request.host.lower()
 
 
 def _log_through_gunicorn() -> None:

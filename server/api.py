@@ -67,12 +67,18 @@ def guard():
             retry = retry_after_header(wait)
             raise ApiError(429, "rate_limited", f"too many requests from this client (limit {cfg.rate_limit}); "
                            f"retry after {retry} s", {"Retry-After": retry})
-    if cfg.api_key:
-        sent = request.headers.get("X-API-Key", "")
-        if not sent or not hmac.compare_digest(sent.encode(), cfg.api_key.encode()):
-            why = "is wrong" if sent else "is missing"
-            raise ApiError(401, "unauthorized", f"the API key {why}: send it in the X-API-Key header")
+    if not key_ok(cfg):
+        why = "is wrong" if request.headers.get("X-API-Key") else "is missing"
+        raise ApiError(401, "unauthorized", f"the API key {why}: send it in the X-API-Key header")
     return None
+
+
+def key_ok(cfg) -> bool:
+    """Whether this request may use the API: no key is configured, or it sent the right one."""
+    if not cfg.api_key:
+        return True
+    sent = request.headers.get("X-API-Key", "")
+    return bool(sent) and hmac.compare_digest(sent.encode(), cfg.api_key.encode())
 
 
 # --- endpoints --------------------------------------------------------------------------
@@ -199,9 +205,15 @@ def feedback():
 
 @bp.get("/health")
 def health():
-    body = _state().detection.health()
+    state = _state()
+    body = state.detection.health()
     body["version"] = current_app.config["UNMASK_VERSION"]
-    return jsonify(body), (200 if body["status"] == "ok" else 503)
+    code = 200 if body["status"] == "ok" else 503
+    if not key_ok(state.config):
+        # Public for monitors: whether it is up, and nothing about the model, the machine,
+        # the traffic or why it failed (the error names files) to a client without the key.
+        body = {"status": body["status"]}
+    return jsonify(body), code
 
 
 @bp.get("/models")
@@ -263,5 +275,5 @@ def _store(upload, body: dict) -> None:
     if folder:
         path = uploads.store(upload, folder)
         meta = {k: body.get(k) for k in ("verdict", "confidence", "p_fake", "basis", "model")}
-        path.with_suffix(path.suffix + ".json").write_text(json.dumps(meta))
+        uploads.write_new(path.with_suffix(path.suffix + ".json"), json.dumps(meta).encode())
         body["stored"] = True

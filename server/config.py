@@ -156,12 +156,20 @@ def gunicorn_settings() -> dict:
         "timeout": _int("UNMASK_TIMEOUT", 120),
         "graceful_timeout": _int("UNMASK_GRACEFUL_TIMEOUT", 30),
         "keepalive": _int("UNMASK_KEEPALIVE", 5),
+        # Each request must arrive within read_timeout s, plus 1 s per read_min_rate bytes
+        # received (server/worker.py): slow clients cannot hold the request threads.
+        "read_timeout": _float("UNMASK_READ_TIMEOUT", 20.0),
+        "read_min_rate": _int("UNMASK_READ_MIN_RATE", 64 * 1024),
         "loglevel": _env("UNMASK_LOG_LEVEL", "info"),
         "accesslog": _env("UNMASK_ACCESS_LOG") or None,
     }
     for name in ("workers", "threads", "timeout"):
         if settings[name] < 1:
             raise ValueError(f"UNMASK_{name.upper()} must be at least 1, not {settings[name]}")
+    if settings["read_timeout"] <= 0:
+        raise ValueError(f"UNMASK_READ_TIMEOUT must be positive, not {settings['read_timeout']}")
+    if settings["read_min_rate"] < 0:
+        raise ValueError(f"UNMASK_READ_MIN_RATE must not be negative, not {settings['read_min_rate']}")
     return settings
 
 

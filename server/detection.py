@@ -10,7 +10,6 @@ one rule that it can push a verdict towards `fake`, never towards `real`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import numpy as np
@@ -170,7 +169,6 @@ class Detection:
             "model": None if self.detector is None else {"name": self.detector.name, "version": self.detector.version},
             "error": self.error,
             "device": self.device,
-            "worker_pid": os.getpid(),
             "batching": self.batcher.stats(),
         }
 

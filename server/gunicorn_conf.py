@@ -1,6 +1,6 @@
 """gunicorn configuration, from the environment (server/config.py: gunicorn_settings).
 
-    UNMASK_BIND=0.0.0.0:8000 UNMASK_WORKERS=2 gunicorn -c server/gunicorn_conf.py
+    UNMASK_BIND=127.0.0.1:8000 UNMASK_WORKERS=2 gunicorn -c server/gunicorn_conf.py   # behind a proxy (server/README.md)
 
 Each worker is a process with its own copy of the model (loaded once, when it starts) and
 UNMASK_THREADS threads whose requests the micro-batcher gathers. Workers are not preloaded:
@@ -16,7 +16,9 @@ _s = gunicorn_settings()
 bind = _s["bind"]
 workers = _s["workers"]
 threads = _s["threads"]
-worker_class = "gthread"
+# gthread, with a deadline for reading each request (UNMASK_READ_TIMEOUT): slow clients
+# cannot hold the threads.
+worker_class = "server.worker.DeadlineThreadWorker"
 timeout = _s["timeout"]
 graceful_timeout = _s["graceful_timeout"]
 keepalive = _s["keepalive"]

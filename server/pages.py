@@ -17,7 +17,8 @@ def index():
     resp.headers["Cache-Control"] = "no-cache"
     # The page loads nothing from elsewhere; say so to the browser too.
     resp.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'"
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
     )
     return resp
 

@@ -1,7 +1,7 @@
 """Run the second-opinion server under gunicorn (http://127.0.0.1:8000 by default).
 
     unmask serve                              # 127.0.0.1:8000, the bundled ensemble
-    unmask serve --bind 0.0.0.0:8080 --workers 2
+    unmask serve --bind 127.0.0.1:8080 --workers 2   # others reach it through a reverse proxy
 
 Everything else comes from UNMASK_* environment variables (see server/README.md): the
 model, size limits, API key, rate limit, CORS origins, batching, threads and timeouts.

@@ -250,8 +250,23 @@ def store(upload: Upload, folder: str) -> Path | None:
         return None
     Path(folder).mkdir(parents=True, exist_ok=True)
     path = Path(folder) / f"{upload.sha256}{EXTENSION[upload.kind]}"
-    if not path.exists():
-        tmp = path.with_name(path.name + f".{os.getpid()}.part")
-        tmp.write_bytes(upload.data)
-        tmp.replace(path)
+    if not os.path.lexists(path):
+        write_new(path, upload.data)
     return path
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Put `data` at `path` whole or not at all: written to a temporary name of its own
+    (created exclusively, so it never follows a link planted in a shared folder, and two
+    requests storing the same file at once never share it), then renamed over `path` (which
+    replaces a link there rather than writing through it)."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

@@ -35,7 +35,11 @@ def image(seed=0) -> dict:
 
 
 def test_api_key_is_required_except_for_health(server):
-    assert server.get("/api/v1/health", headers=as_client(1, key=None)).status_code == 200
+    # Without the key, health says whether the server is up and nothing else.
+    public = server.get("/api/v1/health", headers=as_client(1, key=None))
+    assert public.status_code == 200 and public.json() == {"status": "ok"}
+    full = server.get("/api/v1/health", headers=as_client(1)).json()
+    assert full["model"]["name"] == "ensemble" and "batching" in full and "worker_pid" not in full
     assert server.get("/api/v1/openapi.json", headers=as_client(1, key=None)).status_code == 200
     for headers, why in ((as_client(1, key=None), "missing"), (as_client(1, key="wrong"), "wrong")):
         for r in (server.post("/api/v1/check", files=image(), headers=headers), server.get("/api/v1/models", headers=headers)):
@@ -79,8 +83,9 @@ def test_cors_allows_only_configured_origins(server):
     # Actual responses, errors included, carry the header for the extension to read them.
     r = server.post("/api/v1/check", files=image(), headers=as_client(6, key=None, Origin=EXTENSION))
     assert r.status_code == 401 and r.headers["Access-Control-Allow-Origin"] == EXTENSION
+    # Another site's page is refused outright, even with the key (tests/server/test_attacks.py).
     r = server.post("/api/v1/check", files=image(), headers=as_client(6, Origin="https://evil.example"))
-    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
 
 
 def test_uploads_are_kept_only_where_configured(server):

@@ -320,6 +320,11 @@ def test_settings_parse_and_refuse_nonsense(monkeypatch):
     monkeypatch.setenv("UNMASK_BIND", "0.0.0.0:9000")
     s = gunicorn_settings()
     assert (s["workers"], s["threads"], s["bind"]) == (3, 2, "0.0.0.0:9000")
+    assert (s["read_timeout"], s["read_min_rate"]) == (20.0, 65536)
+    monkeypatch.setenv("UNMASK_READ_TIMEOUT", "0")
+    with pytest.raises(ValueError, match="UNMASK_READ_TIMEOUT must be positive"):
+        gunicorn_settings()
+    monkeypatch.delenv("UNMASK_READ_TIMEOUT")
     monkeypatch.setenv("UNMASK_WORKERS", "many")
     with pytest.raises(ValueError, match="UNMASK_WORKERS"):
         gunicorn_settings()
