@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.server import files
-from tests.server.conftest import run_server
+from tests.server.conftest import run_server, worker_pids
 
 MB = 1_000_000
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -22,18 +22,10 @@ def server(tmp_path_factory, models_dir):
 
 
 def worker_pid(server) -> int:
-    """The one gunicorn worker: the child of the master (`unmask serve` execs gunicorn)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == server.proc.pid:
-                children.append(int(entry.name))
-    assert len(children) == 1, children
-    return children[0]
+    """The one gunicorn worker."""
+    pids = worker_pids(server)
+    assert len(pids) == 1, pids
+    return pids.pop()
 
 
 def peak_rss(pid: int) -> int:
