@@ -257,6 +257,24 @@ def _place_in_image(square: np.ndarray, shape, nearest: bool = False) -> np.ndar
     return heat
 
 
+# The heat drawn alone, for a page that lays it over its own picture and boxes: at most this
+# opaque, so the face stays visible under its hottest part; under COLD_HEAT, nothing is drawn,
+# so a face's crop is not painted as a blue square onto hair and background.
+LAYER_ALPHA = 0.5
+COLD_HEAT = 0.2
+
+
+def heat_layer(heat: np.ndarray, alpha: float = LAYER_ALPHA, cold: float = COLD_HEAT) -> np.ndarray:
+    """RGBA (H, W, 4) uint8: `heat` (0..1) in the 'jet' colours, opacity rising from 0 at
+    `cold` to `alpha` at the hottest; transparent where the heat is zero (away from the faces)."""
+    from matplotlib import colormaps
+
+    h = np.clip(heat, 0, 1)
+    colours = colormaps["jet"](h)[..., :3] * 255
+    opacity = alpha * np.clip((h - cold) / (1 - cold), 0, 1) * 255
+    return np.concatenate([colours, opacity[..., None]], axis=-1).round().astype(np.uint8)
+
+
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6, outline: bool = True) -> np.ndarray:
     """The image with `heat` (same H, W, 0..1) laid over it in the 'jet' colours. Opacity
     follows the heat, so cold regions keep their own pixels. The analysed centre square is
@@ -279,6 +297,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6, outline: bo
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
+    """RGB or RGBA pixels as PNG bytes."""
     from PIL import Image
 
     buf = io.BytesIO()

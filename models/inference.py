@@ -19,7 +19,7 @@ import numpy as np
 
 from models.faces import Face, FaceFinder, Found, crop_image, face_contract
 from models.preprocessing import ImageError
-from models.wording import describe, wording
+from models.wording import describe, tag, wording
 
 NO_FACE = "no_face"
 
@@ -29,7 +29,7 @@ def require_size(image: np.ndarray):
     side = face_contract().min_face_side
     h, w = image.shape[:2]
     if min(h, w) < side:
-        raise ImageError("too_small", f"image is {w}x{h}: " + wording()["too_small"].format(min_face_side=side))
+        raise ImageError("too_small", f"The image is {w}x{h} px. " + wording()["too_small"].format(min_face_side=side))
 
 
 def face_result(face: Face, prediction) -> dict:
@@ -136,17 +136,18 @@ VERDICT_COLOURS = {"fake": (220, 38, 38), "real": (22, 163, 74), "uncertain": (2
 
 
 def draw_faces(image: np.ndarray, faces: list[dict]) -> np.ndarray:
-    """The image with each face's box drawn in its verdict's colour and a short label."""
+    """The image with each face's box drawn in its verdict's colour and a short label; faces are
+    numbered from left to right, as on the server's page."""
     from PIL import Image, ImageDraw
 
     out = Image.fromarray(np.asarray(image, np.uint8))
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(image.shape[:2]) / 300))
-    for i, face in enumerate(faces, start=1):
+    for i, face in enumerate(sorted(faces, key=lambda f: f["box"][0]), start=1):
         x0, y0, x1, y1 = face["box"]
         colour = VERDICT_COLOURS.get(face["verdict"], (255, 255, 255))
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
-        label = f"{i} {wording()['short'][face['verdict']]} {round(100 * face['p_fake'])}%"
+        label = f"{i} {tag(face['verdict'], face['confidence'])}"
         tx, ty = x0, max(0, y0 - 12 - width)
         draw.rectangle([tx, ty, tx + 7 * len(label) + 4, ty + 12], fill=colour)
         draw.text((tx + 2, ty), label, fill=(255, 255, 255))

@@ -22,6 +22,8 @@ CONTRACT_PATH = Path(__file__).with_name("preprocessing.json")
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SHORT_SIDE = 150  # training data below this is skipped; inference accepts smaller
 IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"}
+# What Unmask reads, said the same way by the CLI and the server.
+ACCEPTED = "a JPEG, PNG, WebP, GIF or BMP image, or an MP4, WebM or MOV video"
 
 
 @lru_cache(maxsize=1)
@@ -77,20 +79,20 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_short_side: 
     try:
         fp = io.BytesIO(data) if data is not None else open(source, "rb")
     except OSError as e:
-        raise ImageError("unreadable", f"cannot open {source}: {e.strerror or e}") from e
+        raise ImageError("unreadable", f"Cannot open {source}: {e.strerror or e}.") from e
     with fp:
         try:
             # Our own pixel check below replaces Pillow's global bomb limit.
             with Image.open(fp) as img:
                 fmt = img.format
                 if fmt not in IMAGE_FORMATS:
-                    raise ImageError("unsupported", f"unsupported image format {fmt}; use JPEG, PNG, WebP, GIF or BMP")
+                    raise ImageError("unsupported", f"{fmt} images are not read. Send {ACCEPTED}.")
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageError(
                         "too_many_pixels",
-                        f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
-                        "(possible decompression bomb); downscale it first",
+                        f"The image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                        "(possible decompression bomb). Downscale it first.",
                     )
                 img.seek(0)
                 img.load()
@@ -99,20 +101,69 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_short_side: 
         except ImageError:
             raise
         except UnidentifiedImageError as e:
-            raise ImageError("not_an_image", "not a recognised image file (JPEG, PNG, WebP, GIF or BMP)") from e
+            fp.seek(0)
+            what = "a text file" if looks_like_text(fp.read(4096)) else "not an image Unmask reads"
+            raise ImageError("not_an_image", f"This is {what}. Send {ACCEPTED}.") from e
         except Image.DecompressionBombError as e:
-            raise ImageError("too_many_pixels", f"decompression bomb refused: {e}") from e
+            raise ImageError("too_many_pixels", f"Decompression bomb refused: {e}.") from e
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             msg = str(e)
-            reason = "truncated" if "truncated" in msg or isinstance(e, EOFError) else "corrupt"
-            raise ImageError(reason, f"image data is {reason}: {msg}") from e
+            if "truncated" in msg or isinstance(e, EOFError):
+                fp.seek(0)
+                raise ImageError("truncated", cut_short(fp.read(), fmt)) from e
+            raise ImageError("corrupt", f"The image data is damaged ({msg}). Export or download the file again.") from e
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ImageError("corrupt", "image has no pixels")
+        raise ImageError("corrupt", "The image has no pixels.")
     if min(rgb.shape[:2]) < min_short_side:
         raise ImageError(
-            "too_small", f"image is {rgb.shape[1]}x{rgb.shape[0]}, under {min_short_side} px on its short side"
+            "too_small", f"The image is {rgb.shape[1]}x{rgb.shape[0]} px, under {min_short_side} px on its short side."
         )
     return rgb
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes read as text (UTF-8 without control characters): a note,
+    a web page or JSON renamed as a picture."""
+    head = head[:4096]
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # only a character cut by the 4096-byte window is allowed
+            return False
+        text = head[: e.start].decode("utf-8")
+    return not any(ord(c) < 32 and c not in "\t\n\r\f" for c in text)
+
+
+def missing_rows(data: bytes) -> float | None:
+    """The share of a cut-short JPEG's rows that its bytes never reach (from the bottom up),
+    or None when it cannot be told. With an end marker put after the bytes that came, the
+    decoder draws what they hold and leaves each row it never reached one flat colour."""
+    from PIL import Image
+
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data + b"\xff\xd9")) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None
+    flat = (rgb.max(axis=1) == rgb.min(axis=1)).all(axis=-1)  # each row: one colour all along
+    if flat.all():
+        return None
+    return int(np.argmin(flat[::-1])) / len(flat)  # the flat rows at the bottom
+
+
+def cut_short(data: bytes, fmt: str | None) -> str:
+    """What to tell a person about a file whose data stops before the picture ends."""
+    kind = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP"}.get(fmt or "", fmt or "image")
+    size = f"{len(data) / 1024:.1f} KB" if len(data) >= 1024 else f"{len(data)} bytes"
+    share = missing_rows(data)
+    lost = (f"about {round(100 * share)}% of the picture (its bottom part) is missing" if share and share >= 0.01
+            else "part of the picture is missing")
+    return (f"The {kind} file is cut short: it ends after {size}, and {lost}. The upload or download was "
+            "probably interrupted: get the complete file again and send that.")
 
 
 def box_then_bilinear(image, k: int, out_h: int, out_w: int):

@@ -30,3 +30,19 @@ def describe(verdict: str, confidence: float | None = None, p_fake: float | None
     lean = "fake" if (p_fake if p_fake is not None else 0.5) >= 0.5 else "real"
     text = w["confidence"][verdict].format(pct=pct(confidence), lean=lean)
     return f"{label}: {text[0].lower()}{text[1:]}"
+
+
+def tag(verdict: str, confidence: float | None = None) -> str:
+    """A face's short tag: 'Fake 93%', 'Real 97%', 'Unsure': the one number is the confidence
+    of the face's own verdict, as on the extension's badges."""
+    text = wording()["tag"][verdict]
+    return text.format(pct=pct(confidence)) if "{pct}" in text and confidence is not None else text.replace(" {pct}", "")
+
+
+def sentence(message: str) -> str:
+    """A message shown to a person as a sentence: a capital first letter and a full stop."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message[-1] in ".!?" else message + "."

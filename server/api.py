@@ -35,7 +35,9 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    resp = jsonify({"error": code, "message": message, "status": status})
+    from models.wording import sentence
+
+    resp = jsonify({"error": code, "message": sentence(message), "status": status})
     resp.status_code = status
     for k, v in (headers or {}).items():
         resp.headers[k] = v
@@ -159,15 +161,19 @@ def check_frames():
 
 @bp.post("/explain")
 def explain():
-    """A PNG of the image with each face's Grad-CAM heatmap laid over it and its box drawn."""
+    """A PNG of the image with each face's Grad-CAM heatmap laid over it and its box drawn,
+    or (?draw=heat) the heat alone, transparent away from the faces."""
     state = _state()
     target = request.args.get("target", "verdict")
     if target not in ("verdict", "fake", "real"):
         raise ApiError(400, "bad_target", "target must be verdict, fake or real")
+    draw = request.args.get("draw", "picture")
+    if draw not in ("picture", "heat"):
+        raise ApiError(400, "bad_draw", "draw must be picture (the image with heat and boxes) or heat (the heat alone)")
     state.detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
     image = _decode(upload)
-    png, targets = state.detection.explain_png(image, target)
+    png, targets = state.detection.explain_png(image, target, draw)
     if not targets:
         from models.wording import wording
 
@@ -244,7 +250,8 @@ def _decode(upload):
 def _image_error(e, upload=None) -> ApiError:
     message = str(e)
     if e.reason == "not_an_image":
-        return ApiError(400, "corrupt", f"the file starts like a {upload.label} but cannot be decoded: it is damaged")
+        return ApiError(400, "corrupt", f"The file starts like a {upload.label} but cannot be decoded: it is damaged. "
+                        "Export or download it again and send the new copy.")
     if e.reason == "too_small":
         message += " Send a larger picture or video."
     return ApiError(IMAGE_ERROR_STATUS.get(e.reason, 400), e.reason, message)

@@ -144,11 +144,13 @@ class Detection:
                    video=info)
         return out
 
-    def explain_png(self, image: np.ndarray, target: str) -> tuple[bytes, list[str]]:
-        """A PNG of the image with each face's Grad-CAM heat laid over it and the boxes drawn,
+    def explain_png(self, image: np.ndarray, target: str, draw: str = "picture") -> tuple[bytes, list[str]]:
+        """A PNG of the image with each face's Grad-CAM heat laid over it and the boxes drawn
+        (`draw` "picture"), or of the heat alone (`draw` "heat": RGBA, transparent outside the
+        faces' crops and where the heat is cold, for a page that draws its own boxes over it),
         and the target of each face's heat (none: no face). `target` "verdict" takes each
         face's own verdict (evidence for real on a real face, for fake otherwise)."""
-        from models.explain import overlay, png_bytes
+        from models.explain import heat_layer, overlay, png_bytes
         from models.inference import draw_faces, face_target
 
         self.require()
@@ -160,6 +162,8 @@ class Detection:
         heat = self.faces.heat(image, result, "gradcam", target=forced)
         targets = [forced or face_target(f["verdict"]) for f in faces]
         image, heat, scale = _shrink(image, heat, EXPLAIN_MAX_SIDE)
+        if draw == "heat":
+            return png_bytes(heat_layer(heat)), targets
         shown = [{**f, "box": [v * scale for v in f["box"]]} for f in faces]
         return png_bytes(draw_faces(overlay(image, heat, outline=False), shown)), targets
 

@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.preprocessing import ACCEPTED, looks_like_text
+
 IMAGE_KINDS = {"jpeg", "png", "webp", "gif", "bmp"}
 VIDEO_KINDS = {"mp4", "mov", "webm"}
 LABELS = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF", "bmp": "BMP", "mp4": "MP4", "mov": "MOV", "webm": "WebM"}
@@ -127,7 +129,8 @@ def read_upload(request, accept: set[str], max_bytes: int) -> Upload:
     if kind is None:
         if _looks_like_url(data):
             raise UploadError(415, "url_not_fetched", "the server never fetches URLs: download the file and upload it itself")
-        raise UploadError(415, "unsupported_type", f"this is not a file type the server reads: send {wanted}")
+        what = "a text file, not a picture or a video" if looks_like_text(data) else "not a file type Unmask reads"
+        raise UploadError(415, "unsupported_type", f"This is {what}. Send {ACCEPTED}.")
     if kind == "matroska":
         raise UploadError(415, "unsupported_type", f"Matroska (MKV) videos are not read: send {wanted}")
     _check_declared(kind, declared_type, filename)

@@ -81,13 +81,13 @@ def check_file(check, path, n_frames: int = 16) -> dict:
         except ImageError as e:
             if kind == "image" or e.reason not in ("not_an_image", "unsupported"):
                 raise
+            not_an_image = e  # says what the file is (text?) and what Unmask reads, as the server does
         try:  # neither known magic nor an image Pillow reads: a video FFmpeg knows?
             return check_video(check, path, n_frames)
         except VideoError as e:
             if e.reason != "not_a_video":
                 raise
-        raise CheckError("not_an_image", "not an image or a video: use JPEG, PNG, WebP, GIF or BMP images, "
-                         "MP4, WebM or MOV videos")
+        raise CheckError(not_an_image.reason, str(not_an_image))
     except (ImageError, VideoError) as e:
         raise CheckError(e.reason, str(e)) from e
 

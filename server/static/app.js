@@ -13,6 +13,16 @@ let WORDS = null; // models/wording.json, read from the page on load
 let objectUrls = [];
 let lastFile = null; // checked again once an API key is entered after a 401
 let needsKey = false;
+// Each pick starts a new run; an answer that arrives for an earlier run is dropped, and its
+// requests are aborted, so a late answer never lands on a newer file's result.
+let run = 0;
+let aborter = null;
+
+// Thrown (and ignored) when the run a piece of work belongs to is no longer the current one.
+class Superseded extends Error {}
+function stillCurrent(mine) {
+  if (mine !== run) throw new Superseded();
+}
 
 function isVideo(file) {
   return VIDEO_TYPES.includes(file.type) || (!file.type && VIDEO_NAMES.test(file.name));
@@ -25,21 +35,24 @@ function headers() {
 
 // POST the file as multipart `file`; resolve to the Response, or throw an Error whose
 // message is the server's own explanation.
-async function post(path, file) {
+async function post(path, file, mine, query = "") {
   const form = new FormData();
   form.append("file", file, file.name);
   let resp;
   try {
-    resp = await fetch(API + path, { method: "POST", body: form, headers: headers() });
+    resp = await fetch(API + path + query, { method: "POST", body: form, headers: headers(), signal: aborter.signal });
   } catch (e) {
-    throw new Error("the server cannot be reached; check that it is running and try again");
+    stillCurrent(mine); // aborted because a newer file was picked
+    throw new Error("The server cannot be reached. Check that it is running and try again.");
   }
+  stillCurrent(mine);
   if (!resp.ok) {
-    let message = `the server answered ${resp.status}`;
+    let message = `The server answered ${resp.status}.`;
     try {
       const body = await resp.json();
       if (body.message) message = body.message;
     } catch (e) { /* not JSON: keep the status line */ }
+    stillCurrent(mine);
     if (resp.status === 401) {
       needsKey = true;
       $("key-box").open = true;
@@ -56,6 +69,20 @@ function pct(x) {
   return x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`;
 }
 
+// "Fake 93%", "Real 97%", "Unsure": the confidence of the face's own verdict (wording.json `tag`).
+function tagText(verdict, confidence) {
+  const text = WORDS.tag[verdict] || verdict;
+  return confidence === null || confidence === undefined ? text.replace(" {pct}", "") : text.replace("{pct}", pct(confidence));
+}
+
+// The faces in reading order: numbered from left to right. `index` keeps each face's place
+// in the API's list (largest first), which /explain's per-face targets follow.
+function inReadingOrder(faces) {
+  return faces.map((f, index) => ({ ...f, index }))
+    .sort((a, b) => a.box[0] - b.box[0])
+    .map((f, k) => ({ ...f, n: k + 1 }));
+}
+
 function clearResult() {
   objectUrls.forEach((u) => URL.revokeObjectURL(u));
   objectUrls = [];
@@ -70,20 +97,32 @@ function clearResult() {
   $("faces-box").hidden = true;
   $("boxes").replaceChildren();
   $("heat-status").textContent = "";
+  $("error-preview").hidden = true;
+  $("error-preview").removeAttribute("src");
 }
 
-function showError(message) {
+// The server's message, with the picked picture beside it when the browser can show it.
+function showError(message, previewUrl) {
   $("status").textContent = "";
   $("error").textContent = message;
   $("error").hidden = false;
+  const img = $("error-preview");
+  if (previewUrl) {
+    img.onload = () => { img.hidden = false; };
+    img.onerror = () => { img.hidden = true; };
+    img.src = previewUrl;
+  }
 }
 
 function showVerdict(r) {
   const v = $("verdict");
   v.textContent = WORDS.labels[r.verdict] || r.verdict;
   v.dataset.verdict = r.verdict;
-  // The summary comes from the server, in the shared words (models/wording.py describe).
-  $("confidence").textContent = r.p_fake === null ? r.summary : `${r.summary} · p(fake) ${pct(r.p_fake)}`;
+  // The summary comes from the server, in the shared words (models/wording.py describe); it
+  // already holds the one number. Without a face, the label above already says "No face
+  // found": the line below says what that means instead of repeating it.
+  $("confidence").textContent = r.verdict === "no_face" ? (r.hint || WORDS.no_face_detail) : r.summary;
+  $("rule").hidden = r.verdict === "no_face"; // no face judged: the fake/real rule does not apply
   const evidence = r.provenance && r.provenance.generator_evidence;
   const model = r.model_verdict;
   const basis = {
@@ -105,7 +144,7 @@ function drawBoxes(r) {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${r.image.width} ${r.image.height}`);
   const font = Math.max(10, Math.round(Math.max(r.image.width, r.image.height) / 32));
-  r.faces.forEach((f, i) => {
+  inReadingOrder(r.faces).forEach((f) => {
     const [x0, y0, x1, y1] = f.box;
     const g = document.createElementNS(SVG, "g");
     g.setAttribute("class", `face ${f.verdict}`);
@@ -113,9 +152,9 @@ function drawBoxes(r) {
     box.setAttribute("class", "face-box");
     Object.entries({ x: x0, y: y0, width: x1 - x0, height: y1 - y0 }).forEach(([k, val]) => box.setAttribute(k, val));
     const title = document.createElementNS(SVG, "title");
-    title.textContent = `face ${i + 1}: ${f.summary}`;
+    title.textContent = `Face ${f.n}: ${f.summary}`;
     box.append(title);
-    const label = `${i + 1} ${WORDS.short[f.verdict]} ${pct(f.p_fake)}`;
+    const label = `${f.n} ${tagText(f.verdict, f.confidence)}`;
     const ty = y0 >= font * 1.3 ? y0 - font * 1.3 : y1;  // above the box, or below it at the top edge
     const width = font * 0.62 * label.length + font * 0.6;
     const tx = Math.max(0, Math.min(x0, r.image.width - width)); // kept inside the picture
@@ -133,27 +172,28 @@ function drawBoxes(r) {
 function showFaces(r) {
   const body = $("faces").tBodies[0];
   body.replaceChildren();
-  r.faces.forEach((f, i) => {
+  inReadingOrder(r.faces).forEach((f) => {
     const row = body.insertRow();
     row.className = f.verdict;
-    row.insertCell().textContent = String(i + 1);
+    row.insertCell().textContent = String(f.n);
     row.insertCell().textContent = f.summary;
     row.insertCell().textContent = f.box.map((v) => Math.round(v)).join(", ");
   });
-  const notes = [];
-  if (r.faces_too_small) notes.push(`${r.faces_too_small} smaller face(s) seen but too small to judge`);
-  if (r.faces_over_limit) notes.push(`${r.faces_over_limit} more face(s) over the limit, not judged`);
-  $("faces-note").textContent = notes.join("; ");
+  const notes = r.faces.length > 1 ? [WORDS.face_order] : [];
+  if (r.faces_too_small) notes.push(`${r.faces_too_small} smaller face(s) seen but too small to judge.`);
+  if (r.faces_over_limit) notes.push(`${r.faces_over_limit} more face(s) over the limit, not judged.`);
+  $("faces-note").textContent = notes.join(" ");
   $("faces-box").hidden = r.faces.length === 0;
 }
 
-// What hot means depends on what each face's heat was computed for (X-Unmask-Target).
-function showLegend(targets) {
+// What hot means depends on what each face's heat was computed for (X-Unmask-Target, in the
+// API's order of faces; said here with the page's numbers, left to right).
+function showLegend(targets, faces) {
   const says = WORDS.heat;
   const unique = [...new Set(targets)];
   $("legend-text").textContent = unique.length === 1
     ? says[unique[0]]
-    : targets.map((t, i) => `Face ${i + 1}: ${says[t]}`).join(" ");
+    : inReadingOrder(faces).map((f) => `Face ${f.n}: ${says[targets[f.index]]}`).join(" ");
   $("legend").hidden = false;
 }
 
@@ -194,12 +234,12 @@ function showMeta(r) {
   $("meta").textContent = `${r.file.type}${size} · model ${r.model.name} ${r.model.version} on ${r.model.device} · ${r.time_ms} ms`;
 }
 
-async function checkImage(file) {
-  const url = URL.createObjectURL(file);
-  objectUrls.push(url);
+async function checkImage(file, mine, url) {
   $("preview").src = url;
   $("status").textContent = "Finding and checking the faces…";
-  const result = await (await post("/check", file)).json();
+  const resp = await post("/check", file, mine);
+  const result = await resp.json();
+  stillCurrent(mine);
   $("status").textContent = "";
   showVerdict(result);
   drawBoxes(result);
@@ -214,16 +254,19 @@ async function checkImage(file) {
   // The heatmap comes second: the verdict should not wait for gradients.
   $("heat-status").textContent = "drawing the heatmap…";
   try {
-    const resp = await post("/explain", file);
+    const resp = await post("/explain", file, mine, "?draw=heat"); // the heat alone: the boxes are the page's own
     const targets = (resp.headers.get("X-Unmask-Target") || "fake").split(",");
-    const heatUrl = URL.createObjectURL(await resp.blob());
+    const blob = await resp.blob();
+    stillCurrent(mine);
+    const heatUrl = URL.createObjectURL(blob);
     objectUrls.push(heatUrl);
     $("heatmap").src = heatUrl;
     $("heatmap").hidden = false;
     $("heat-status").textContent = "";
-    showLegend(targets.length === 1 ? result.faces.map(() => targets[0]) : targets);
+    showLegend(targets.length === 1 ? result.faces.map(() => targets[0]) : targets, result.faces);
   } catch (e) {
-    $("heat-status").textContent = `no heatmap: ${e.message}`;
+    if (e instanceof Superseded) throw e;
+    $("heat-status").textContent = `No heatmap: ${e.message}`;
   }
 }
 
@@ -246,17 +289,16 @@ function showTimeline(result) {
     const row = body.insertRow();
     row.insertCell().textContent = `${f.time_s.toFixed(2)} s`;
     row.insertCell().textContent = String(f.faces.length);
-    row.insertCell().textContent = WORDS.labels[f.verdict] || f.verdict;
-    row.insertCell().textContent = pct(f.p_fake);
+    row.insertCell().textContent = tagText(f.verdict, f.confidence);
   }
 }
 
-async function checkVideo(file) {
-  const url = URL.createObjectURL(file);
-  objectUrls.push(url);
+async function checkVideo(file, mine, url) {
   $("video-preview").src = url;
   $("status").textContent = "Checking the video (sampling frames, finding faces)…";
-  const result = await (await post("/check/video", file)).json();
+  const resp = await post("/check/video", file, mine);
+  const result = await resp.json();
+  stillCurrent(mine);
   $("status").textContent = "";
   showVerdict(result);
   showMembers(averageMembers(result.frames));
@@ -286,14 +328,21 @@ function averageMembers(frames) {
 
 async function handle(file) {
   if (!file) return;
+  const mine = ++run;
+  if (aborter) aborter.abort(); // the earlier file's requests: their answers are no longer wanted
+  aborter = new AbortController();
   lastFile = file;
   needsKey = false;
   clearResult();
   $("members-title").textContent = "Each model (the face with the highest p(fake))";
+  const url = URL.createObjectURL(file);
+  objectUrls.push(url);
+  const video = isVideo(file);
   try {
-    await (isVideo(file) ? checkVideo(file) : checkImage(file));
+    await (video ? checkVideo(file, mine, url) : checkImage(file, mine, url));
   } catch (e) {
-    showError(e.message);
+    if (e instanceof Superseded || mine !== run) return;
+    showError(e.message, video ? null : url);
   }
 }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -123,6 +124,24 @@ def test_bad_files_fail_alone(tiny_dir, files, tmp_path, capsys):
     assert reasons["too_many_pixels"] == "too_many_pixels" and reasons["not_an_image"] == "not_an_image"
     assert reasons["corrupt"] in ("corrupt", "not_an_image") and reasons["corrupt_video"] == "corrupt"
     assert reasons["too_small"] == "too_small" and "px" in results[str(too_small)]["error"]["message"]
+
+
+def test_a_cut_short_jpeg_and_a_renamed_note_are_explained(tiny_dir, tmp_path, capsys):
+    """What is wrong, how much is missing and what to do, in sentences: the words the server
+    sends (models/preprocessing.py makes them for both)."""
+    from skimage import data
+
+    whole = encode(data.coffee())
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) * 3 // 10])  # 70% of the bytes lost: most of the rows
+    note = tmp_path / "note.jpg"
+    note.write_text("Dear all,\nthe meeting moves to Friday.\n")
+    code, doc = check_json(capsys, cut, note, "--model", tiny_dir)
+    said = {r["file"]: r["error"]["message"] for r in doc["results"]}
+    missing = re.search(r"^The JPEG file is cut short: it ends after [\d.]+ KB, and about (\d+)% of the picture", said[str(cut)])
+    assert missing and 50 <= int(missing.group(1)) <= 80, said[str(cut)]
+    assert "get the complete file again" in said[str(cut)]
+    assert said[str(note)].startswith("This is a text file.") and "MP4, WebM or MOV video" in said[str(note)]
 
 
 def test_bad_file_in_text_mode_goes_to_stderr(tiny_dir, files, capsys):

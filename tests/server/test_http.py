@@ -428,7 +428,7 @@ def test_page_in_chromium_shows_faces_verdict_heatmap_models_and_provenance(serv
     assert res["video"]["verdict"] in ("real", "fake", "uncertain") and res["video"]["frames"] == 6
     assert res["video"]["timelineSegments"] >= 1
     no_face = res["noFace"]
-    assert no_face["shown"] == words["labels"]["no_face"] and no_face["summary"] == words["no_face"]
+    assert no_face["shown"] == words["labels"]["no_face"] and no_face["summary"] == words["no_face_detail"]
     assert no_face["boxes"] == 0 and no_face["facesHidden"] and no_face["heatmapHidden"]
 
 
