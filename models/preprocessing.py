@@ -105,7 +105,7 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_short_side: 
             what = "a text file" if looks_like_text(fp.read(4096)) else "not an image Unmask reads"
             raise ImageError("not_an_image", f"This is {what}. Send {ACCEPTED}.") from e
         except Image.DecompressionBombError as e:
-            raise ImageError("too_many_pixels", f"Decompression bomb refused: {e}.") from e
+            raise ImageError("too_many_pixels", f"Refused as a decompression bomb: {e}.") from e
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             msg = str(e)
             if "truncated" in msg or isinstance(e, EOFError):
