@@ -93,7 +93,7 @@ def check():
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
     image = _decode(upload)
     result = detection.check_image(image)
-    provenance = _provenance(upload)
+    provenance = _provenance(upload, image)
     body = detection.image_result(result, provenance)
     body.update(_common(upload, detection), image={"width": int(image.shape[1]), "height": int(image.shape[0])},
                 provenance=provenance)
@@ -257,15 +257,14 @@ def _image_error(e, upload=None) -> ApiError:
     return ApiError(IMAGE_ERROR_STATUS.get(e.reason, 400), e.reason, message)
 
 
-def _provenance(upload) -> dict:
-    from server import provenance
+def _provenance(upload, image=None) -> dict:
+    from models import provenance
 
     try:
-        return provenance.inspect(upload.data, upload.kind)
+        return provenance.inspect(upload.data, upload.kind, pixels=image)
     except Exception as e:  # provenance is extra evidence; its failure must not lose the verdict
         log.warning("provenance check failed: %s", type(e).__name__)
-        return {"generator_evidence": False, "summary": "the provenance check failed on this file",
-                "findings": [], "c2pa": {"present": False}, "metadata": {}, "error": type(e).__name__}
+        return provenance.failed(type(e).__name__)
 
 
 def _common(upload, detection) -> dict:

@@ -134,6 +134,9 @@ class Config:
 
     def validate(self) -> "Config":
         parse_rate(self.rate_limit)
+        from models.provenance import ANCHORS_ENV, trust_anchors
+
+        trust_anchors(os.environ.get(ANCHORS_ENV) or None)  # more C2PA trust anchors: readable, or say so now
         from server.feedback import sqlite_path
 
         sqlite_path(self.feedback_uri)

@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from models.inference import NO_FACE
+from models.provenance import combine
 from server.batcher import MicroBatcher
 from server.config import Config
 
@@ -175,34 +176,6 @@ class Detection:
             "device": self.device,
             "batching": self.batcher.stats(),
         }
-
-
-def combine(model_verdict: dict, provenance: dict) -> dict:
-    """Final verdict from the models' calibrated verdict and the provenance findings.
-
-    Provenance can make a verdict `fake`, never `real`. A picture without a face stays
-    `no_face` whatever its provenance says: no face was judged, so there is no verdict on
-    faces to change; the provenance section reports what the file says of its origin."""
-    from models.wording import describe
-
-    verdict = model_verdict["verdict"]
-    out = {
-        "verdict": verdict,
-        "confidence": model_verdict["confidence"],
-        "p_fake": model_verdict["p_fake"],
-        "p_fake_raw": model_verdict["p_fake_raw"],
-        "basis": "none" if verdict == NO_FACE else "model",
-        "model_verdict": {"verdict": verdict, "confidence": model_verdict["confidence"]},
-    }
-    if provenance.get("generator_evidence") and verdict != NO_FACE:
-        if verdict == "fake":
-            out["basis"] = "model+provenance"
-        else:
-            # The models' confidence was about another verdict; there is no calibrated
-            # number for one that rests on metadata, so none is given.
-            out.update(verdict="fake", confidence=None, basis="provenance")
-    out["summary"] = describe(out["verdict"], out["confidence"], out["p_fake"])
-    return out
 
 
 def timeline(rows: list[dict]) -> list[dict]:

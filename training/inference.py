@@ -77,7 +77,8 @@ def check_file(check, path, n_frames: int = 16) -> dict:
         if kind == "video":
             return check_video(check, path, n_frames)
         try:
-            return {"kind": "image", **check.check_image(load_image(path))}
+            image = load_image(path)
+            return {"kind": "image", **_with_provenance(check.check_image(image), path, image)}
         except ImageError as e:
             if kind == "image" or e.reason not in ("not_an_image", "unsupported"):
                 raise
@@ -90,6 +91,29 @@ def check_file(check, path, n_frames: int = 16) -> dict:
         raise CheckError(not_an_image.reason, str(not_an_image))
     except (ImageError, VideoError) as e:
         raise CheckError(e.reason, str(e)) from e
+
+
+def _with_provenance(result: dict, path: Path, image) -> dict:
+    from models.provenance import judged
+    from server.uploads import sniff as kind_of
+
+    data = path.read_bytes()
+    return judged(result, data, kind_of(data) or "unknown", image)
+
+
+def _provenance_lines(r: dict, indent: str) -> str:
+    p = r.get("provenance") or {}
+    text = ""
+    if p.get("statement"):
+        text += f"\n{indent}provenance ({p['tier']}): {p['statement']}"
+        who = [f"{k.replace('_', ' ')} {p[k]}" for k in ("signer", "claim_generator") if p.get(k)]
+        if who:
+            text += f" [{', '.join(who)}]"
+    if p.get("changed"):
+        text += f"\n{indent}provenance: {p['changed']}"
+    if p.get("validation_codes"):
+        text += f"\n{indent}content credentials: {p['validation_state']} ({', '.join(p['validation_codes'])})"
+    return text
 
 
 def _faces_lines(r: dict, indent: str) -> str:
@@ -111,8 +135,8 @@ def _faces_lines(r: dict, indent: str) -> str:
 
 
 def _line(name: str, r: dict) -> str:
-    if r["verdict"] == "no_face":
-        text = f"{name}: no_face: {r['summary']}"
+    if r["verdict"] == "no_face" or r.get("confidence") is None:
+        text = f"{name}: {r['verdict']}: {r['summary']}"
     else:
         text = f"{name}: {r['verdict']} (confidence {r['confidence']:.2f}, p(fake) {r['p_fake']:.3f})"
     if r["kind"] == "video":
@@ -132,7 +156,7 @@ def _line(name: str, r: dict) -> str:
             text += f"\n    {f['time_s']:7.2f} s  frame {f['frame_index']:<6} {len(f['faces'])} face(s)  {verdict}" + \
                 (f"  track {tracks}" if tracks else "")
     else:
-        text += _faces_lines(r, "    ")
+        text += _faces_lines(r, "    ") + _provenance_lines(r, "    ")
     return text
 
 

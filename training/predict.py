@@ -8,7 +8,9 @@ Faces first (models/inference.py): `faces` is the number of faces judged; verdic
 picture's (fake when any face is, real when every face is, otherwise uncertain), p_fake the
 highest face's calibrated p(fake). A picture without a face to judge is `no_face` with p_fake
 left empty; a file that could not be read is `error` (the error column says why; the run goes
-on). Images are read on both cores and checked in batches. A summary goes to stderr. Exit
+on). `provenance` is the file's tier of provenance evidence (signed, declared or captured;
+empty when it says nothing, models/provenance.py): signed or declared AI makes the verdict
+`fake` with an empty confidence. Images are read on both cores and checked in batches. A summary goes to stderr. Exit
 status: 0 when every file was checked, 1 when some were errors (their rows are in the CSV).
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
-COLUMNS = ["path", "p_fake", "verdict", "faces", "confidence", "p_fake_raw", "error"]
+COLUMNS = ["path", "p_fake", "verdict", "faces", "confidence", "p_fake_raw", "provenance", "error"]
 
 
 def add_arguments(p):
@@ -136,10 +138,19 @@ def _load(source):
         return None, ("error", f"{type(e).__name__}: {e}")
 
 
+def _judged(source, image, result):
+    from models.provenance import judged
+    from server.uploads import sniff as kind_of
+
+    data = Path(source).read_bytes()
+    return judged(result, data, kind_of(data) or "unknown", image)
+
+
 def check_files(check, sources: list, *, batch_size: int = 32, workers: int = 2, progress: bool = True,
                 desc: str = "checking") -> Iterator[tuple[int, dict | None, tuple | None]]:
     """(index, result, None) or (index, None, (reason, message)) for each file, in order:
-    files are decoded by `workers` threads while the previous batch is checked."""
+    files are decoded by `workers` threads while the previous batch is checked; each result
+    has the file's provenance combined in."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(sources), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
@@ -148,9 +159,10 @@ def check_files(check, sources: list, *, batch_size: int = 32, workers: int = 2,
             for start in range(0, len(sources), batch_size):
                 loaded = list(pool.map(_load, sources[start:start + batch_size]))
                 good = [i for i, (im, _) in enumerate(loaded) if im is not None]
-                results = iter(check.check_images([loaded[i][0] for i in good]))
+                results = check.check_images([loaded[i][0] for i in good])
+                judged = dict(zip(good, pool.map(_judged, [sources[start + i] for i in good], [loaded[i][0] for i in good], results)))
                 for i, (im, err) in enumerate(loaded):
-                    yield (start + i, next(results), None) if im is not None else (start + i, None, err)
+                    yield (start + i, judged[i], None) if im is not None else (start + i, None, err)
                 bar.update(len(loaded))
         finally:
             bar.close()
@@ -178,13 +190,13 @@ def run(args) -> int:
             rel = images[i].relative_to(folder).as_posix()
             if err is not None:
                 row = {"path": rel, "p_fake": "", "verdict": "error", "faces": "", "confidence": "", "p_fake_raw": "",
-                       "error": f"{err[0]}: {err[1]}"}
+                       "provenance": "", "error": f"{err[0]}: {err[1]}"}
                 errors[err[0]] += 1
             else:
-                blank = r["verdict"] == "no_face"
+                blank = r["model_verdict"]["verdict"] == "no_face"
                 row = {"path": rel, "p_fake": "" if blank else r["p_fake"], "verdict": r["verdict"],
-                       "faces": len(r["faces"]), "confidence": "" if blank else r["confidence"],
-                       "p_fake_raw": "" if blank else r["p_fake_raw"], "error": ""}
+                       "faces": len(r["faces"]), "confidence": "" if r["confidence"] is None else r["confidence"],
+                       "p_fake_raw": "" if blank else r["p_fake_raw"], "provenance": r["provenance"]["tier"] or "", "error": ""}
             verdicts[row["verdict"]] += 1
             writer.writerow(row)
     n_err = sum(errors.values())

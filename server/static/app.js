@@ -122,17 +122,16 @@ function showVerdict(r) {
   // already holds the one number. Without a face, the label above already says "No face
   // found": the line below says what that means instead of repeating it.
   $("confidence").textContent = r.verdict === "no_face" ? (r.hint || WORDS.no_face_detail) : r.summary;
-  $("rule").hidden = r.verdict === "no_face"; // no face judged: the fake/real rule does not apply
-  const evidence = r.provenance && r.provenance.generator_evidence;
+  $("rule").hidden = r.model_verdict.verdict === "no_face"; // no face judged: the fake/real rule does not apply
   const model = r.model_verdict;
   const basis = {
     model: "from the faces, judged by the models",
     "model+provenance": "from the faces, judged by the models; the file's provenance agrees",
-    provenance: `from the file's provenance (no calibrated confidence); the models alone said ${WORDS.labels[model.verdict]}` +
-      (model.confidence === null ? "" : ` (${pct(model.confidence)})`),
-    none: evidence
-      ? "No face was judged. The file's provenance says a generator made it (below); that is about the file, not about a face."
-      : "",
+    provenance: model.verdict === "no_face"
+      ? "from the file's provenance alone (below): no face was judged"
+      : `from the file's provenance (no calibrated confidence); the models alone said ${WORDS.labels[model.verdict]}` +
+        (model.confidence === null ? "" : ` (${pct(model.confidence)})`),
+    none: "",
   };
   $("basis").textContent = basis[r.basis] || "";
 }
@@ -217,8 +216,30 @@ function showMembers(members) {
   }
 }
 
+// Tier (signed / declared / captured), its sentence, who signed and with what, the actions
+// and the validation codes: all text from the file, so textContent only.
 function showProvenance(p) {
-  $("provenance-summary").textContent = p.summary || "";
+  $("provenance-summary").textContent = p.statement || p.summary || "";
+  $("provenance-summary").dataset.tier = p.tier || "";
+  $("provenance-changed").textContent = p.changed || "";
+  const details = [
+    ["Tier", p.tier],
+    ["Signed by", p.signer],
+    ["Claim generator", p.claim_generator],
+    ["Actions", (p.actions || []).map((a) => [a.action, a.digital_source_type && a.digital_source_type.split("/").pop()].filter(Boolean).join(" ")).join(", ")],
+    ["Validation", [p.validation_state, ...(p.validation_codes || [])].filter(Boolean).join(": ")],
+  ];
+  const dl = $("provenance-details");
+  dl.replaceChildren();
+  for (const [name, value] of details) {
+    if (!value) continue;
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    dd.dataset.field = name;
+    dl.append(dt, dd);
+  }
   const list = $("provenance");
   list.replaceChildren();
   for (const f of p.findings || []) {

@@ -185,3 +185,21 @@ def test_missing_model(files, tmp_path, capsys, monkeypatch):
 def test_bad_frames_argument(tiny_dir, files, capsys):
     assert main(["check", str(files["video"]), "--model", str(tiny_dir), "--frames", "0"]) == 2
     assert "--frames" in capsys.readouterr().err
+
+
+def test_provenance_is_read_printed_and_combined(tiny_dir, tmp_path, capsys):
+    from tests.server import files as meta
+
+    words = json.loads(open("models/wording.json").read())["provenance"]
+    ai = tmp_path / "ai.jpg"
+    ai.write_bytes(meta.jpeg_with_xmp("trainedAlgorithmicMedia"))
+    plain = tmp_path / "plain.jpg"
+    plain.write_bytes(encode(face_image("real", 200, 3)))
+    code, doc = check_json(capsys, ai, plain, "--model", tiny_dir)
+    a, p = doc["results"]
+    assert a["provenance"]["tier"] == "declared" and a["verdict"] == "fake" and a["basis"] == "provenance"
+    assert a["confidence"] is None and a["model_verdict"]["verdict"] in ("fake", "real", "uncertain")
+    assert p["provenance"]["tier"] is None and p["basis"] == "model"
+    assert main(["check", str(ai), "--model", str(tiny_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"provenance (declared): {words['declared']}" in out and out.startswith(f"{ai}: fake: ")

@@ -22,6 +22,10 @@ def folder(tmp_path, files):
     for kind in ("corrupt", "truncated", "not_an_image", "empty", "bomb"):
         shutil.copy(files[kind], root / "bad" / files[kind].name)
     write_image(root / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
+    # Generator metadata, as A1111 writes it, in a picture without a face.
+    from tests.server.files import png_with_text
+
+    (root / "generated.png").write_bytes(png_with_text({"parameters": "a face, Steps: 20, Sampler: Euler a"}))
     (root / "readme.txt").write_text("not an image, and not named like one")
     return root
 
@@ -38,7 +42,10 @@ def test_every_image_gets_a_row(tiny, tiny_dir, folder, tmp_path, capsys):
     code = main(["predict", "--model", str(tiny_dir), str(folder), "--out", str(out), "--batch-size", "4"])
     assert code == 1  # some files were errors; the CSV is complete all the same
     rows = read_rows(out)
-    assert len(rows) == 16 and "readme.txt" not in rows
+    assert len(rows) == 17 and "readme.txt" not in rows
+    generated = rows.pop("generated.png")
+    assert generated["provenance"] == "declared" and generated["verdict"] == "fake"
+    assert all(r["provenance"] == "" for r in rows.values())
     assert list(rows) == sorted(rows)
     for name in ("corrupt.jpg", "truncated.jpg", "notes.jpg", "empty.png", "bomb.png"):
         row = rows[f"bad/{name}"]
@@ -62,7 +69,7 @@ def test_every_image_gets_a_row(tiny, tiny_dir, folder, tmp_path, capsys):
     one = FaceCheck(tiny).check_image(load_image(folder / "b" / "deeper" / "fake_3.png"))
     assert float(good["b/deeper/fake_3.png"]["p_fake_raw"]) == pytest.approx(one["p_fake_raw"], abs=1e-4)
     err = capsys.readouterr().err
-    assert "16 images checked" in err and "5 error" in err and "1 no_face" in err
+    assert "17 images checked" in err and "5 error" in err and "1 no_face" in err
     assert "1 file(s) without an image extension" in err
 
 

@@ -2,13 +2,15 @@
 
 C2PA wants an end-entity certificate (not a CA, not self-signed) with digitalSignature and an
 allowed extended key usage; the chain is CA -> signer. Nothing here is trusted by anyone,
-so a reader reports such credentials as well-formed but from an unknown signer.
+so a reader reports such credentials as well-formed but from an unknown signer, unless a
+test names the CA (`ca_pem`) as a trust anchor (UNMASK_TRUST_ANCHORS).
 """
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,13 +55,25 @@ def make_chain() -> tuple[str, str]:
     return chain, pem_key
 
 
+@lru_cache(maxsize=1)
+def test_chain() -> tuple[str, str]:
+    """One chain for the whole test run, so that its CA can be made a trust anchor."""
+    return make_chain()
+
+
+def ca_pem() -> str:
+    """The PEM of the CA that signs every test signer."""
+    chain, _ = test_chain()
+    return chain[chain.index("-----BEGIN CERTIFICATE-----", 1):]
+
+
 def sign(data: bytes, mime: str, source_type: str = TRAINED, generator: str = "Unmask test generator",
          remote_url: str | None = None) -> bytes:
     """`data` with a C2PA manifest whose "created" action names `source_type`. With
     `remote_url` the manifest is not embedded; the file only points at that URL."""
     import c2pa
 
-    chain, key = make_chain()
+    chain, key = test_chain()
     manifest = {
         "claim_generator_info": [{"name": generator, "version": "1.0"}],
         "title": "test image",

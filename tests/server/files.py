@@ -146,3 +146,39 @@ def chart_video(path: Path, seconds: float = 1.0, fps: int = 10) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def sd_watermark(rgb: np.ndarray, bits) -> np.ndarray:
+    """`rgb` marked as Stable Diffusion's scripts mark their output: invisible-watermark 0.2.0's
+    `dwtDct` encoder (EmbedMaxDct.encode: OpenCV's YUV, U channel only, pywt's Haar cA band,
+    4x4 blocks, step 36, stored back into 8 bits by truncation), with NumPy's Haar for pywt's."""
+    import cv2
+
+    yuv = cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2YUV)
+    h, w = (yuv.shape[0] // 4) * 4, (yuv.shape[1] // 4) * 4
+    u = yuv[:h, :w, 1].astype(np.float64)
+    a, b, c, d = u[0::2, 0::2], u[0::2, 1::2], u[1::2, 0::2], u[1::2, 1::2]
+    ca, d1, d2, d3 = (a + b + c + d) / 2, (a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2
+    num = 0
+    for i in range(ca.shape[0] // 4):
+        for j in range(ca.shape[1] // 4):
+            block = ca[4 * i:4 * i + 4, 4 * j:4 * j + 4]  # a view: changed in place, as imwatermark does
+            flat = block.flatten()
+            pos = int(np.argmax(np.abs(flat[1:]))) + 1
+            val, bit = flat[pos], bits[num % len(bits)]
+            block[pos // 4, pos % 4] = np.sign(val or 1.0) * (abs(val) // 36 + 0.25 + 0.5 * bit) * 36
+            num += 1
+    out = np.empty_like(u)
+    out[0::2, 0::2], out[0::2, 1::2] = (ca + d1 + d2 + d3) / 2, (ca - d1 + d2 - d3) / 2
+    out[1::2, 0::2], out[1::2, 1::2] = (ca + d1 - d2 - d3) / 2, (ca - d1 - d2 + d3) / 2
+    yuv[:h, :w, 1] = np.clip(out, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)[..., ::-1].copy()
+
+
+def textured(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A smooth random texture, like a photo's, away from black and white (where the
+    watermark's steps would clip)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    return np.clip(cv2.GaussianBlur(rng.normal(128, 40, (size, size, 3)), (0, 0), 2), 30, 225).astype(np.uint8)

@@ -278,11 +278,12 @@ def test_a_chart_has_no_face_and_no_score(server):
     assert body["image"] == {"width": 640, "height": 480}
 
 
-def test_generator_provenance_does_not_turn_no_face_into_a_verdict(server):
+def test_generator_provenance_gives_a_picture_without_a_face_its_verdict(server):
     png = encode(files.chart(), "PNG", pnginfo=_png_info({"parameters": "a chart, Steps: 20, Sampler: Euler a"}))
     body = check(server, png, "chart.png", "image/png").json()
-    assert body["verdict"] == "no_face" and body["basis"] == "none" and body["confidence"] is None
-    assert body["provenance"]["generator_evidence"] is True  # reported on its own
+    assert body["verdict"] == "fake" and body["basis"] == "provenance" and body["confidence"] is None
+    assert body["model_verdict"]["verdict"] == "no_face" and body["faces"] == []
+    assert body["provenance"]["tier"] == "declared"
 
 
 def _png_info(chunks):
@@ -423,6 +424,8 @@ def test_page_in_chromium_shows_faces_verdict_heatmap_models_and_provenance(serv
     assert img["members"] == ["tuned-cnn", "pretrained"]
     assert img["heatmapWidth"] > 0 and img["previewWidth"] > 0
     assert any("PNG" in f for f in img["findings"])
+    assert img["provenance"] == words["provenance"]["declared"] and img["provenanceTier"] == "declared"
+    assert img["provenanceDetails"] == {"Tier": "declared"}
     assert res["requests_to_other_hosts"] == [] and res["console_errors"] == []
     assert "damaged" in res["corrupt"]["error"] or "corrupt" in res["corrupt"]["error"]
     assert res["video"]["verdict"] in ("real", "fake", "uncertain") and res["video"]["frames"] == 6

@@ -1,4 +1,4 @@
-"""The server's parts on their own: type sniffing, provenance, the verdict rule, the
+"""The server's parts on their own: type sniffing, provenance (more in tests/inference/test_provenance.py), the
 micro-batcher (with the real ensemble), the rate limiter, settings and the OpenAPI document."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server import provenance
+from models import provenance
 from server.config import Config, gunicorn_settings, parse_bind, parse_rate
-from server.detection import combine, timeline
+from server.detection import timeline
 from server.ratelimit import RateLimiter, retry_after_header
 from server.uploads import sniff, sweep_orphans, temp_file
 from tests.server import files
@@ -124,7 +124,7 @@ def test_png_text_stops_at_the_first_malformed_chunk():
     texts, stopped = provenance.png_text(bomb)
     assert texts == {} and "malformed chunk" in stopped
     finding = provenance.inspect(bomb, "png")["findings"]
-    assert {"source": "png", "evidence": False, "message": stopped} in finding
+    assert {"source": "png", "tier": None, "evidence": False, "message": stopped} in finding
     # A bad checksum, a chunk running past the end, a compressed text that is not zlib.
     good = files.itxt("parameters", b"Steps: 20, Sampler: Euler")
     broken_crc = good[:-1] + bytes([good[-1] ^ 1])
@@ -172,34 +172,7 @@ def test_no_metadata_means_nothing():
     assert p["generator_evidence"] is False and p["findings"] == [] and p["c2pa"] == {"present": False}
 
 
-# --- the verdict rule -------------------------------------------------------------------
-def _model(verdict, p):
-    return {"verdict": verdict, "confidence": round(max(p, 1 - p), 4), "p_fake": p, "p_fake_raw": p}
-
-
-def test_provenance_pushes_towards_fake_only():
-    evidence, none = {"generator_evidence": True}, {"generator_evidence": False}
-    for verdict, p in (("real", 0.1), ("uncertain", 0.5)):
-        out = combine(_model(verdict, p), evidence)
-        assert out["verdict"] == "fake" and out["basis"] == "provenance" and out["confidence"] is None
-        assert out["model_verdict"]["verdict"] == verdict
-        assert combine(_model(verdict, p), none)["verdict"] == verdict
-    fake = combine(_model("fake", 0.93), evidence)
-    assert fake["verdict"] == "fake" and fake["confidence"] == 0.93 and fake["basis"] == "model+provenance"
-    # Credentials of a camera are not evidence: they leave every verdict as it was.
-    camera = provenance.inspect(sign(encode(face_image("real", 200, 6)), "image/jpeg", CAPTURE), "jpeg")
-    for verdict, p in (("fake", 0.9), ("uncertain", 0.5), ("real", 0.1)):
-        assert combine(_model(verdict, p), camera)["verdict"] == verdict
-
-
-def test_no_face_stays_no_face_whatever_the_provenance():
-    no_face = {"verdict": "no_face", "confidence": None, "p_fake": None, "p_fake_raw": None}
-    for provenance in ({"generator_evidence": True}, {"generator_evidence": False}):
-        out = combine(no_face, provenance)
-        assert out["verdict"] == "no_face" and out["basis"] == "none" and out["confidence"] is None
-        assert out["summary"] == "No face found. Unmask checks faces."
-
-
+# --- the video timeline (the verdict rule with provenance: tests/inference/test_provenance.py) ---
 def test_timeline_merges_runs_of_equal_verdicts():
     rows = [{"time_s": t, "verdict": v, "p_fake": p} for t, v, p in
             [(0.0, "real", 0.1), (0.5, "real", 0.2), (1.0, "fake", 0.8), (1.5, "no_face", None), (2.0, "fake", 0.9)]]
