@@ -9,6 +9,7 @@ import {fromBase64, toBase64} from './bytes.js';
 import * as cache from './cache.js';
 import {escalatesImage, judge} from './facecheck.js';
 import {checkImageBytes, ImageProblem, LIMITS} from './imageinfo.js';
+import {combineProvenance, readProvenance} from './provenance.js';
 import {askServer} from './secondopinion.js';
 import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
@@ -25,7 +26,7 @@ const RECENT_MAX = 20;
 const FETCH_SLOTS = 4; // downloads at once; the model itself runs one image at a time
 const KEEP_BYTES = 8; // recent images kept in memory for a second opinion without re-download
 const KEEP_MAX_BYTES = 4 * 1024 * 1024; // ... if they are small enough
-const CACHE_FORMAT = 'faces-1'; // what a cached entry holds: raw scores per face
+const CACHE_FORMAT = 'faces-2'; // what a cached entry holds: raw scores per face, and the file's provenance
 
 class CheckProblem extends Error {
   constructor(code, message, extra = {}) {
@@ -204,6 +205,13 @@ function secondOpinionMode(settings, device, cascade) {
   return escalatesImage(device, cascade, {allUnsure: settings.sendAllUnsure}) ? 'auto' : 'available';
 }
 
+// What the cache keeps of a file's provenance: what is shown, not every finding's detail.
+function keptProvenance(p) {
+  if (!p.tier && !p.c2pa.present && !p.findings.length) return null;
+  const {tier, ai, statement, changed, evidence, signer, claim_generator: claimGenerator, c2pa, findings} = p;
+  return {tier, ai, statement, changed, evidence, signer, claim_generator: claimGenerator, c2pa, findings: findings.slice(0, 8)};
+}
+
 // The cached entry as found faces with raw scores, for judge().
 const foundOf = (entry) => ({faces: entry.faces, too_small: entry.ts, over_limit: entry.ol, width: entry.w, height: entry.h});
 
@@ -248,15 +256,17 @@ async function checkImage(msg, sender) {
       cached = 'hash';
       await cache.linkUrl(m.id, url, hash);
     } else {
-      const r = await runModel(bytes);
+      // What the file says of its origin, from the same bytes (provenance.js), beside the faces.
+      const [r, pv] = await Promise.all([runModel(bytes), readProvenance(bytes)]);
       // A picture without a face is cached too: it is not run again. The answer does not wait
       // for the write (right-click to verdict is the figure that counts); a failed write
       // loses a cache entry, not the check.
-      entry = {faces: r.faces, ts: r.too_small, ol: r.over_limit, f: info.format, w: r.width, h: r.height, thumb: r.thumb};
+      entry = {faces: r.faces, ts: r.too_small, ol: r.over_limit, f: info.format, w: r.width, h: r.height, thumb: r.thumb, pv: keptProvenance(pv)};
       cache.put(m.id, url, hash, entry).catch((e) => console.warn('Unmask: result not cached', e));
     }
   }
   const device = judge(foundOf(entry), adjustCalibration(m.calibration, settings.sensitivity));
+  const provenance = entry.pv || null;
   const mode = secondOpinionMode(settings, device, m.metadata.cascade);
   const server = mode === 'off' || mode === 'none' ? null : await cache.serverResult(parseServerUrl(settings.serverUrl), hash);
   // Feeds are full of pictures without faces: only those asked about are listed.
@@ -276,6 +286,9 @@ async function checkImage(msg, sender) {
     width: entry.w,
     height: entry.h,
     device,
+    // The picture's verdict once provenance is counted: signed or declared AI makes it fake.
+    picture: combineProvenance(device, provenance),
+    provenance,
     sensitivity: settings.sensitivity,
     minSide: m.minSide,
     model: {name: m.metadata.name || '', version: m.metadata.version || ''},

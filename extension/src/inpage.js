@@ -75,7 +75,8 @@ const items = new Map(); // img (or null for an image not found in the page) -> 
 const badges = new Map(); // img -> badge element
 let panel = null; // {img, el, faces}
 
-const judged = (item) => item && item.state === 'done' && item.result.device.verdict !== 'no_face';
+// A judged face, or a file that says it was made with AI, gets a badge.
+const judged = (item) => item && item.state === 'done' && (item.result.device.verdict !== 'no_face' || Boolean(item.result.provenance && item.result.provenance.ai));
 
 function redraw(img) {
   const item = items.get(img);

@@ -38,6 +38,10 @@ const STYLE = `
 .badge[data-verdict="fake"], .face[data-verdict="fake"] .tag { background: rgba(196, 43, 50, 0.92); }
 .badge[data-verdict="real"], .face[data-verdict="real"] .tag { background: rgba(30, 128, 74, 0.92); }
 .badge[data-verdict="uncertain"], .face[data-verdict="uncertain"] .tag { background: rgba(176, 120, 8, 0.92); }
+.badge .ai { padding: 0 4px; margin-left: 2px; border-radius: 3px; background: #fff; color: rgb(196, 43, 50); font-weight: 700; }
+.provenance { margin: 6px 0; }
+.provenance .said { font-weight: 600; }
+.provenance .changed { color: rgb(196, 43, 50); }
 .badge .srv { padding-left: 5px; margin-left: 1px; border-left: 1px solid rgba(255,255,255,.5); font-weight: 500; }
 .faces { position: absolute; overflow: hidden; pointer-events: none; }
 .heat { position: absolute; image-rendering: auto; }
@@ -154,8 +158,10 @@ export function renderBadge(badge, item) {
       badge.append(el('span', {class: 'srv', textContent: s.state === 'asking' ? 'Server…' : 'Server ✕'}));
     }
   }
+  const p = item.result.provenance;
+  if (p && p.ai) badge.append(el('span', {class: 'ai', textContent: wording.provenance.badge}));
   const faces = d.faces.length === 1 ? '1 face' : `${d.faces.length} faces`;
-  badge.title = `${describe(d.verdict, d.confidence, d.p_fake)} (${faces}, on this device). Click for details.`;
+  badge.title = `${p && p.ai ? `${p.statement}. ` : ''}${describe(d.verdict, d.confidence, d.p_fake)} (${faces}, on this device). Click for details.`;
 }
 
 export function placeBadge(badge, rect) {
@@ -269,17 +275,24 @@ export function renderPanel(panel, item, handlers) {
   }
   const d = r.device;
   Object.assign(panel.dataset, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence, faces: d.faces.length});
+  const p = r.provenance;
+  const said = provenanceSection(p);
   if (d.verdict === 'no_face') {
-    // The headline says "No face found"; what_is_checked says why (each said once).
-    panel.append(el('h2', {textContent: LABELS.no_face}));
+    // The headline says "No face found" (or, for a file that says it was made with AI, that it
+    // is fake on that alone); what_is_checked says why (each said once).
+    panel.append(...[el('h2', {textContent: p && p.ai ? LABELS.fake : LABELS.no_face}), said].filter(Boolean));
+    if (p && p.ai) panel.append(el('div', {class: 'msg', textContent: LABELS.no_face}));
     if (d.faces_too_small) panel.append(el('div', {class: 'msg', textContent: `${countFaces(d.faces_too_small)} too small to judge. ${tooSmall(r.minSide)}`}));
     panel.append(el('div', {class: 'small', textContent: wording.what_is_checked}));
     return;
   }
   const shown = facesShown(item);
+  // Signed or declared AI makes the picture fake; the faces' own verdict still shows below it.
+  const overruled = p && p.ai && d.verdict !== 'fake';
+  if (said) panel.append(el('h2', {textContent: LABELS[overruled ? 'fake' : d.verdict]}), said);
+  else panel.append(el('h2', {textContent: LABELS[d.verdict]}));
   panel.append(
-    el('h2', {textContent: LABELS[d.verdict]}),
-    el('div', {class: 'conf', textContent: `${confidenceText(d.verdict, d.confidence, d.p_fake)} · checked on this device`}),
+    el('div', {class: 'conf', textContent: `${overruled ? `The faces: ${describe(d.verdict, d.confidence, d.p_fake)}` : confidenceText(d.verdict, d.confidence, d.p_fake)} · checked on this device`}),
   );
   // One line per face when there are several; one face is said by the line above (and by
   // the second opinion's line, once the server answered).
@@ -294,6 +307,18 @@ export function renderPanel(panel, item, handlers) {
   panel.append(secondOpinionSection(item, handlers));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
+}
+
+// What the file says of its origin: the tier's sentence, a changed picture said plainly, and
+// who signed with what. Nothing when the file says nothing.
+function provenanceSection(p) {
+  if (!p || (!p.statement && !p.changed)) return null;
+  const who = [p.signer && `Signed by ${p.signer}`, p.claim_generator && `made with ${p.claim_generator}`].filter(Boolean).join(', ');
+  return el('div', {class: 'provenance'},
+    p.statement ? el('div', {class: 'said', textContent: p.statement}) : null,
+    p.changed ? el('div', {class: 'changed', textContent: p.changed}) : null,
+    who ? el('div', {class: 'small', textContent: who}) : null,
+    p.evidence && p.evidence.length ? el('div', {class: 'small', textContent: `${capital(p.evidence.join('; '))}.`}) : null);
 }
 
 const countFaces = (n) => (n === 1 ? '1 face' : `${n} faces`);

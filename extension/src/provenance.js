@@ -1,0 +1,330 @@
+// What a file says about where it came from, read in plain JS from the bytes the extension
+// already fetched: the twin of models/provenance.py, with its rules and limits
+// (models/provenance.json) and its sentences (models/wording.json), so the device and the
+// server say the same of the same file.
+//
+//   declared: the IPTC DigitalSourceType in XMP, generator text in PNG chunks (A1111
+//             `parameters`, ComfyUI `prompt`/`workflow`, InvokeAI), a generator's name in
+//             EXIF Software or its parameters in EXIF UserComment;
+//   C2PA:     only its marker is found here (JPEG APP11 JUMBF, PNG caBX, WebP C2PA). The
+//             signature is not verified on the device yet, so no file is *signed* or
+//             *captured* here, and an AI claim inside credentials counts as declared.
+//
+// Every file is hostile: PNG text chunks are read to the first malformed chunk, within the
+// same chunk count and inflated-bytes budget as Python, inflating only the keys used.
+import RULES from '../../models/provenance.json' with {type: 'json'};
+import {wording} from './wording.js';
+
+const LIMITS = RULES.limits;
+const AI_TYPES = new Set(RULES.source_types.ai);
+const GENERATOR_SOFTWARE = new RegExp(RULES.generator_software.pattern, 'i');
+const SD_PARAMETERS = new RegExp(RULES.sd_parameters.pattern);
+const GENERATOR_KEYS = new Set(RULES.png_keys.generator);
+const KEEP_KEYS = new Set([...RULES.png_keys.generator, ...RULES.png_keys.other]);
+const IPTC = 'http://cv.iptc.org/newscodes/digitalsourcetype/';
+
+const u16be = (b, i) => (b[i] << 8) | b[i + 1];
+const u32be = (b, i) => ((b[i] << 24) >>> 0) + ((b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]);
+const latin1 = (b) => {
+  let s = '';
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
+  return s;
+};
+const utf8 = (b) => new TextDecoder('utf-8').decode(b);
+
+let CRC_TABLE = null;
+function crc32(b, start, end) {
+  if (!CRC_TABLE) {
+    CRC_TABLE = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      CRC_TABLE[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// At most limit + 1 bytes of a zlib stream: reading stops as soon as the budget is passed.
+async function inflate(bytes, limit) {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate')).getReader();
+  const parts = [];
+  let total = 0;
+  try {
+    while (total <= limit) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      parts.push(value);
+      total += value.length;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(Math.min(total, limit + 1));
+  let at = 0;
+  for (const p of parts) {
+    if (at >= out.length) break;
+    out.set(p.subarray(0, out.length - at), at);
+    at += p.length;
+  }
+  return out;
+}
+
+class Malformed extends Error {}
+
+async function textChunk(type, body, budget) {
+  const sep = body.subarray(0, 80).indexOf(0);
+  if (sep < 1) throw new Malformed('a text chunk without a keyword');
+  const key = latin1(body.subarray(0, sep));
+  if (!KEEP_KEYS.has(key.toLowerCase())) return [key, null];
+  const rest = body.subarray(sep + 1);
+  if (type === 'tEXt') return [key, latin1(rest.subarray(0, budget))];
+  if (type === 'zTXt') return [key, latin1(await inflate(rest.subarray(1), budget))];
+  // iTXt: compression flag, method, language\0, translated keyword\0, text
+  const compressed = rest[0];
+  let tail = rest.subarray(2);
+  tail = tail.subarray(tail.indexOf(0) + 1);
+  tail = tail.subarray(tail.indexOf(0) + 1);
+  return [key, utf8(compressed ? await inflate(tail, budget) : tail.subarray(0, budget))];
+}
+
+// models.provenance.png_text: {texts, stopped} (stopped: why reading ended early, or null).
+export async function pngText(b) {
+  let budget = LIMITS.max_text_bytes;
+  const texts = {};
+  let pos = 8;
+  let seen = 0;
+  while (pos < b.length) {
+    if (pos + 12 > b.length) return {texts, stopped: 'the PNG ends inside a chunk'};
+    const length = u32be(b, pos);
+    const type = latin1(b.subarray(pos + 4, pos + 8));
+    const end = pos + 12 + length;
+    if (!/^[A-Za-z]{4}$/.test(type) || end > b.length) return {texts, stopped: 'the PNG has a malformed chunk; what follows it was not read'};
+    if (crc32(b, pos + 4, end - 4) !== u32be(b, end - 4)) return {texts, stopped: 'the PNG has a chunk with a bad checksum; what follows it was not read'};
+    const body = b.subarray(pos + 8, end - 4);
+    pos = end;
+    if (type === 'IEND') break;
+    if (type !== 'tEXt' && type !== 'zTXt' && type !== 'iTXt') continue;
+    seen += 1;
+    if (seen > LIMITS.max_text_chunks) return {texts, stopped: `the PNG has more than ${LIMITS.max_text_chunks} text chunks; the rest were not read`};
+    let key, text;
+    try {
+      [key, text] = await textChunk(type, body, budget);
+    } catch {
+      return {texts, stopped: 'the PNG has a text chunk that cannot be read; what follows it was not read'};
+    }
+    if (text === null) continue;
+    if (text.length >= budget) {
+      texts[key] = text.slice(0, budget);
+      return {texts, stopped: `the PNG's text chunks hold more than ${LIMITS.max_text_bytes} bytes; the rest were not read`};
+    }
+    budget -= text.length;
+    texts[key] = text;
+  }
+  return {texts, stopped: null};
+}
+
+function indexOfBytes(b, pattern, from = 0, to = b.length) {
+  const first = pattern[0];
+  const last = Math.min(to, b.length) - pattern.length;
+  outer: for (let i = b.indexOf(first, from); i !== -1 && i <= last; i = b.indexOf(first, i + 1)) {
+    for (let k = 1; k < pattern.length; k++) if (b[i + k] !== pattern[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+const ascii = (s) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const XMP_START = ascii('<x:xmpmeta');
+const XMP_END = ascii('</x:xmpmeta>');
+
+// models.provenance.find_xmp: {xmp, tooBig}.
+export function findXmp(b) {
+  const start = indexOfBytes(b, XMP_START);
+  if (start < 0) return {xmp: null, tooBig: false};
+  const end = indexOfBytes(b, XMP_END, start, start + LIMITS.max_text_bytes + XMP_END.length);
+  if (end < 0) return {xmp: null, tooBig: indexOfBytes(b, XMP_END, start) >= 0};
+  return {xmp: utf8(b.subarray(start, end + XMP_END.length)), tooBig: false};
+}
+
+// models.provenance.digital_source_types.
+export function digitalSourceTypes(xmp) {
+  const found = [
+    ...[...xmp.matchAll(/DigitalSourceType\s*=\s*["']([^"']+)["']/g)].map((m) => m[1]),
+    ...[...xmp.matchAll(/DigitalSourceType>\s*([^<\s]+)\s*</g)].map((m) => m[1]),
+    ...[...xmp.matchAll(/DigitalSourceType>\s*<rdf:Description[^>]*rdf:about=["']([^"']+)/g)].map((m) => m[1]),
+  ].map((t) => t.trim()).filter(Boolean);
+  return [...new Set(found)].sort();
+}
+
+// EXIF (a TIFF block): Software in IFD0, UserComment in the Exif IFD.
+function readTiff(t) {
+  if (t.length < 8) return {};
+  const le = t[0] === 0x49;
+  const u16 = (i) => (le ? t[i] | (t[i + 1] << 8) : (t[i] << 8) | t[i + 1]);
+  const u32 = (i) => (le ? (t[i] | (t[i + 1] << 8) | (t[i + 2] << 16)) + t[i + 3] * 2 ** 24 : u32be(t, i));
+  const entries = (ifd) => {
+    if (ifd + 2 > t.length) return [];
+    const n = u16(ifd);
+    const out = [];
+    for (let k = 0; k < n && ifd + 2 + 12 * (k + 1) <= t.length; k++) {
+      const e = ifd + 2 + 12 * k;
+      const type = u16(e + 2);
+      const count = u32(e + 4);
+      const size = count * ({1: 1, 2: 1, 3: 2, 4: 4, 7: 1}[type] || 1);
+      const at = size <= 4 ? e + 8 : u32(e + 8);
+      out.push({tag: u16(e), at, size, value: u32(e + 8)});
+    }
+    return out;
+  };
+  const bytesOf = (e) => t.subarray(e.at, Math.min(e.at + e.size, t.length));
+  const out = {};
+  for (const e of entries(u32(4))) {
+    if (e.tag === 0x0131) out.software = latin1(bytesOf(e)).replace(/[\0 ]+$/, '').replace(/^[\0 ]+/, '');
+    if (e.tag === 0x8769) {
+      for (const x of entries(e.value)) {
+        if (x.tag === 0x9286) out.userComment = decodeUserComment(bytesOf(x));
+      }
+    }
+  }
+  return out;
+}
+
+function decodeUserComment(raw) {
+  const head = latin1(raw.subarray(0, 8));
+  const body = raw.subarray(8);
+  if (head.startsWith('UNICODE')) {
+    const be = new TextDecoder('utf-16be').decode(body);
+    return be.includes('Steps') ? be : new TextDecoder('utf-16le').decode(body);
+  }
+  return utf8(body);
+}
+
+function exifOf(b, format) {
+  try {
+    if (format === 'jpeg') {
+      let i = 2;
+      while (i + 4 <= b.length && b[i] === 0xff) {
+        const marker = b[i + 1];
+        if (marker === 0xda || marker === 0xd9) break;
+        const len = u16be(b, i + 2);
+        if (marker === 0xe1 && latin1(b.subarray(i + 4, i + 10)) === 'Exif\0\0') return readTiff(b.subarray(i + 10, i + 2 + len));
+        i += 2 + len;
+      }
+    }
+  } catch {
+    return {};
+  }
+  return {};
+}
+
+// Where C2PA credentials sit in each format: only their presence is read here.
+function c2paMarker(b, format) {
+  if (format === 'jpeg') {
+    let i = 2;
+    while (i + 4 <= b.length && b[i] === 0xff) {
+      const marker = b[i + 1];
+      if (marker === 0xda || marker === 0xd9) break;
+      const len = u16be(b, i + 2);
+      if (marker === 0xeb && indexOfBytes(b, ascii('c2pa'), i, i + 2 + len) >= 0) return true;
+      i += 2 + len;
+    }
+    return false;
+  }
+  if (format === 'png') {
+    for (let pos = 8; pos + 12 <= b.length;) {
+      const type = latin1(b.subarray(pos + 4, pos + 8));
+      if (type === 'caBX') return true;
+      if (type === 'IEND') break;
+      pos += 12 + u32be(b, pos);
+    }
+    return false;
+  }
+  if (format === 'webp') {
+    for (let pos = 12; pos + 8 <= b.length;) {
+      if (latin1(b.subarray(pos, pos + 4)) === 'C2PA') return true;
+      const size = b[pos + 4] | (b[pos + 5] << 8) | (b[pos + 6] << 16) | (b[pos + 7] << 24);
+      pos += 8 + size + (size & 1);
+    }
+  }
+  return false;
+}
+
+function formatOf(b) {
+  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b[0] === 0x89 && latin1(b.subarray(1, 4)) === 'PNG') return 'png';
+  if (latin1(b.subarray(0, 4)) === 'RIFF' && latin1(b.subarray(8, 12)) === 'WEBP') return 'webp';
+  return null;
+}
+
+const snip = (s, n = 60) => {
+  const t = String(s).split(/\s+/).filter(Boolean).join(' ');
+  return t.length <= n ? t : `${t.slice(0, n - 1)}…`;
+};
+
+// The provenance of a file: {tier, ai, statement, changed, evidence, signer, claim_generator,
+// actions, validation_state, validation_codes, c2pa: {present, verified}, findings}, as the
+// server's `provenance` section, for what can be read without verifying a signature.
+export async function readProvenance(bytes) {
+  const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const format = formatOf(b);
+  const findings = [];
+  const add = (source, message, tier = null) => findings.push({source, tier, message});
+  const c2pa = {present: format ? c2paMarker(b, format) : false, verified: false};
+  if (format) {
+    const {texts, stopped} = format === 'png' ? await pngText(b) : {texts: {}, stopped: null};
+    if (stopped) add('png', stopped);
+    const exif = exifOf(b, format);
+    const software = exif.software || texts.Software;
+    if (software) {
+      if (GENERATOR_SOFTWARE.test(software)) add('exif', `the Software field names an image generator: ${snip(software)}`, 'declared');
+      else add('exif', `the Software field names ${snip(software)}, not a known generator`);
+    }
+    if (exif.userComment && SD_PARAMETERS.test(exif.userComment)) add('exif', 'EXIF UserComment holds Stable Diffusion generation parameters', 'declared');
+    const genKeys = Object.keys(texts).filter((k) => GENERATOR_KEYS.has(k.toLowerCase())).sort();
+    if (genKeys.length) add('png', `PNG text chunks written by Stable Diffusion tools: ${genKeys.join(', ')}`, 'declared');
+    const {xmp, tooBig} = 'XML:com.adobe.xmp' in texts ? {xmp: texts['XML:com.adobe.xmp'], tooBig: false} : findXmp(b);
+    if (tooBig) add('xmp', `the XMP packet is over ${LIMITS.max_text_bytes} bytes; it was not read`);
+    if (xmp) {
+      const types = digitalSourceTypes(xmp);
+      const ai = types.filter((t) => AI_TYPES.has(t.split('/').pop()));
+      if (ai.length) add('xmp', `the IPTC digital source type is ${ai.map((t) => t.split('/').pop()).join(', ')} (made by a model)`, 'declared');
+      else if (types.length) add('xmp', `the IPTC digital source type is ${types[0].split('/').pop()}`);
+    }
+    if (c2pa.present) {
+      // Unverified here: an AI source type written in the credentials is a claim, no more.
+      const aiInside = [...AI_TYPES].some((t) => indexOfBytes(b, ascii(IPTC + t)) >= 0);
+      add('c2pa', aiInside ? 'Content Credentials declare the content made by a model; this device does not verify their signature'
+        : 'Content Credentials are present; this device does not verify their signature', aiInside ? 'declared' : null);
+    }
+  }
+  const tier = findings.some((f) => f.tier === 'declared') ? 'declared' : null;
+  const w = wording.provenance;
+  return {
+    tier,
+    ai: tier === 'declared',
+    statement: tier ? w.declared : null,
+    changed: null,
+    evidence: findings.filter((f) => f.tier).map((f) => f.message),
+    signer: null,
+    claim_generator: null,
+    actions: [],
+    validation_state: null,
+    validation_codes: [],
+    c2pa,
+    findings,
+  };
+}
+
+// models.provenance.combine: signed or declared AI makes the picture fake, with or without a
+// face (no confidence: no calibrated number backs metadata); nothing makes it real.
+export function combineProvenance(device, provenance) {
+  const out = {...device, basis: device.verdict === 'no_face' ? 'none' : 'model', model_verdict: {verdict: device.verdict, confidence: device.confidence}};
+  if (provenance && provenance.ai) {
+    if (device.verdict === 'fake') out.basis = 'model+provenance';
+    else Object.assign(out, {verdict: 'fake', confidence: null, basis: 'provenance'});
+  }
+  return out;
+}

@@ -1,0 +1,69 @@
+"""Files with provenance, written as generators and cameras write them, and Python's reading
+of each (models/provenance.py), for the extension's tests of its JS twin.
+
+    python tests/extension/provenance_fixtures.py OUT    # OUT/*.jpg|png + OUT/expect.json
+
+expect.json: {file: {tier, ai, statement, c2pa}}. The extension verifies no C2PA signature
+yet, so for credentials only the tier of an AI claim is compared (declared in Python, whose
+test CA is on no trust list here; declared in JS, which reads the claim unverified).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.server import files  # noqa: E402
+from tests.server.c2pa_signing import CAPTURE, TRAINED, sign  # noqa: E402
+from tests.synthetic import encode, face_image  # noqa: E402
+
+
+def make() -> dict[str, bytes]:
+    comment = b"UNICODE\x00" + "a face\nSteps: 30, Sampler: DPM++ 2M, CFG scale: 7".encode("utf-16-be")
+    return {
+        "xmp_ai.jpg": files.jpeg_with_xmp("trainedAlgorithmicMedia", seed=1),
+        "xmp_capture.jpg": files.jpeg_with_xmp("digitalCapture", seed=2),
+        "a1111.png": files.png_with_text({"parameters": "a portrait, Steps: 20, Sampler: Euler a, Seed: 1"}, seed=3),
+        "comfyui.png": files.png_with_text({"prompt": '{"3": {"class_type": "KSampler"}}', "workflow": "{}"}, seed=4, compressed=True),
+        "novelai.png": files.png_with_text({"Software": "NovelAI", "Comment": '{"steps": 28}'}, seed=5),
+        "title.png": files.png_with_text({"Title": "holiday", "Author": "me"}, seed=6),
+        "midjourney.jpg": files.jpeg_with_exif("Midjourney v6", seed=7),
+        "a1111_comment.jpg": files.jpeg_with_exif(user_comment=comment, seed=8),
+        "gimp.jpg": files.jpeg_with_exif("GIMP 2.10", seed=9),
+        "plain.jpg": encode(face_image("real", 200, 10)),
+        "text_bomb.png": files.png_text_bomb(chunks=100, seed=11),
+        "ztxt_bomb.png": files.png_with_ztxt_bomb(size=8 * 1024 * 1024),
+        "c2pa_ai.jpg": sign(encode(face_image("real", 200, 12)), "image/jpeg", TRAINED, generator="Test Diffusion"),
+        "c2pa_camera.jpg": sign(encode(face_image("real", 200, 13)), "image/jpeg", CAPTURE, generator="Test Camera"),
+        "chart_a1111.png": encode(files.chart(), "PNG", pnginfo=_info({"parameters": "a chart, Steps: 20, Sampler: Euler a"})),
+    }
+
+
+def _info(chunks):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for k, v in chunks.items():
+        info.add_text(k, v)
+    return info
+
+
+def write(out: Path) -> dict:
+    from models.provenance import inspect
+    from server.uploads import sniff
+
+    out.mkdir(parents=True, exist_ok=True)
+    expect = {}
+    for name, data in make().items():
+        (out / name).write_bytes(data)
+        p = inspect(data, sniff(data))
+        expect[name] = {"tier": p["tier"], "ai": p["ai"], "statement": p["statement"], "c2pa": p["c2pa"]["present"]}
+    (out / "expect.json").write_text(json.dumps(expect, indent=1))
+    return expect
+
+
+if __name__ == "__main__":
+    print(json.dumps(write(Path(sys.argv[1]))))
