@@ -218,6 +218,12 @@ def _video(sec: dict) -> list[str]:
     return markdown(sec)
 
 
+def _provenance(sec: dict) -> list[str]:
+    from bench.provenance import markdown
+
+    return markdown(sec)
+
+
 def _tiny_backbones(sec: dict) -> list[str]:
     from bench.tiny_backbones import markdown
 
@@ -227,7 +233,8 @@ def _tiny_backbones(sec: dict) -> list[str]:
 RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "training": ("Training throughput on the CPU", _training),
           "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser),
           "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones),
-          "video": ("Video checks in the browser (extension, TF.js wasm)", _video)}
+          "video": ("Video checks in the browser (extension, TF.js wasm)", _video),
+          "provenance": ("Provenance in the browser: parse cost per picture, and the extension's size", _provenance)}
 
 
 def markdown(results: dict) -> str:

@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "training", "server", "browser", "tiny-backbones", "video")
+SECTIONS = ("models", "faces", "training", "server", "browser", "tiny-backbones", "video", "provenance")
 NOT_IN_SMOKE = ("tiny-backbones", "video")  # --smoke runs these only when --only names them
 
 
@@ -65,6 +65,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import video
 
         return video.measure(smoke, data, work)
+    if name == "provenance":
+        from bench import provenance
+
+        return provenance.measure(smoke, data, work)
     from bench import browser
 
     return browser.measure(smoke, data, work)

@@ -302,7 +302,7 @@ export function renderPanel(panel, item, handlers) {
   if (d.faces_over_limit) more.push(`${countFaces(d.faces_over_limit)} more not judged (the largest ${d.faces.length} were)`);
   if (d.faces.length > 1) panel.append(el('div', {class: 'small', textContent: wording.image_rule}));
   if (more.length) panel.append(el('div', {class: 'small', textContent: `${capital(more.join('; '))}.`}));
-  panel.append(el('div', {class: 'next', textContent: nextStep(d, item.server)}));
+  panel.append(el('div', {class: 'next', textContent: nextStep(overruled ? {...d, verdict: 'fake'} : d, item.server)}));
   panel.append(heatSection(item, shown, handlers));
   panel.append(secondOpinionSection(item, handlers));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');

@@ -44,3 +44,11 @@ def test_video_checks_in_chromium():
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed; `make chromium` installs chromium, xvfb and xdotool")
     _node_test(str(HERE / "video.browser.test.mjs"), timeout=890)
+
+
+@pytest.mark.browser
+def test_provenance_in_chromium():
+    for tool in ("Xvfb", "xdotool", "chromium"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed; `make chromium` installs chromium, xvfb and xdotool")
+    _node_test(str(HERE / "provenance.browser.test.mjs"), timeout=890)

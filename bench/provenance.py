@@ -1,0 +1,84 @@
+"""Provenance in the browser: `python -m bench.run --only provenance`.
+
+Runs bench/provenance_bench.mjs: the extension's provenance reader (extension/src/provenance.js,
+plain JS) in a headless Chromium page, per picture, on pictures without Content Credentials
+(a 200 px face JPEG, a 1200x800 photo-like JPEG, an A1111 PNG) and with them (the same two
+JPEGs signed by tests/server/c2pa_signing.py). Budgets (issue 19), each recorded as met or
+not: at most 5 ms at p95 without credentials, at most 150 ms at p95 with. The device does
+not verify C2PA signatures yet (no c2pa-rs wasm): with credentials it finds their marker and
+reads the AI claim unverified, so that figure is of this reader, not of a verification.
+Also the built extension's size (files, bytes, the Web Store zip).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import ROOT, BenchError, say, summary
+
+SECTION = "provenance"
+WITHOUT_BUDGET_MS = 5
+WITH_BUDGET_MS = 150
+
+
+def _pictures(folder: Path) -> list[dict]:
+    import numpy as np
+    import cv2
+
+    from tests.server import files
+    from tests.server.c2pa_signing import TRAINED, sign
+    from tests.synthetic import encode, face_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    photo = np.clip(cv2.GaussianBlur(rng.normal(128, 50, (800, 1200, 3)), (0, 0), 1.5), 0, 255).astype(np.uint8)
+    made = {
+        "face 200 px JPEG": (encode(face_image("real", 200, 1)), False),
+        "photo 1200x800 JPEG": (encode(photo), False),
+        "A1111 PNG 200 px": (files.png_with_text({"parameters": "a portrait, Steps: 20, Sampler: Euler a"}), False),
+    }
+    made["face 200 px JPEG, signed"] = (sign(made["face 200 px JPEG"][0], "image/jpeg", TRAINED), True)
+    made["photo 1200x800 JPEG, signed"] = (sign(made["photo 1200x800 JPEG"][0], "image/jpeg", TRAINED), True)
+    out = []
+    for i, (key, (data, manifest)) in enumerate(made.items()):
+        path = folder / f"{i}.bin"
+        path.write_bytes(data)
+        out.append({"key": key, "file": str(path), "manifest": manifest, "bytes": len(data)})
+    return out
+
+
+def measure(smoke: bool, data: Path | None, work: Path) -> dict:
+    pictures = _pictures(work / "provenance")
+    config = {"pictures": pictures, "runs": 20 if smoke else 200, "out": str(work / "provenance-raw.json")}
+    (work / "provenance-config.json").write_text(json.dumps(config))
+    say(SECTION, f"running bench/provenance_bench.mjs ({config['runs']} reads of each of {len(pictures)} pictures)")
+    proc = subprocess.run(["node", str(ROOT / "bench" / "provenance_bench.mjs"), str(work / "provenance-config.json")], cwd=ROOT,
+                          stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        raise BenchError(f"bench/provenance_bench.mjs failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+    raw = json.loads(Path(config["out"]).read_text())
+    rows = {}
+    for p in pictures:
+        s = summary(raw["ms"][p["key"]], p95=True, digits=3)
+        budget = WITH_BUDGET_MS if p["manifest"] else WITHOUT_BUDGET_MS
+        rows[p["key"]] = {"bytes": p["bytes"], "manifest": p["manifest"], "ms": s, "budget_ms": budget, "met": s["p95"] <= budget,
+                          "tier": raw["tiers"][p["key"]]["tier"], "c2pa_found": raw["tiers"][p["key"]]["c2pa"]}
+    return {"how": "extension/src/provenance.js readProvenance() in a headless Chromium page, per picture, after 3 warm-up reads",
+            "verified_c2pa": False, "pictures": rows, "extension": raw["extension"]}
+
+
+def markdown(sec: dict) -> list[str]:
+    from bench.report import _kb, _mb, _table, rep
+
+    lines = [sec["how"] + ". C2PA signatures are not verified on the device yet: with credentials the reader finds "
+             "their marker and the AI claim unverified.", ""]
+    lines += _table(["picture", "file", "Content Credentials", "ms median / p95 (min-max, n)", "budget p95", "met", "tier read"],
+                    [[k, _kb(r["bytes"]), "yes" if r["manifest"] else "no", rep(r["ms"], 3, p95=True), f"{r['budget_ms']} ms",
+                      "yes" if r["met"] else "NO", r["tier"] or "-"] for k, r in sec["pictures"].items()])
+    e = sec["extension"]
+    lines += [f"The built extension: {e['files']} files, {_mb(e['bytes'])} ({_mb(e['model_bytes'])} of it the models); "
+              f"the Web Store zip {_mb(e['zip_bytes'])}; provenance.js {_kb(e['provenance_js_bytes'])} before bundling.", ""]
+    return lines
