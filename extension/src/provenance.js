@@ -202,17 +202,23 @@ function decodeUserComment(raw) {
   return utf8(body);
 }
 
+// A JPEG's segments before the image data: [marker, start of payload, end].
+function* jpegSegments(b) {
+  let i = 2;
+  while (i + 4 <= b.length && b[i] === 0xff) {
+    const marker = b[i + 1];
+    if (marker === 0xda || marker === 0xd9) return;
+    const len = u16be(b, i + 2);
+    yield [marker, i + 4, Math.min(i + 2 + len, b.length)];
+    i += 2 + len;
+  }
+}
+
 function exifOf(b, format) {
+  if (format !== 'jpeg') return {};
   try {
-    if (format === 'jpeg') {
-      let i = 2;
-      while (i + 4 <= b.length && b[i] === 0xff) {
-        const marker = b[i + 1];
-        if (marker === 0xda || marker === 0xd9) break;
-        const len = u16be(b, i + 2);
-        if (marker === 0xe1 && latin1(b.subarray(i + 4, i + 10)) === 'Exif\0\0') return readTiff(b.subarray(i + 10, i + 2 + len));
-        i += 2 + len;
-      }
+    for (const [marker, start, end] of jpegSegments(b)) {
+      if (marker === 0xe1 && latin1(b.subarray(start, start + 6)) === 'Exif\0\0') return readTiff(b.subarray(start + 6, end));
     }
   } catch {
     return {};
@@ -223,14 +229,7 @@ function exifOf(b, format) {
 // Where C2PA credentials sit in each format: only their presence is read here.
 function c2paMarker(b, format) {
   if (format === 'jpeg') {
-    let i = 2;
-    while (i + 4 <= b.length && b[i] === 0xff) {
-      const marker = b[i + 1];
-      if (marker === 0xda || marker === 0xd9) break;
-      const len = u16be(b, i + 2);
-      if (marker === 0xeb && indexOfBytes(b, ascii('c2pa'), i, i + 2 + len) >= 0) return true;
-      i += 2 + len;
-    }
+    for (const [marker, start, end] of jpegSegments(b)) if (marker === 0xeb && indexOfBytes(b, ascii('c2pa'), start, end) >= 0) return true;
     return false;
   }
   if (format === 'png') {

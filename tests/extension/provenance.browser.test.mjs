@@ -9,22 +9,11 @@ import {readdirSync, rmSync} from 'node:fs';
 import {after, before, describe, it} from 'node:test';
 
 import {LABELS, wording} from '../../extension/src/wording.js';
-import {launch, sleep} from './harness/browser.mjs';
+import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {serveFiles} from './harness/servers.mjs';
 import {buildExtension, fixtureImages, modelUnderTest, provenanceFixtures} from './harness/setup.mjs';
 
 const RIGHT_CLICKED = ['xmp_ai.jpg', 'a1111.png', 'c2pa_ai.jpg', 'chart_a1111.png', 'plain.jpg', 'text_bomb.png'];
-
-async function waitFor(fn, {timeout = 30000, interval = 150, what = 'condition'} = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(interval);
-  }
-}
 
 const panelText = (page) => page.evaluate(() => {
   const host = document.querySelector('unmask-layer');

@@ -25,6 +25,12 @@ def _node_test(*files: str, timeout: int) -> None:
     assert r.returncode == 0, f"node --test {' '.join(files)} failed:\n{r.stdout[-12000:]}\n{r.stderr[-4000:]}"
 
 
+def _need_browser_tools() -> None:
+    for tool in ("Xvfb", "xdotool", "chromium"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed; `make chromium` installs chromium, xvfb and xdotool")
+
+
 def test_modules_and_build():
     units = sorted(str(p) for p in HERE.glob("*unit.test.mjs"))  # unit.test.mjs, faces.unit.test.mjs
     _node_test(*units, str(HERE / "build.test.mjs"), timeout=600)
@@ -32,23 +38,17 @@ def test_modules_and_build():
 
 @pytest.mark.browser
 def test_in_chromium():
-    for tool in ("Xvfb", "xdotool", "chromium"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed; `make chromium` installs chromium, xvfb and xdotool")
+    _need_browser_tools()
     _node_test(str(HERE / "browser.test.mjs"), timeout=890)
 
 
 @pytest.mark.browser
 def test_video_checks_in_chromium():
-    for tool in ("Xvfb", "xdotool", "chromium"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed; `make chromium` installs chromium, xvfb and xdotool")
+    _need_browser_tools()
     _node_test(str(HERE / "video.browser.test.mjs"), timeout=890)
 
 
 @pytest.mark.browser
 def test_provenance_in_chromium():
-    for tool in ("Xvfb", "xdotool", "chromium"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed; `make chromium` installs chromium, xvfb and xdotool")
+    _need_browser_tools()
     _node_test(str(HERE / "provenance.browser.test.mjs"), timeout=890)

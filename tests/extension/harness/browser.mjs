@@ -17,6 +17,19 @@ const CHROMIUM = process.env.UNMASK_CHROMIUM || '/usr/bin/chromium';
 const run = promisify(execFile);
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Polls `fn` until it returns something truthy, and returns that; fails after `timeout` ms
+// with what it last returned.
+export async function waitFor(fn, {timeout = 30000, interval = 150, what = 'condition'} = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(interval);
+  }
+}
+
 async function startXvfb() {
   const proc = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x1000x24', '-nolisten', 'tcp'], {stdio: ['ignore', 'ignore', 'pipe', 'pipe']});
   const display = await new Promise((resolve, reject) => {
