@@ -13,24 +13,13 @@ import {after, before, describe, it} from 'node:test';
 
 import {VIDEO_RULES} from '../../extension/src/videotracks.js';
 import {wording} from '../../extension/src/wording.js';
-import {launch, sleep} from './harness/browser.mjs';
+import {launch, waitFor} from './harness/browser.mjs';
 import {deadPort, serveFiles} from './harness/servers.mjs';
 import {buildExtension, launchServer, modelUnderTest, PYTHON, ROOT, run, tempDir} from './harness/setup.mjs';
 
 const PAGES = join(import.meta.dirname, 'pages/video');
 const FRAMES = 6; // the test's sampling: 6 frames over 3 s (the default is 16 over 8 s)
 const WINDOW_S = 3;
-
-async function waitFor(fn, {timeout = 30000, interval = 150, what = 'condition'} = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(interval);
-  }
-}
 
 // The video overlay's state (data-*), text, timeline marks and the track boxes drawn.
 function overlayOf(page) {
