@@ -13,7 +13,7 @@ import {after, before, describe, it} from 'node:test';
 
 import {VIDEO_RULES} from '../../extension/src/videotracks.js';
 import {wording} from '../../extension/src/wording.js';
-import {launch, waitFor} from './harness/browser.mjs';
+import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {deadPort, serveFiles} from './harness/servers.mjs';
 import {buildExtension, launchServer, modelUnderTest, PYTHON, ROOT, run, tempDir} from './harness/setup.mjs';
 
@@ -177,6 +177,41 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
     await waitFor(async () => (await overlayOf(page))?.state === 'sampling' || null, {what: 'sampling'});
     await page.evaluate(() => document.getElementById('noface').remove());
     await waitFor(async () => (await overlayOf(page)) === null, {timeout: 5000, what: 'the overlay to go with its video'});
+  });
+
+  it('with badges on for the site, the "Check video" control on a video starts the same check', async () => {
+    await page.evaluate(() => {
+      const v = document.getElementById('face');
+      v.src = '/face.webm'; // back from the source-change step
+      return v.play();
+    });
+    await waitFor(() => page.evaluate(() => document.getElementById('face').readyState >= 2), {what: '#face to load again'});
+    const w = await session.worker();
+    await w.evaluate(async () => {
+      const got = await chrome.storage.local.get('settings');
+      await chrome.storage.local.set({settings: {...got.settings, sites: ['127.0.0.1']}});
+    });
+    const button = await waitFor(async () => {
+      const handle = await page.evaluateHandle(() => {
+        const face = document.getElementById('face').getBoundingClientRect();
+        const buttons = [...(document.querySelector('unmask-layer')?.shadowRoot?.querySelectorAll('.vbutton') || [])];
+        return buttons.find((b) => {
+          const r = b.getBoundingClientRect();
+          return !b.hidden && r.left >= face.left && r.top >= face.top && r.right <= face.right && r.bottom <= face.bottom;
+        }) || null;
+      });
+      return (await handle.jsonValue()) === null ? null : handle;
+    }, {what: 'the Check video control on #face'});
+    // A click from the page's own script is ignored (isTrusted); a person's click starts the check.
+    await button.evaluate((b) => b.click());
+    await sleep(500);
+    assert.equal(await overlayOf(page), null, 'a scripted click started a check');
+    const box = await button.boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 60000, what: 'the verdict from the control'});
+    assert.equal(o.state, 'done', o.text);
+    assert.equal(o.tracks, '1');
+    assert.equal(o.frames, String(FRAMES));
   });
 
   it('recorded no errors in chrome://extensions', async () => {
