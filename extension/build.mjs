@@ -23,6 +23,8 @@ const SRC = join(HERE, 'src');
 const WASM_DIR = join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 // Single-threaded builds only: the threaded one cannot run in extension pages (see offscreen.js).
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
+// c2pa-rs for Content Credentials (src/c2paworker.js loads it only when a file carries them).
+const C2PA_WASM = join(ROOT, 'node_modules/@contentauth/c2pa-wasm/pkg/c2pa_bg.wasm');
 const PAGES = ['offscreen.html', 'popup.html', 'popup.css', 'options.html', 'options.css'];
 
 class BuildError extends Error {}
@@ -150,13 +152,15 @@ export async function build({out = join(HERE, 'dist'), model, zip} = {}) {
   const meta = checkModel(modelDir);
   const manifest = JSON.parse(readFileSync(join(HERE, 'manifest.json'), 'utf8'));
   for (const f of WASM_FILES) if (!existsSync(join(WASM_DIR, f))) fail(`${f} is missing from ${WASM_DIR}: run \`npm ci\``);
+  if (!existsSync(C2PA_WASM)) fail(`${C2PA_WASM} is missing: run \`npm ci\``);
 
   rmSync(out, {recursive: true, force: true});
   mkdirSync(out, {recursive: true});
-  const common = {bundle: true, minify: true, legalComments: 'linked', target: 'chrome116', logLevel: 'warning', absWorkingDir: ROOT};
+  // The C2PA trust list is bundled as text (src/c2pareader.js).
+  const common = {bundle: true, minify: true, legalComments: 'linked', target: 'chrome116', logLevel: 'warning', absWorkingDir: ROOT, loader: {'.pem': 'text'}};
   await esbuild.build({
     ...common,
-    entryPoints: ['background', 'offscreen', 'popup', 'options'].map((n) => join(SRC, `${n}.js`)),
+    entryPoints: ['background', 'offscreen', 'popup', 'options', 'c2paworker'].map((n) => join(SRC, `${n}.js`)),
     outdir: out,
     format: 'esm',
   });
@@ -168,6 +172,8 @@ export async function build({out = join(HERE, 'dist'), model, zip} = {}) {
   for (const f of readdirSync(join(HERE, 'icons'))) copyFileSync(join(HERE, 'icons', f), join(out, 'icons', f));
   mkdirSync(join(out, 'wasm'));
   for (const f of WASM_FILES) copyFileSync(join(WASM_DIR, f), join(out, 'wasm', f));
+  mkdirSync(join(out, 'c2pa'));
+  copyFileSync(C2PA_WASM, join(out, 'c2pa', 'c2pa_bg.wasm'));
   for (const src of listFiles(modelDir)) { // with its subfolders (face/)
     const dest = join(out, 'model', relative(modelDir, src));
     mkdirSync(dirname(dest), {recursive: true});

@@ -205,11 +205,19 @@ function secondOpinionMode(settings, device, cascade) {
   return escalatesImage(device, cascade, {allUnsure: settings.sendAllUnsure}) ? 'auto' : 'available';
 }
 
+// C2PA credentials read and validated in the offscreen document's worker (c2paworker.js):
+// the manifest store's JSON text. Called only for files that carry a C2PA marker.
+async function verifyC2pa(bytes, mime) {
+  return (await askOffscreen({type: 'c2pa', data: toBase64(bytes), mime})).json;
+}
+
 // What the cache keeps of a file's provenance: what is shown, not every finding's detail.
 function keptProvenance(p) {
   if (!p.tier && !p.c2pa.present && !p.findings.length) return null;
-  const {tier, ai, statement, changed, evidence, signer, claim_generator: claimGenerator, c2pa, findings} = p;
-  return {tier, ai, statement, changed, evidence, signer, claim_generator: claimGenerator, c2pa, findings: findings.slice(0, 8)};
+  const {tier, ai, statement, changed, evidence, signer, claim_generator: claimGenerator, actions, validation_state: state, validation_codes: codes, findings} = p;
+  const c2pa = {present: p.c2pa.present, verified: p.c2pa.verified};
+  return {tier, ai, statement, changed, evidence, signer, claim_generator: claimGenerator, actions: actions.slice(0, 8), validation_state: state,
+    validation_codes: codes, c2pa, findings: findings.slice(0, 8)};
 }
 
 // The cached entry as found faces with raw scores, for judge().
@@ -257,7 +265,7 @@ async function checkImage(msg, sender) {
       await cache.linkUrl(m.id, url, hash);
     } else {
       // What the file says of its origin, from the same bytes (provenance.js), beside the faces.
-      const [r, pv] = await Promise.all([runModel(bytes), readProvenance(bytes)]);
+      const [r, pv] = await Promise.all([runModel(bytes), readProvenance(bytes, {verify: verifyC2pa})]);
       // A picture without a face is cached too: it is not run again. The answer does not wait
       // for the write (right-click to verdict is the figure that counts); a failed write
       // loses a cache entry, not the check.

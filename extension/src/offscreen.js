@@ -103,12 +103,40 @@ async function explain({data, crops}) {
   return {heats};
 }
 
+// C2PA credentials, read in a dedicated worker (c2paworker.js) started on the first file that
+// carries them. One request at a time per id; the bytes are transferred, not copied.
+let c2paWorker = null;
+const c2paWaiting = new Map();
+let c2paNext = 0;
+
+function c2pa({data, mime}) {
+  if (!c2paWorker) {
+    c2paWorker = new Worker(chrome.runtime.getURL('c2paworker.js'), {type: 'module'});
+    c2paWorker.onmessage = ({data: m}) => {
+      const waiting = c2paWaiting.get(m.id);
+      c2paWaiting.delete(m.id);
+      if (waiting) (m.ok ? waiting.resolve({json: m.json}) : waiting.reject(Object.assign(new Error(m.message), {code: 'c2pa'})));
+    };
+    c2paWorker.onerror = (e) => {
+      for (const w of c2paWaiting.values()) w.reject(Object.assign(new Error(`the Content Credentials reader failed: ${e.message}`), {code: 'c2pa'}));
+      c2paWaiting.clear();
+      c2paWorker = null;
+    };
+  }
+  const id = (c2paNext += 1);
+  const bytes = fromBase64(data);
+  return new Promise((resolve, reject) => {
+    c2paWaiting.set(id, {resolve, reject});
+    c2paWorker.postMessage({id, bytes, mime}, [bytes.buffer]);
+  });
+}
+
 async function stats() {
   const fc = await faceCheck();
   return {runs, backend: tf.getBackend(), model: fc.detector.metadata.model};
 }
 
-const HANDLERS = {check, explain, stats};
+const HANDLERS = {check, explain, stats, c2pa};
 
 chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
   if (!msg || msg.target !== 'offscreen') return false;

@@ -6,9 +6,10 @@
 //   declared: the IPTC DigitalSourceType in XMP, generator text in PNG chunks (A1111
 //             `parameters`, ComfyUI `prompt`/`workflow`, InvokeAI), a generator's name in
 //             EXIF Software or its parameters in EXIF UserComment;
-//   C2PA:     only its marker is found here (JPEG APP11 JUMBF, PNG caBX, WebP C2PA). The
-//             signature is not verified on the device yet, so no file is *signed* or
-//             *captured* here, and an AI claim inside credentials counts as declared.
+//   C2PA:     its marker is found here (JPEG APP11 JUMBF, PNG caBX, WebP C2PA); then, and only
+//             then, c2pa-rs (wasm, in a worker: c2paworker.js) reads and validates the
+//             credentials against the bundled C2PA trust list: signed, declared or captured
+//             by the same rules as Python.
 //
 // Every file is hostile: PNG text chunks are read to the first malformed chunk, within the
 // same chunk count and inflated-bytes budget as Python, inflating only the keys used.
@@ -263,15 +264,138 @@ const snip = (s, n = 60) => {
   return t.length <= n ? t : `${t.slice(0, n - 1)}…`;
 };
 
-// The provenance of a file: {tier, ai, statement, changed, evidence, signer, claim_generator,
-// actions, validation_state, validation_codes, c2pa: {present, verified}, findings}, as the
-// server's `provenance` section, for what can be read without verifying a signature.
-export async function readProvenance(bytes) {
+const MIME = {jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp'};
+const CHANGED_CODES = new Set(RULES.c2pa.changed_codes);
+const CAPTURE_TYPES = new Set(RULES.source_types.capture);
+const lastPart = (t) => String(t).split('/').pop();
+
+// models.provenance._actions / _claim_generator on a manifest of the store's JSON.
+function actionsOf(manifest) {
+  const out = [];
+  for (const a of (manifest && manifest.assertions) || []) {
+    if (!String(a.label || '').startsWith('c2pa.actions')) continue;
+    for (const action of ((a.data || {}).actions) || []) {
+      if (!action || typeof action !== 'object') continue;
+      const agent = action.softwareAgent;
+      out.push({action: action.action ?? null, digital_source_type: action.digitalSourceType ?? null,
+        software_agent: agent && typeof agent === 'object' ? agent.name ?? null : agent ?? null});
+    }
+  }
+  return out;
+}
+
+function claimGenerator(manifest) {
+  const info = manifest.claim_generator_info;
+  if (Array.isArray(info) && info.length && info[0] && typeof info[0] === 'object') {
+    return ['name', 'version'].filter((k) => info[0][k]).map((k) => String(info[0][k])).join(' ') || null;
+  }
+  return manifest.claim_generator || null;
+}
+
+// models.provenance.read_c2pa, on the manifest store c2pa-rs (wasm) read and validated.
+export function c2paSection(store, add) {
+  const manifests = store.manifests || {};
+  const active = manifests[store.active_manifest] || {};
+  const state = store.validation_state || ((store.validation_status || []).length ? 'Invalid' : 'Valid');
+  const results = (store.validation_results || {}).activeManifest || {};
+  let failures = (results.failure || []).map((f) => f.code);
+  if (!failures.length) failures = (store.validation_status || []).map((f) => f.code);
+  const info = active.signature_info || {};
+  const signer = info.issuer || info.common_name || null;
+  const generator = claimGenerator(active);
+  const actions = Object.values(manifests).flatMap(actionsOf);
+  const types = [...new Set(actions.map((a) => a.digital_source_type).filter(Boolean).map(String))].sort();
+  const ai = types.filter((t) => AI_TYPES.has(lastPart(t)));
+  const capture = types.filter((t) => CAPTURE_TYPES.has(lastPart(t)));
+  const changed = failures.some((c) => CHANGED_CODES.has(c));
+  if (changed) add('c2pa', 'the picture was changed after its Content Credentials were signed');
+  const trust = {
+    Trusted: `validate and are signed by ${signer}, on the C2PA trust list`,
+    Valid: `are intact but signed by ${signer}, who is on no trust list here`,
+    Invalid: 'do not validate (the file changed after signing, or the signature is bad)',
+  }[state] || `have validation state ${state}`;
+  if (ai.length) {
+    add('c2pa', `Content Credentials from ${generator || 'an unnamed tool'} declare ${ai.map(lastPart).join(', ')} (made by a model) and ${trust}`,
+      state === 'Trusted' ? 'signed' : 'declared');
+  } else if (capture.length && state === 'Trusted') {
+    add('c2pa', `Content Credentials of a capture by ${generator || 'an unnamed device'} ${trust}`, 'captured');
+  } else {
+    add('c2pa', `Content Credentials from ${generator || 'an unnamed tool'} ${trust}`);
+  }
+  return {present: true, verified: true, validation_state: state, validation_failures: failures, trusted: state === 'Trusted',
+    claim_generator: generator, signed_by: signer, signed_at: info.time || null, digital_source_types: types,
+    ai_generated: ai.length > 0, changed_after_signing: changed, actions};
+}
+
+// The credentials read by `verify(bytes, mime)` (the c2pa-rs wasm reader in its worker): the
+// manifest store's JSON text, or an error whose message names c2pa-rs's error.
+async function readC2pa(b, format, verify, add) {
+  try {
+    return c2paSection(JSON.parse(await verify(b, MIME[format])), add);
+  } catch (e) {
+    const text = String((e && e.message) || e);
+    if (/JumbfNotFound|ManifestNotFound/.test(text)) return {present: false, verified: true};
+    if (/Remote/.test(text)) {
+      add('c2pa', 'the file points to Content Credentials stored elsewhere; Unmask does not fetch them');
+      return {present: true, verified: true, remote: true, validation_state: null};
+    }
+    add('c2pa', `Content Credentials are present but cannot be read (${text.slice(0, 120)})`);
+    return {present: true, verified: true, validation_state: 'Unreadable', error: text.slice(0, 300)};
+  }
+}
+
+const TIERS = ['signed', 'declared', 'captured'];
+
+// models.provenance.summarise.
+function summarise(findings, c2pa) {
+  const w = wording.provenance;
+  const tiers = new Set(findings.map((f) => f.tier).filter(Boolean));
+  const tier = TIERS.find((t) => tiers.has(t)) || null;
+  const signer = c2pa.signed_by || null;
+  let statement = null;
+  if (tier === 'signed' || tier === 'captured') statement = w[tier].replaceAll('{signer}', signer || 'an unnamed signer');
+  else if (tier === 'declared') {
+    const c2paAi = c2pa.ai_generated && !findings.some((f) => f.tier === 'declared' && f.source !== 'c2pa');
+    if (c2paAi && c2pa.validation_state === 'Invalid') statement = w.declared_invalid;
+    else if (c2paAi && c2pa.verified) statement = w.declared_untrusted.replaceAll('{signer}', signer || 'an unnamed signer');
+    else statement = w.declared;
+  }
+  return {
+    tier,
+    ai: tier === 'signed' || tier === 'declared',
+    statement,
+    changed: c2pa.changed_after_signing ? w.changed : null,
+    evidence: findings.filter((f) => f.tier === 'signed' || f.tier === 'declared').map((f) => f.message),
+    signer,
+    claim_generator: c2pa.claim_generator || null,
+    actions: c2pa.actions || [],
+    validation_state: c2pa.validation_state || null,
+    validation_codes: c2pa.validation_failures || [],
+    c2pa,
+    findings,
+  };
+}
+
+// The provenance of a file, as the server's `provenance` section: {tier, ai, statement,
+// changed, evidence, signer, claim_generator, actions, validation_state, validation_codes,
+// c2pa, findings}. `verify(bytes, mime)` reads and validates C2PA credentials (c2pa-rs in
+// wasm, in a worker): it is called only when their marker is in the file, so a feed without
+// credentials pays for none of it. Without `verify`, an AI claim inside credentials is read
+// from their bytes unverified, and counts as declared.
+export async function readProvenance(bytes, {verify = null} = {}) {
   const b = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const format = formatOf(b);
   const findings = [];
   const add = (source, message, tier = null) => findings.push({source, tier, message});
-  const c2pa = {present: format ? c2paMarker(b, format) : false, verified: false};
+  let c2pa = {present: format ? c2paMarker(b, format) : false, verified: false};
+  if (c2pa.present && verify) {
+    c2pa = await readC2pa(b, format, verify, add);
+  } else if (c2pa.present) {
+    const aiInside = [...AI_TYPES].some((t) => indexOfBytes(b, ascii(IPTC + t)) >= 0);
+    add('c2pa', aiInside ? 'Content Credentials declare the content made by a model; this device did not verify their signature'
+      : 'Content Credentials are present; this device did not verify their signature', aiInside ? 'declared' : null);
+    c2pa.ai_generated = aiInside;
+  }
   if (format) {
     const {texts, stopped} = format === 'png' ? await pngText(b) : {texts: {}, stopped: null};
     if (stopped) add('png', stopped);
@@ -288,33 +412,12 @@ export async function readProvenance(bytes) {
     if (tooBig) add('xmp', `the XMP packet is over ${LIMITS.max_text_bytes} bytes; it was not read`);
     if (xmp) {
       const types = digitalSourceTypes(xmp);
-      const ai = types.filter((t) => AI_TYPES.has(t.split('/').pop()));
-      if (ai.length) add('xmp', `the IPTC digital source type is ${ai.map((t) => t.split('/').pop()).join(', ')} (made by a model)`, 'declared');
-      else if (types.length) add('xmp', `the IPTC digital source type is ${types[0].split('/').pop()}`);
-    }
-    if (c2pa.present) {
-      // Unverified here: an AI source type written in the credentials is a claim, no more.
-      const aiInside = [...AI_TYPES].some((t) => indexOfBytes(b, ascii(IPTC + t)) >= 0);
-      add('c2pa', aiInside ? 'Content Credentials declare the content made by a model; this device does not verify their signature'
-        : 'Content Credentials are present; this device does not verify their signature', aiInside ? 'declared' : null);
+      const ai = types.filter((t) => AI_TYPES.has(lastPart(t)));
+      if (ai.length) add('xmp', `the IPTC digital source type is ${ai.map(lastPart).join(', ')} (made by a model)`, 'declared');
+      else if (types.length) add('xmp', `the IPTC digital source type is ${lastPart(types[0])}`);
     }
   }
-  const tier = findings.some((f) => f.tier === 'declared') ? 'declared' : null;
-  const w = wording.provenance;
-  return {
-    tier,
-    ai: tier === 'declared',
-    statement: tier ? w.declared : null,
-    changed: null,
-    evidence: findings.filter((f) => f.tier).map((f) => f.message),
-    signer: null,
-    claim_generator: null,
-    actions: [],
-    validation_state: null,
-    validation_codes: [],
-    c2pa,
-    findings,
-  };
+  return summarise(findings, c2pa);
 }
 
 // models.provenance.combine: signed or declared AI makes the picture fake, with or without a

@@ -1,6 +1,7 @@
 // Provenance in the built extension, in a real Chromium: the files of
 // tests/extension/provenance_fixtures.py on a page, right-clicked (the overlay says what
-// Python says of each), and as a feed with badges on (an "AI" mark on exactly the files that
+// Python says of each, Content Credentials read by c2pa-rs in wasm in the offscreen
+// document's worker), and as a feed with badges on (an "AI" mark on exactly the files that
 // say they were made with AI, with a face or without one).
 //
 //   node --test tests/extension/provenance.browser.test.mjs
@@ -65,11 +66,13 @@ describe('provenance in the extension, in Chromium', {timeout: 15 * 60000}, () =
       const want = fx.expect[name];
       await session.chooseContextMenuItem(page, page.locator(`#${id(name)}`));
       const text = await waitFor(() => panelText(page), {what: `the overlay for ${name}`});
-      const said = want.c2pa && want.ai ? wording.provenance.declared : want.statement;
+      const said = want.statement;
       if (want.ai) {
         const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
         assert.ok(lines.slice(0, 3).includes(LABELS.fake), `${name}: the overlay does not call it fake:\n${text}`);
         assert.ok(text.includes(said), `${name}: the overlay does not say "${said}":\n${text}`);
+        // Credentials are read by c2pa-rs in the offscreen document's worker: who signed, with what.
+        if (want.signer) assert.ok(text.includes(`Signed by ${want.signer}, made with ${want.claim_generator}`), `${name}: no signer line:\n${text}`);
       } else {
         assert.ok(!text.includes(wording.provenance.declared) && !text.includes('made with AI'), `${name}: a claim where Python sees none:\n${text}`);
       }

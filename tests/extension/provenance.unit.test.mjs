@@ -2,31 +2,72 @@
 // Python reads in tests/extension/provenance_fixtures.py: the same tier and the same sentence
 // for each, the same limits on hostile PNGs, and the same verdict rule.
 import assert from 'node:assert/strict';
-import {readFileSync} from 'node:fs';
+import {existsSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {before, describe, it} from 'node:test';
+
+import {mkdtempSync, rmSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+
+import * as esbuild from 'esbuild';
 
 import RULES from '../../models/provenance.json' with {type: 'json'};
 import {combineProvenance, pngText, readProvenance} from '../../extension/src/provenance.js';
 import {wording} from '../../extension/src/wording.js';
-import {provenanceFixtures} from './harness/setup.mjs';
+import {provenanceFixtures, ROOT} from './harness/setup.mjs';
+
+const C2PA_WASM = readFileSync(join(ROOT, 'node_modules/@contentauth/c2pa-wasm/pkg/c2pa_bg.wasm'));
+const TEST_ANCHORS = join(ROOT, '..', 'shared', 'data', 'provenance', 'trust-lists', 'c2pa-rs-TEST-ANCHORS.pem');
+
+// The extension's C2PA reader (c2pareader.js) as the build bundles it (the trust list as text).
+async function c2paReader() {
+  const dir = mkdtempSync(join(tmpdir(), 'unmask-c2pa-'));
+  try {
+    await esbuild.build({entryPoints: [join(ROOT, 'extension/src/c2pareader.js')], bundle: true, format: 'esm', platform: 'node',
+      loader: {'.pem': 'text'}, outfile: join(dir, 'c2pareader.mjs'), logLevel: 'warning'});
+    return await import(join(dir, 'c2pareader.mjs'));
+  } finally {
+    rmSync(dir, {recursive: true, force: true});
+  }
+}
 
 describe('provenance, as Python reads it', {timeout: 300000}, () => {
-  let fx;
+  let fx, verify, reader;
   before(async () => {
     fx = await provenanceFixtures();
+    reader = await c2paReader();
+    verify = (bytes, mime) => reader.readManifestStore(bytes, mime, {wasm: C2PA_WASM});
   });
 
   it('gives every fixture the tier and the sentence Python gives it', async () => {
     assert.ok(Object.keys(fx.expect).length >= 15);
     for (const [name, want] of Object.entries(fx.expect)) {
-      const got = await readProvenance(readFileSync(join(fx.root, name)));
+      const got = await readProvenance(readFileSync(join(fx.root, name)), {verify});
       assert.equal(got.tier, want.tier, `${name}: ${JSON.stringify(got.findings)}`);
       assert.equal(got.ai, want.ai, name);
       assert.equal(got.c2pa.present, want.c2pa, `${name}: C2PA marker`);
-      // Credentials are not verified here: their AI claim is said as declared, unsigned.
-      assert.equal(got.statement, want.c2pa && want.ai ? wording.provenance.declared : want.statement, name);
+      assert.equal(got.statement, want.statement, name);
+      assert.equal(got.signer, want.signer, name);
+      assert.equal(got.claim_generator, want.claim_generator, name);
+      assert.deepEqual(got.validation_codes, want.validation_codes, name);
     }
+  });
+
+  it('reaches signed with the c2pa-rs test anchors, and says a changed picture plainly', async (t) => {
+    if (!existsSync(TEST_ANCHORS)) return t.skip(`no ${TEST_ANCHORS}`);
+    const anchors = readFileSync(TEST_ANCHORS, 'utf8');
+    const fixtures = join(TEST_ANCHORS, '..', '..', 'c2pa-rs-fixtures');
+    const withAnchors = {verify: (bytes, mime) => reader.readManifestStore(bytes, mime, {wasm: C2PA_WASM, anchors})};
+    const c = await readProvenance(readFileSync(join(fixtures, 'C.jpg')), withAnchors);
+    assert.equal(c.tier, 'signed');
+    assert.equal(c.statement, 'Made with AI, signed by C2PA Test Signing Cert (verified)');
+    const xca = await readProvenance(readFileSync(join(fixtures, 'XCA.jpg')), withAnchors);
+    assert.equal(xca.changed, wording.provenance.changed);
+    assert.ok(xca.validation_codes.includes('assertion.dataHash.mismatch'));
+    // Without a verifier (no worker), an AI claim in credentials is only declared, unsigned.
+    const unverified = await readProvenance(readFileSync(join(fixtures, 'C.jpg')));
+    assert.equal(unverified.tier, 'declared');
+    assert.equal(unverified.statement, wording.provenance.declared);
   });
 
   it('stops at the first malformed chunk and within the same limits as Python', async () => {

@@ -3,9 +3,9 @@ of each (models/provenance.py), for the extension's tests of its JS twin.
 
     python tests/extension/provenance_fixtures.py OUT    # OUT/*.jpg|png + OUT/expect.json
 
-expect.json: {file: {tier, ai, statement, c2pa}}. The extension verifies no C2PA signature
-yet, so for credentials only the tier of an AI claim is compared (declared in Python, whose
-test CA is on no trust list here; declared in JS, which reads the claim unverified).
+expect.json: {file: {tier, ai, statement, c2pa, signer, claim_generator, validation_codes}}.
+Both sides trust only the official C2PA trust list here, so the test CA's credentials are
+declared (signed by a signer on no trust list) on both.
 """
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def write(out: Path) -> dict:
     for name, data in make().items():
         (out / name).write_bytes(data)
         p = inspect(data, sniff(data))
-        expect[name] = {"tier": p["tier"], "ai": p["ai"], "statement": p["statement"], "c2pa": p["c2pa"]["present"]}
+        expect[name] = {"tier": p["tier"], "ai": p["ai"], "statement": p["statement"], "c2pa": p["c2pa"]["present"],
+                        "signer": p["signer"], "claim_generator": p["claim_generator"], "validation_codes": p["validation_codes"]}
     (out / "expect.json").write_text(json.dumps(expect, indent=1))
     return expect
 
