@@ -57,7 +57,8 @@ describe('npm run build', () => {
     assert.equal(manifest.manifest_version, 3);
     assert.equal(manifest.background.service_worker, 'background.js');
     for (const f of ['background.js', 'content.js', 'offscreen.html', 'offscreen.js', 'popup.html', 'popup.js', 'options.html', 'options.js',
-      'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm', 'model/metadata.json', 'model/face/model.json', 'icons/icon128.png']) {
+      'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm', 'model/metadata.json', 'model/face/model.json', 'icons/icon128.png',
+      'c2paworker.js', 'c2pa/c2pa_bg.wasm']) {
       assert.ok(existsSync(join(out, f)), `dist lacks ${f}`);
     }
     // Every model file, the face model's too, byte for byte.
