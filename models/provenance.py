@@ -6,7 +6,8 @@
 - *declared*: the same claim without a trusted signature (credentials from an unknown signer,
   or that do not validate), the IPTC DigitalSourceType in XMP, generator text in PNG chunks
   (A1111 `parameters`, ComfyUI `prompt`/`workflow`, InvokeAI), EXIF Software or UserComment,
-  and the Stable Diffusion invisible watermark (models/watermark.py) where it still decodes.
+  NovelAI's "stealth" metadata in the alpha channel, and the Stable Diffusion invisible
+  watermark (models/watermark.py) where it still decodes.
 - *captured*: trusted credentials of a camera capture, with no AI action.
 
 Signed and declared make a picture `fake` (combine); captured never makes one `real` (a
@@ -261,6 +262,10 @@ def read_metadata(data: bytes, kind: str, findings: list[dict]) -> dict:
     texts, stopped = png_text(data) if kind == "png" else ({}, None)
     if stopped:
         _finding(findings, "png", stopped, None)
+    stealth = novelai_stealth(data) if kind == "png" else None
+    if stealth is not None:
+        meta["novelai_stealth"] = _snip(stealth)
+        _finding(findings, "png", "NovelAI's hidden generation metadata is in the alpha channel", "declared")
     exif = _exif(data)
     software = exif.get("software") or texts.get("Software")
     if software:
@@ -298,6 +303,41 @@ def read_metadata(data: bytes, kind: str, findings: list[dict]) -> dict:
 def _snip(text: str, n: int = SNIPPET) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+STEALTH_MAGIC = (b"stealth_pngcomp", b"stealth_pnginfo")
+
+
+def novelai_stealth(data: bytes) -> str | None:
+    """NovelAI's "stealth" metadata: in the lowest bit of the alpha channel, read column by
+    column (top to bottom, then left to right), a magic word, a 32-bit length in bits, and the
+    JSON (gzipped after "stealth_pngcomp"). None without it; at most max_text_bytes read."""
+    from PIL import Image
+
+    limit = RULES["limits"]["max_text_bytes"]
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.mode not in ("RGBA", "LA"):
+                return None
+            import numpy as np
+
+            alpha = np.asarray(img.getchannel("A"))
+    except Exception:  # a picture the face check already decoded, or will refuse itself
+        return None
+    bits = (alpha.T.reshape(-1) & 1).astype(np.uint8)  # column by column
+    head = np.packbits(bits[: 8 * (len(STEALTH_MAGIC[0]) + 4)]).tobytes()
+    magic, size = head[: len(STEALTH_MAGIC[0])], int.from_bytes(head[len(STEALTH_MAGIC[0]) :], "big")
+    if magic not in STEALTH_MAGIC or size <= 0 or size % 8 or size // 8 > limit:
+        return None
+    start = 8 * (len(STEALTH_MAGIC[0]) + 4)
+    body = np.packbits(bits[start : start + size]).tobytes()
+    try:
+        if magic == b"stealth_pngcomp":
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip, within the same budget as text chunks
+            body = d.decompress(body, limit)
+        return body.decode("utf-8")
+    except (zlib.error, UnicodeDecodeError):
+        return None
 
 
 def _exif(data: bytes) -> dict:

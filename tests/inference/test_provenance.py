@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models import provenance
@@ -105,9 +106,11 @@ def test_shipped_trust_list_is_the_official_one():
     lambda: files.png_with_text({"parameters": "a portrait, Steps: 20, Sampler: Euler a, Seed: 1"}),
     lambda: files.png_with_text({"prompt": '{"3": {"class_type": "KSampler"}}', "workflow": "{}"}, compressed=True),
     lambda: files.png_with_text({"Software": "NovelAI", "Comment": '{"steps": 28}'}),
+    lambda: files.novelai_stealth_png({"Description": "a portrait", "steps": 28}),
+    lambda: files.novelai_stealth_png({"steps": 28}, compressed=False),
     lambda: files.jpeg_with_exif("Midjourney v6"),
     lambda: files.jpeg_with_exif(user_comment=b"UNICODE\x00" + "a face\nSteps: 30, Sampler: DPM++ 2M".encode("utf-16-be")),
-], ids=["xmp", "xmp-composite", "a1111", "comfyui", "novelai", "exif-software", "exif-comment"])
+], ids=["xmp", "xmp-composite", "a1111", "comfyui", "novelai", "novelai-stealth", "novelai-stealth-plain", "exif-software", "exif-comment"])
 def test_generator_metadata_is_declared(make):
     data = make()
     p = provenance.inspect(data, "png" if data.startswith(b"\x89PNG") else "jpeg")
@@ -119,7 +122,8 @@ def test_generator_metadata_is_declared(make):
     lambda: files.png_with_text({"Title": "holiday", "Author": "me"}),
     lambda: files.jpeg_with_exif("GIMP 2.10"),
     lambda: jpeg(5),
-], ids=["xmp-capture", "png-title", "exif-gimp", "nothing"])
+    lambda: encode(np.dstack([face_image("real", 200, 6), np.full((200, 200), 200, np.uint8)]), "PNG"),  # alpha, no message
+], ids=["xmp-capture", "png-title", "exif-gimp", "nothing", "rgba-nothing"])
 def test_other_metadata_says_nothing(make):
     data = make()
     p = provenance.inspect(data, "png" if data.startswith(b"\x89PNG") else "jpeg")
@@ -144,8 +148,6 @@ def test_the_stable_diffusion_watermark_is_declared_and_dies_under_jpeg(name):
 
 # --- hostile files: a clear finding, no crash ---------------------------------------------------
 def test_a_watermark_search_on_a_one_pixel_image_says_why_not():
-    import numpy as np
-
     p = provenance.inspect(encode(np.zeros((1, 1, 3), np.uint8), "PNG"), "png", pixels=np.zeros((1, 1, 3), np.uint8))
     assert p["tier"] is None and "too small" in p["metadata"]["watermark"]["note"]
 

@@ -182,3 +182,25 @@ def textured(size: int = 256, seed: int = 0) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     return np.clip(cv2.GaussianBlur(rng.normal(128, 40, (size, size, 3)), (0, 0), 2), 30, 225).astype(np.uint8)
+
+
+def novelai_stealth_png(meta: dict, seed: int = 0, compressed: bool = True) -> bytes:
+    """A face PNG with NovelAI's "stealth" metadata in its alpha channel's lowest bit, written as
+    NovelAI writes it: column by column, "stealth_pngcomp" (or "stealth_pnginfo"), the length
+    in bits as 32 bits, then the gzipped (or plain) JSON."""
+    import gzip
+    import json
+
+    body = json.dumps(meta).encode()
+    body = gzip.compress(body) if compressed else body
+    magic = b"stealth_pngcomp" if compressed else b"stealth_pnginfo"
+    payload = magic + (8 * len(body)).to_bytes(4, "big") + body
+    bits = np.unpackbits(np.frombuffer(payload, np.uint8))
+    rgb = face(200, seed)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    column_major = alpha.T.copy().reshape(-1)
+    column_major[: len(bits)] = (column_major[: len(bits)] & 0xFE) | bits
+    alpha = column_major.reshape(alpha.T.shape).T
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, alpha])).save(buf, "PNG")
+    return buf.getvalue()
