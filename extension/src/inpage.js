@@ -240,7 +240,7 @@ const mutations = new MutationObserver((records) => {
       else if (r.target instanceof HTMLSourceElement && r.target.parentElement) r.target.parentElement.querySelectorAll('img').forEach(consider);
       continue;
     }
-    if (r.addedNodes.length || r.removedNodes.length) videoButtons.scan();
+    r.addedNodes.forEach((node) => videoButtons.scan(node)); // new videos get a "Check video" control
     for (const node of r.addedNodes) {
       if (node instanceof HTMLImageElement) track(node);
       else if (node.querySelectorAll) node.querySelectorAll('img').forEach(track);
@@ -379,7 +379,7 @@ function layout() {
     const item = items.get(panel.img);
     if (item && item.result && item.result.ok) placeFaces(panel.faces, panel.img, item.result.device);
   }
-  if (badges.size || panel) layer.ensure();
+  if (badges.size || panel || videoButtons.buttons.size) layer.ensure();
   if (performance.now() < followUntil) scheduleLayout();
   layoutVideoChecks();
   videoButtons.layout();
@@ -408,6 +408,7 @@ async function startBadges() {
   }
   document.querySelectorAll('img').forEach(track);
   videoButtons.scan();
+  scheduleLayout();
   mutations.observe(document.documentElement, {childList: true, subtree: true, attributes: true, attributeFilter: [...SOURCE_ATTRIBUTES]});
   moves.observe(document.documentElement, {childList: true, subtree: true, attributes: true, characterData: true});
   resizes.observe(document.documentElement);

@@ -245,13 +245,16 @@ export class VideoButtons {
     this.frame = null;
   }
 
-  scan() {
-    for (const video of document.querySelectorAll('video')) {
+  // A control for each video in `root` that has none yet; placed by layout(), which the
+  // page's layout pass calls.
+  scan(root = document) {
+    const videos = root instanceof HTMLVideoElement ? [root] : root.querySelectorAll ? root.querySelectorAll('video') : [];
+    for (const video of videos) {
       if (this.buttons.has(video)) continue;
       const button = makeVideoButton(() => checkVideo(video, {layer: this.layer, ask: this.ask}));
+      button.hidden = true;
       this.buttons.set(video, this.layer.add(button));
     }
-    this.layout();
   }
 
   layout() {
