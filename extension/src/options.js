@@ -37,6 +37,7 @@ async function saveServer() {
     serverUrl: serverUrl instanceof Error ? '' : serverUrl,
     apiKey: $('apikey').value.trim(),
     serverTimeoutS: timeout,
+    sendAllUnsure: $('all-unsure').checked,
   });
   status('server-status', `Saved. Second opinion ${on ? 'on' : 'off'}.${note}`);
 }

@@ -141,7 +141,7 @@ function assertPlaced(panel, image, where) {
 }
 
 describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
-  let images, model, preds, ext, band, site, cdn, other, session, feed, plain, server, serverPort, serverStarting;
+  let images, model, preds, ext, band, site, cdn, other, session, feed, plain, server, serverPort, serverStarting, serverEnv;
   const fixture = (src) => {
     if (src.startsWith('data:')) return 'site/img/inline.png';
     if (src.startsWith('blob:')) return 'site/img/blobsrc.jpg';
@@ -235,7 +235,9 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     // The server takes half a minute to load TensorFlow: start it now, use it later.
     serverPort = await deadPort();
     const t0 = Date.now();
-    serverStarting = startServer({port: serverPort}).then((s) => ({server: s, seconds: (Date.now() - t0) / 1000}), (e) => ({error: e}));
+    // The server takes the extension's requests as its README says: its origin listed.
+    serverEnv = {UNMASK_CORS_ORIGINS: `chrome-extension://${ext.id}`};
+    serverStarting = startServer({port: serverPort, env: serverEnv}).then((s) => ({server: s, seconds: (Date.now() - t0) / 1000}), (e) => ({error: e}));
     session = await launch(ext.out);
   });
 
@@ -801,7 +803,7 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     assert.equal(down.second.serverError, 'unreachable');
     assert.match(down.second.text, /cannot reach the server at http:\/\/127\.0\.0\.1:\d+.*check that it is running/s);
     t0 = Date.now();
-    server = await launchServer({port, models: server.models});
+    server = await launchServer({port, models: server.models, env: serverEnv});
     t.diagnostic(`unmask serve restarted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     await plain.locator('unmask-layer .panel button', {hasText: 'Retry'}).click();
     const back = await waitFor(async () => {

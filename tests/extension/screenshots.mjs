@@ -24,7 +24,7 @@ const images = await fixtureImages();
 const model = await modelUnderTest(images);
 log(`model: ${model.note}`);
 const ext = await buildExtension(model);
-const serverStarting = startServer({port: await deadPort()});
+const serverStarting = startServer({port: await deadPort(), env: {UNMASK_CORS_ORIGINS: `chrome-extension://${ext.id}`}});
 let cdn;
 const site = await serveFiles({dirs: [join(ROOT, 'tests/extension/pages'), join(images.root, 'site')], vars: () => ({CDN: cdn.origin, OTHER: cdn.origin, INLINE: images.index.inline_data_url})});
 cdn = await serveFiles({dirs: [join(images.root, 'cdn')]});
@@ -57,6 +57,10 @@ try {
   await options.check('#second');
   await options.click('#save-server');
   await until(async () => /Saved/.test(await options.locator('#server-status').textContent()), 'the options');
+  // Every Unsure picture goes, so the feed has one with the server's opinion whatever the
+  // shipped model's escalation band holds.
+  await options.check('#all-unsure');
+  await until(async () => /every picture/.test(await options.locator('#server-status').textContent()), 'every Unsure picture sent');
   await options.close();
 
   await feed.reload();
