@@ -28,7 +28,7 @@ class FaceCheckProblem extends Error {
 // face it would judge.
 export function requireSize(width, height, minFaceSide) {
   if (Math.min(width, height) < minFaceSide) {
-    throw new FaceCheckProblem('too_small', `image is ${width}x${height}: ${tooSmall(minFaceSide)}`);
+    throw new FaceCheckProblem('too_small', `The image is ${width}x${height} px. ${tooSmall(minFaceSide)}`);
   }
 }
 

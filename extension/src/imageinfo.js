@@ -133,7 +133,7 @@ export function checkImageBytes(bytes, options = {}) {
     throw new ImageProblem('too_many_pixels', `the image is ${info.width}x${info.height} = ${pixels.toLocaleString('en')} pixels, over the limit of ${limits.maxPixels.toLocaleString('en')} (it may be a decompression bomb); it was not decoded`);
   }
   if (limits.minSide && Math.min(info.width, info.height) < limits.minSide) {
-    throw new ImageProblem('too_small', `image is ${info.width}x${info.height}: ${tooSmall(limits.minSide)}`);
+    throw new ImageProblem('too_small', `The image is ${info.width}x${info.height} px. ${tooSmall(limits.minSide)}`);
   }
   return info;
 }

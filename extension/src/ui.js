@@ -7,21 +7,22 @@
 
 import {mergeServerFaces} from './facecheck.js';
 import {drawnRect, faceRect, panelWidth, placePanelRect} from './geometry.js';
-import {confidenceText, describe, LABELS, pct, SHORT, tooSmall, wording} from './wording.js';
+import {confidenceText, describe, LABELS, tag, tooSmall, wording} from './wording.js';
 
 export const NEXT_STEP = {
   fake: "Treat it as manipulated until shown otherwise. Don't share it as real; look for the original with a reverse image search.",
   real: 'No sign of a deepfake was found in the faces. That is not proof: if it matters, check where the image first appeared.',
   uncertain: "The on-device model can't tell. Get a second opinion, or check where the image came from before you trust or share it.",
-  // After the second opinion, when it could not tell either: no second opinion to offer.
+  // After the second opinion, when the server cannot tell: no second opinion to offer.
   undecided: "Neither this device nor your server can tell. Check where the image came from before you trust or share it.",
+  disputed: "Your server can't tell, although this device leaned one way. Check where the image came from before you trust or share it.",
 };
 
 // What to do next, from the last word: the server's once it answered.
 export function nextStep(device, server) {
   if (!server || server.state !== 'done') return NEXT_STEP[device.verdict];
   if (server.verdict === 'fake' || server.verdict === 'real') return NEXT_STEP[server.verdict];
-  return NEXT_STEP.undecided;
+  return device.verdict === 'uncertain' ? NEXT_STEP.undecided : NEXT_STEP.disputed;
 }
 
 const STYLE = `
@@ -125,10 +126,9 @@ export class Layer {
 const docX = (x) => x + window.scrollX;
 const docY = (y) => y + window.scrollY;
 
-// "Fake 93%", "Unsure", "No face": short enough for a badge or a face's tag.
-function shortText(v, confidence) {
-  return v === 'fake' || v === 'real' ? `${SHORT[v]} ${pct(confidence)}` : SHORT[v];
-}
+// "Fake 93%", "Unsure", "No face": short enough for a badge or a face's tag (wording.json tag,
+// as the server's page says it).
+const shortText = tag;
 
 // The faces as finally judged: the server's, face by face, once it answered with faces.
 // Numbered left to right, as a person reads the picture (the finder lists the largest first).
@@ -205,13 +205,14 @@ export function renderFaces(frame, item) {
 }
 
 // A face's heat as a grid x grid canvas that the browser scales smoothly over the crop: hot
-// patches red to yellow and half see-through, the rest left clear so the face shows.
+// patches red to yellow and at most 70% opaque, cold ones clear, so the face shows through
+// (a square root lifts the weaker patches next to the strongest).
 function heatCanvas(heat) {
   const canvas = el('canvas', {class: 'heat', 'data-crop': heat.crop.join(','), 'data-strongest': heat.strongest, 'data-ms': heat.ms});
   canvas.width = canvas.height = heat.grid;
   const ctx = canvas.getContext('2d');
   const img = ctx.createImageData(heat.grid, heat.grid);
-  heat.values.forEach((v, i) => img.data.set([255, Math.round(210 * (1 - v)), 0, Math.round(150 * v)], 4 * i));
+  heat.values.forEach((v, i) => img.data.set([255, Math.round(210 * (1 - v)), 0, Math.round(180 * Math.sqrt(v))], 4 * i));
   ctx.putImageData(img, 0, 0);
   return canvas;
 }
@@ -300,7 +301,7 @@ export function renderPanel(panel, item, handlers) {
   const more = [];
   if (d.faces_too_small) more.push(`${countFaces(d.faces_too_small)} too small to judge`);
   if (d.faces_over_limit) more.push(`${countFaces(d.faces_over_limit)} more not judged (the largest ${d.faces.length} were)`);
-  if (d.faces.length > 1) panel.append(el('div', {class: 'small', textContent: wording.image_rule}));
+  if (d.faces.length > 1) panel.append(el('div', {class: 'small', textContent: `${wording.image_rule} ${wording.face_order}`}));
   if (more.length) panel.append(el('div', {class: 'small', textContent: `${capital(more.join('; '))}.`}));
   panel.append(el('div', {class: 'next', textContent: nextStep(overruled ? {...d, verdict: 'fake'} : d, item.server)}));
   panel.append(heatSection(item, shown, handlers));

@@ -35,6 +35,13 @@ export function describe(verdict, confidence = null, pFake = null) {
   return `${label}: ${text[0].toLowerCase()}${text.slice(1)}`;
 }
 
+// models.wording.tag: a badge's or a face's short tag, "Fake 93%", "Real 97%", "Unsure": the
+// one number is the confidence of that verdict, as on the server's page.
+export function tag(verdict, confidence = null) {
+  const text = WORDING.tag[verdict];
+  return text.includes('{pct}') && confidence !== null && confidence !== undefined ? text.replaceAll('{pct}', pct(confidence)) : text.replace(' {pct}', '');
+}
+
 export function tooSmall(minFaceSide) {
   return WORDING.too_small.replaceAll('{min_face_side}', String(minFaceSide));
 }

@@ -685,7 +685,7 @@ describe('the Unmask extension in Chromium', {timeout: 20 * 60000}, () => {
     // Python refuses the same files, for the same reasons where it reads them.
     assert.match(preds.get('site/img/bomb.png').error, /^too_many_pixels/);
     assert.match(preds.get('site/img/truncated.jpg').error, /^truncated/);
-    assert.match(preds.get('site/img/tiny.png').error, /^too_small: image is 40x40: Too small to check: Unmask needs a face at least \d+ px tall/);
+    assert.match(preds.get('site/img/tiny.png').error, /^too_small: The image is 40x40 px\. Too small to check: Unmask needs a face at least \d+ px tall/);
   });
 
   it('gets a second opinion from `unmask serve`, and copes with it down or stuck', async (t) => {

@@ -108,7 +108,7 @@ try {
   // "Show where it looked" on the group photo: the heat over each face, under the boxes.
   await plain.keyboard.press('Escape');
   const group = await session.context.newPage();
-  await group.setViewportSize({width: 1000, height: 820});
+  await group.setViewportSize({width: 1280, height: 820}); // room for the overlay beside the picture
   await group.goto(`${site.origin}/group.html`);
   await until(() => group.evaluate(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)), 'the group page');
   await session.chooseContextMenuItem(group, group.locator('#group'));

@@ -16,13 +16,14 @@ import pngjs from 'pngjs';
 import {fromBase64, toBase64} from '../../extension/src/bytes.js';
 import {combine, escalatesImage, judge, mergeServerFaces, requireSize} from '../../extension/src/facecheck.js';
 import {drawnRect, faceRect, panelWidth, placePanelRect} from '../../extension/src/geometry.js';
+import {NEXT_STEP, nextStep} from '../../extension/src/ui.js';
 import {checkImageBytes, ImageProblem, LIMITS, sniff} from '../../extension/src/imageinfo.js';
 import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
 import {adjustCalibration, LEVELS} from '../../extension/src/sensitivity.js';
 import {parseServerUrl, withDefaults} from '../../extension/src/settings.js';
 import {badgesEnabled, builtinPatterns, isBuiltinSite, originPattern, patternMatches} from '../../extension/src/sites.js';
 import {escalates, escalationLimits, verdict} from '../../extension/src/verdict.js';
-import {describe as say, LABELS, pct, wording} from '../../extension/src/wording.js';
+import {describe as say, LABELS, pct, tag, wording} from '../../extension/src/wording.js';
 import {fixtureImages, PYTHON, ROOT} from './harness/setup.mjs';
 
 // Runs Python code that prints JSON, in the project (models/ importable).
@@ -93,7 +94,7 @@ describe('imageinfo: format and size from the first bytes', () => {
     assert.ok(bomb.length < 100000, 'the bomb is a small file');
     assert.throws(() => checkImageBytes(bomb), (e) => e instanceof ImageProblem && e.code === 'too_many_pixels' && /20000x20000/.test(e.message));
     // The smallest side is the model's min_face_side, said in the one vocabulary.
-    assert.throws(() => checkImageBytes(png(40, 500), {minSide: 48}), (e) => e.code === 'too_small' && e.message === 'image is 40x500: Too small to check: Unmask needs a face at least 48 px tall.');
+    assert.throws(() => checkImageBytes(png(40, 500), {minSide: 48}), (e) => e.code === 'too_small' && e.message === 'The image is 40x500 px. Too small to check: Unmask needs a face at least 48 px tall.');
     assert.deepEqual(checkImageBytes(png(48, 500), {minSide: 48}), {format: 'PNG', width: 48, height: 500});
     assert.throws(() => checkImageBytes(new Uint8Array(LIMITS.maxBytes + 1)), (e) => e.code === 'too_large');
     const good = jpg(64, 64);
@@ -342,6 +343,28 @@ describe('wording: the one vocabulary, as Python says it', () => {
     const want = python(`import json; from models.wording import describe; print(json.dumps([describe(*c) for c in ${JSON.stringify(cases).replaceAll('null', 'None')}]))`);
     assert.deepEqual(cases.map((c) => say(...c)), want);
     assert.equal(pct(0.625), '62%', "Python's round: halves to even");
+  });
+
+  it('tags faces and badges word for word as models.wording.tag: the confidence of the verdict, never p(fake)', () => {
+    const cases = [['fake', 0.93], ['real', 0.97], ['real', 0.625], ['uncertain', 0.67], ['no_face', null], ['fake', null]];
+    const want = python(`import json; from models.wording import tag; print(json.dumps([tag(*c) for c in ${JSON.stringify(cases).replaceAll('null', 'None')}]))`);
+    assert.deepEqual(cases.map((c) => tag(...c)), want);
+    assert.equal(tag('real', 0.97), 'Real 97%');
+  });
+});
+
+describe('the overlay\'s next step', () => {
+  it('offers the second opinion only before the server answered, and never contradicts the device', () => {
+    assert.match(nextStep({verdict: 'uncertain'}, null), /Get a second opinion/);
+    assert.match(nextStep({verdict: 'uncertain'}, {state: 'asking'}), /Get a second opinion/);
+    for (const device of ['fake', 'real', 'uncertain']) {
+      for (const server of ['fake', 'real', 'uncertain', 'no_face']) {
+        const said = nextStep({verdict: device}, {state: 'done', verdict: server});
+        assert.doesNotMatch(said, /second opinion/i, `${device} then ${server}`);
+        if (server === 'fake' || server === 'real') assert.equal(said, NEXT_STEP[server]);
+        else if (device !== 'uncertain') assert.doesNotMatch(said, /Neither/, 'the device could tell');
+      }
+    }
   });
 });
 
