@@ -25,7 +25,7 @@ const WASM_DIR = join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
 // c2pa-rs for Content Credentials (src/c2paworker.js loads it only when a file carries them).
 const C2PA_WASM = join(ROOT, 'node_modules/@contentauth/c2pa-wasm/pkg/c2pa_bg.wasm');
-const PAGES = ['offscreen.html', 'popup.html', 'popup.css', 'options.html', 'options.css'];
+const PAGES = ['offscreen.html', 'popup.html', 'popup.css', 'options.html', 'options.css', 'history.html', 'history.css'];
 
 class BuildError extends Error {}
 
@@ -160,7 +160,7 @@ export async function build({out = join(HERE, 'dist'), model, zip} = {}) {
   const common = {bundle: true, minify: true, legalComments: 'linked', target: 'chrome116', logLevel: 'warning', absWorkingDir: ROOT, loader: {'.pem': 'text'}};
   await esbuild.build({
     ...common,
-    entryPoints: ['background', 'offscreen', 'popup', 'options', 'c2paworker'].map((n) => join(SRC, `${n}.js`)),
+    entryPoints: ['background', 'offscreen', 'popup', 'options', 'c2paworker', 'history'].map((n) => join(SRC, `${n}.js`)),
     outdir: out,
     format: 'esm',
   });

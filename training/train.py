@@ -77,6 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--fine-tune-epochs to train a finished run further)")
     p.add_argument("--patience", type=int, default=4, help="early stopping: epochs without a better val AUC")
     p.add_argument("--limit", type=int, default=0, help="use only about N images (whole groups), for quick runs")
+    p.add_argument("--extra", action="append", default=[], metavar="DIR",
+                   help="another data folder to train on beside --data, each image under its own source (e.g. the "
+                        "extension's or `unmask feedback export`'s user-reports folder); it takes part in the split, the "
+                        "calibration and the per-source tables like any source (repeatable; --limit does not apply to it)")
     p.add_argument("--split-from", metavar="RUN",
                    help="train on the split recorded in another run or bundled model (e.g. models/bundled/ensemble), "
                         "so that a new member of an ensemble never trains on the ensemble's test split")
@@ -254,19 +258,31 @@ def read_and_split(args, run_dir: Path, resume: bool):
         return data_root, old.get("layout"), old, splits, left
     if not args.data:
         raise CLIError("--data is required: a folder of real/ and fake/ images, a manifest.csv folder, or videos")
+    extras = getattr(args, "extra", None) or []
     if getattr(args, "split_from", None):
+        if extras:
+            raise CLIError("--split-from and --extra do not go together: the recorded split says which images to use")
         return split_from(args, leave)
     dataset = load_dataset(args.data, min_short_side=args.min_short_side, frames_per_video=args.frames_per_video,
                            cache_dir=args.cache_dir)
     print(dataset.format_summary(), flush=True)
-    if leave is not None:
-        check_leave_out(dataset.samples, leave, dataset.root)  # before any work: an unknown or the only source
     samples = dataset.samples
     if args.limit:
         samples = subsample(samples, args.limit, args.seed)
         print(f"--limit {args.limit}: using {len(samples)} of {len(dataset.samples)} images")
+    extra_samples, extra_summaries = read_extras(args, extras)
+    samples = samples + extra_samples
+    if leave is not None:  # before any work: an unknown or the only source
+        check_leave_out(dataset.samples + extra_samples, leave, dataset.root)
     samples, _, no_face = with_faces(samples)  # trained on the face crops that inference judges
     summary = dataset.summary()
+    if extras:
+        summary["extra"] = extra_summaries
+        for extra in extra_summaries:  # one table of sources for the run, --extra's included
+            for source, c in extra["counts"].items():
+                mine = summary["counts"].setdefault(source, {"real": 0, "fake": 0})
+                mine["real"] += c["real"]
+                mine["fake"] += c["fake"]
     summary["no_face"] = [s.path for s in no_face]
     if no_face:
         print(f"no face found in {len(no_face)} image(s): left out (listed in data.json under no_face)", flush=True)
@@ -277,6 +293,22 @@ def read_and_split(args, run_dir: Path, resume: bool):
         samples, left = split_off(samples, leave, args.limit)
         summary["left_out"] = left.info()
     return str(dataset.root), dataset.layout, summary, split_dataset(samples, args.seed), left
+
+
+def read_extras(args, folders) -> tuple[list, list[dict]]:
+    """The samples of each --extra folder, their groups kept apart from --data's (a group name
+    means something only inside its own folder), and each folder's summary."""
+    from dataclasses import replace
+
+    from training.data import load_dataset
+
+    samples, summaries = [], []
+    for i, folder in enumerate(folders):
+        extra = load_dataset(folder, min_short_side=args.min_short_side, frames_per_video=args.frames_per_video, cache_dir=args.cache_dir)
+        print(f"--extra {folder}:\n{extra.format_summary()}", flush=True)
+        samples += [replace(s, group=f"extra{i}:{s.group}") for s in extra.samples]
+        summaries.append(extra.summary())
+    return samples, summaries
 
 
 def split_from(args, leave):

@@ -8,6 +8,8 @@
 import {fromBase64, toBase64} from './bytes.js';
 import * as cache from './cache.js';
 import {escalatesImage, judge} from './facecheck.js';
+import {sendReport} from './feedback.js';
+import * as history from './historystore.js';
 import {checkImageBytes, ImageProblem, LIMITS} from './imageinfo.js';
 import {combineProvenance, readProvenance} from './provenance.js';
 import {askServer} from './secondopinion.js';
@@ -197,6 +199,130 @@ function shownUrl(url) {
   return url;
 }
 
+// --- the history of checks (historystore.js), and reports on them ------------------------------
+const historyLimits = (settings) => ({days: settings.historyDays, quotaBytes: settings.historyQuotaMB * 1048576});
+const fetchable = (url) => /^https?:/i.test(url);
+const faceOfResult = (f) => ({box: f.box, verdict: f.verdict, confidence: f.confidence, p_fake: f.p_fake});
+
+function serverSummary(server) {
+  if (!server) return null;
+  return {verdict: server.verdict, confidence: server.confidence, p_fake: server.p_fake, basis: server.basis || 'model',
+    faces: Array.isArray(server.faces) ? server.faces.map(faceOfResult) : null, model: server.model || ''};
+}
+
+// Keeps one check; a history that cannot be written never costs the user the verdict.
+async function recordCheck({url, hash, entry, device, server, m, settings, sender, reason}) {
+  const t = Date.now();
+  const pageUrl = (sender && (sender.url || (sender.tab && sender.tab.url))) || '';
+  try {
+    const record = await history.add({
+      id: history.newId(t, hash), t, reason, hash, url: fetchable(url) ? url : shownUrl(url), fetchable: fetchable(url),
+      pageUrl, site: hostOf(pageUrl) || hostOf(url) || '', thumb: entry.thumb || null, format: entry.f, width: entry.w, height: entry.h,
+      verdict: device.verdict, confidence: device.confidence, p_fake: device.p_fake, sensitivity: settings.sensitivity,
+      device: {verdict: device.verdict, confidence: device.confidence, p_fake: device.p_fake, faces: device.faces.map(faceOfResult),
+        faces_too_small: device.faces_too_small || 0, faces_over_limit: device.faces_over_limit || 0},
+      server: serverSummary(server), provenance: server ? server.provenance || null : null,
+      model: {name: m.metadata.name || '', version: m.metadata.version || ''}, report: null,
+    }, historyLimits(settings));
+    return {id: record.id, problem: null};
+  } catch (e) {
+    return {id: null, problem: problemOf(e).message};
+  }
+}
+
+// A report may come from the history page, or from the overlay's content script for a check
+// made on the same site (a content script speaks for its page, never for other sites' checks).
+function mayReport(record, sender) {
+  const extensionPage = sender && sender.url && sender.url.startsWith(chrome.runtime.getURL(''));
+  if (extensionPage) return true;
+  const origin = (u) => {
+    try {
+      return new URL(u).origin;
+    } catch {
+      return null;
+    }
+  };
+  return Boolean(sender && sender.tab && sender.url && origin(sender.url) === origin(record.pageUrl));
+}
+
+// The picture's bytes for a report: kept in memory, sent by the page (blob:), or downloaded
+// again and checked against the hash. Null, with the reason, when it is gone or changed.
+async function pictureFor(record, data) {
+  const have = await history.getPicture(record.hash);
+  if (have) return {kept: true, problem: null};
+  let bytes = data ? fromBase64(data) : keptBytes.get(record.hash) || null;
+  let problem = null;
+  if (!bytes && record.fetchable) {
+    try {
+      bytes = await fetchImage(record.url);
+    } catch (e) {
+      problem = `the picture could not be downloaded again (${problemOf(e).message})`;
+    }
+  } else if (!bytes) {
+    problem = 'the picture lived only in its page, which no longer holds it';
+  }
+  if (bytes && (await cache.sha256Hex(bytes)) !== record.hash) {
+    bytes = null;
+    problem = 'the picture at that address has changed since it was checked';
+  }
+  if (!bytes) return {kept: false, problem: `${problem}; the report is kept without the picture, so it cannot be sent with it or exported for training`};
+  await history.putPicture(record.hash, bytes, record.format);
+  return {kept: true, problem: null};
+}
+
+// msg: {id, says: real|fake, note, send, includePicture, data?}
+async function report(msg, sender) {
+  const says = String(msg.says || '');
+  if (says !== 'real' && says !== 'fake') throw new CheckProblem('bad_request', 'say whether the picture is real or fake');
+  const record = await history.get(String(msg.id || ''));
+  if (!record) throw new CheckProblem('not_found', 'this check is no longer in the history (cleared, or older than the days kept); check the picture again to report it');
+  if (!mayReport(record, sender)) throw new CheckProblem('not_allowed', 'a page may only report checks made on it');
+  const picture = await pictureFor(record, msg.data);
+  const saved = {says, note: String(msg.note || '').slice(0, 2000), t: Date.now(), picture: picture.kept, sent: null};
+  let stored = await history.update(record.id, (r) => ({...r, report: saved}));
+  if (!stored) throw new CheckProblem('not_found', 'this check left the history while it was being reported; check the picture again');
+  let sent = null;
+  if (msg.send) {
+    sent = await sendToServer(stored, Boolean(msg.includePicture) && picture.kept);
+    stored = (await history.update(record.id, (r) => ({...r, report: {...r.report, sent}}))) || stored;
+  }
+  return {record: stored, pictureProblem: picture.problem, sent};
+}
+
+// Sends a kept report to the user's server, if they allowed the server; never throws: the
+// report stays on the device whatever the server says, and the answer says what happened.
+async function sendToServer(record, withPicture) {
+  const settings = await getSettings();
+  const serverUrl = parseServerUrl(settings.serverUrl);
+  if (!settings.secondOpinion || serverUrl instanceof Error) {
+    return {state: 'not_allowed', message: 'Not sent: your server is not allowed. Turn on the second opinion in Unmask options to send reports to it. The report is kept on this device.'};
+  }
+  const body = {sha256: record.hash, says: record.report.says, note: record.report.note, verdict: record.verdict,
+    p_fake: typeof record.p_fake === 'number' ? record.p_fake : null, model: [record.model.name, record.model.version].filter(Boolean).join(' '),
+    image_url: record.fetchable ? record.url : '', page_url: record.pageUrl || ''};
+  let bytes = null;
+  if (withPicture) {
+    const pic = await history.getPicture(record.hash);
+    bytes = pic ? new Uint8Array(pic.bytes) : null;
+  }
+  try {
+    const reply = await sendReport({serverUrl, apiKey: settings.apiKey, timeoutS: settings.serverTimeoutS}, body, bytes);
+    return {state: 'sent', id: reply.id, picture: Boolean(reply.picture_kept), t: Date.now(), message: `Sent to your server${reply.picture_kept ? ', with the picture' : ''}.`};
+  } catch (e) {
+    return {state: 'failed', code: e.code || 'failed', t: Date.now(), message: `Not sent: ${e.message} The report is kept on this device; send it again from the history.`};
+  }
+}
+
+// msg: {id, includePicture}: send (again) a report kept in the history.
+async function sendKeptReport(msg, sender) {
+  const record = await history.get(String(msg.id || ''));
+  if (!record || !record.report) throw new CheckProblem('not_found', 'there is no report on this check to send');
+  if (!mayReport(record, sender)) throw new CheckProblem('not_allowed', 'a page may only report checks made on it');
+  const sent = await sendToServer(record, Boolean(msg.includePicture) && record.report.picture);
+  const stored = await history.update(record.id, (r) => ({...r, report: {...r.report, sent}}));
+  return {record: stored || record, sent};
+}
+
 // --- checking ------------------------------------------------------------------------------
 // off | none (no face: nothing to ask about) | auto (a face in the escalation band) | available
 function secondOpinionMode(settings, device, cascade) {
@@ -286,9 +412,14 @@ async function checkImage(msg, sender) {
       ...list.filter((r) => r.hash !== hash),
     ]);
   }
+  // The history: every right-click check; badged feed pictures with a face when the user chose so.
+  const keepInHistory = msg.reason === 'menu' || (settings.historyFeed && !cached && device.verdict !== 'no_face');
+  const kept = keepInHistory ? await recordCheck({url, hash, entry, device, server, m, settings, sender, reason: msg.reason === 'menu' ? 'menu' : 'badge'}) : {id: null, problem: null};
   return {
     url,
     hash,
+    historyId: kept.id,
+    historyProblem: kept.problem,
     cached,
     format: entry.f,
     width: entry.w,
@@ -322,6 +453,13 @@ async function secondOpinion(msg) {
     await cache.putServerResult(serverUrl, hash, result);
   }
   await updateRecent((list) => list.map((r) => (r.hash === hash ? {...r, server: {verdict: result.verdict, confidence: result.confidence, p_fake: result.p_fake}} : r)));
+  try {
+    for (const r of await history.byHash(hash)) {
+      if (!r.server) await history.update(r.id, (x) => ({...x, server: serverSummary(result), provenance: result.provenance || null}));
+    }
+  } catch (e) {
+    problemOf(e); // the second opinion still reaches the overlay
+  }
   return {hash, server: {...result, state: 'done'}};
 }
 
@@ -409,7 +547,7 @@ async function openOptions(msg) {
   return {};
 }
 
-const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, ...videoHandlers({model, runModel})};
+const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, report, sendKeptReport, ...videoHandlers({model, runModel})};
 
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || msg.target !== 'worker' || !HANDLERS[msg.type]) return false;

@@ -162,7 +162,41 @@ function panelHandlers(img) {
     retryServer: () => item() && runServer(img, item(), true),
     openOptions: () => ask('openOptions'),
     heat: () => toggleHeat(img),
+    serverAllowed: serverAllowed(),
+    reportOpen: () => {
+      if (!item()) return;
+      item().report = {...(item().report || {}), open: true};
+      redraw(img);
+    },
+    report: (choice) => item() && fileReport(img, item(), choice),
   };
+}
+
+// The user's server may get reports only when they turned it on (the second opinion).
+const serverAllowed = () => Boolean(settings.secondOpinion && settings.serverUrl);
+
+// The picture as the page holds it, kept with a report (the worker checks its hash): the
+// worker may have no permission to download it again, and a blob: only the page can read.
+async function reportBytes(url) {
+  if (/^blob:/i.test(url)) return blobBytes(url);
+  if (!/^https?:/i.test(url)) return {}; // data: URLs the worker reads itself
+  try {
+    return {data: await readInPage(url)};
+  } catch {
+    return {}; // the worker tries itself, and says so if the picture is gone
+  }
+}
+
+async function fileReport(img, item, {says, note, send, includePicture}) {
+  item.report = {...item.report, state: 'saving'};
+  redraw(img);
+  const {data} = await reportBytes(item.src);
+  const reply = await ask('report', {id: item.result.historyId, says, note, send, includePicture, data});
+  if (items.get(img) !== item) return;
+  item.report = reply.ok
+    ? {...item.report, state: 'saved', says, sent: reply.sent, pictureProblem: reply.pictureProblem}
+    : {...item.report, state: 'error', message: reply.error.message};
+  redraw(img);
 }
 
 function openPanel(img) {

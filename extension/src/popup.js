@@ -112,6 +112,11 @@ async function showModel() {
   $('model').textContent = `${wording.what_is_checked} Model ${[m.name, m.version].filter(Boolean).join(' ')}, on this device${reply.backend ? ` (${reply.backend})` : ''}. Nothing leaves it unless you turn on the second opinion.`;
 }
 
+$('history').onclick = (e) => {
+  e.preventDefault();
+  chrome.tabs.create({url: chrome.runtime.getURL('history.html')});
+};
+
 $('options').onclick = (e) => {
   e.preventDefault();
   chrome.runtime.openOptionsPage();

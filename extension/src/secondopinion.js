@@ -27,11 +27,11 @@ const faceOf = (f) => ({
 
 const FORMAT_TYPES = {JPEG: 'image/jpeg', PNG: 'image/png', WebP: 'image/webp', GIF: 'image/gif', BMP: 'image/bmp'};
 
-function headers(apiKey) {
+export function headers(apiKey) {
   return apiKey ? {'X-API-Key': apiKey} : {};
 }
 
-async function call(url, init, timeoutS) {
+export async function call(url, init, timeoutS) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutS * 1000);
   try {
@@ -47,7 +47,7 @@ async function call(url, init, timeoutS) {
   }
 }
 
-async function errorFrom(response, base) {
+export async function errorFrom(response, base) {
   let message = '';
   try {
     const body = await response.json();

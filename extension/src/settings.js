@@ -27,6 +27,11 @@ export const DEFAULTS = Object.freeze({
   // defaults, 16 over 8 s; videosampler.js keeps them within its bounds).
   videoFrames: null,
   videoWindowS: null,
+  // The history of checks (historystore.js): days kept, most megabytes, and whether badged feed
+  // pictures go in too (right-click checks always do).
+  historyDays: 30,
+  historyQuotaMB: 50,
+  historyFeed: false,
 });
 
 export function withDefaults(stored) {

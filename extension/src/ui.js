@@ -75,6 +75,10 @@ const STYLE = `
 .panel button.act { margin-top: 6px; margin-right: 6px; border: 1px solid #2b59c3; background: #2b59c3; color: #fff; border-radius: 6px; padding: 4px 10px; font-size: 12px; cursor: pointer; }
 .panel button.act.secondary { background: #fff; color: #2b59c3; }
 .panel .small { font-size: 11px; color: #6b7180; margin-top: 6px; }
+.panel .report { border-top: 1px solid #e3e6ec; margin-top: 8px; padding-top: 8px; }
+.panel .report textarea { width: 100%; min-height: 38px; margin: 4px 0; font: inherit; font-size: 12px; resize: vertical; }
+.panel .report label { display: block; font-size: 12px; margin: 2px 0; }
+.panel .report .ok { color: #1e804a; }
 `;
 
 function el(tag, attrs = {}, ...children) {
@@ -306,6 +310,7 @@ export function renderPanel(panel, item, handlers) {
   panel.append(el('div', {class: 'next', textContent: nextStep(overruled ? {...d, verdict: 'fake'} : d, item.server)}));
   panel.append(heatSection(item, shown, handlers));
   panel.append(secondOpinionSection(item, handlers));
+  if (handlers.report && r.historyId) panel.append(reportSection(item, handlers));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
 }
@@ -384,6 +389,52 @@ function secondOpinionSection(item, handlers) {
     return box;
   }
   box.append(el('button', {class: 'act', textContent: 'Ask the second opinion', onclick: handlers.askServer}));
+  return box;
+}
+
+// Only a person's click counts: a page's script can dispatch clicks on our elements, and those
+// must never file a report.
+const trusted = (fn) => (e) => (e && e.isTrusted ? fn(e) : undefined);
+
+// "Is this wrong?": the user says what the picture really is, with a note; the report is kept
+// with the check in the history, and sent to their server only if they allowed it and ask.
+// item.report holds the form ({open, note, send, includePicture}) and what became of it
+// ({state: saving | saved | error, message, sent}).
+function reportSection(item, handlers) {
+  const rep = item.report || (item.report = {open: false, note: '', send: handlers.serverAllowed, includePicture: false});
+  const box = el('div', {class: 'report', 'data-report-state': rep.state || (rep.open ? 'open' : 'closed')});
+  if (rep.state === 'saved') {
+    box.dataset.says = rep.says;
+    box.append(el('div', {class: 'ok', textContent: `Report kept in your history: you said it is ${rep.says}.`}));
+    if (rep.pictureProblem) box.append(el('div', {class: 'msg', textContent: capital(rep.pictureProblem)}));
+    if (rep.sent) {
+      box.dataset.sent = rep.sent.state;
+      box.append(el('div', {class: rep.sent.state === 'sent' ? 'msg' : 'err', textContent: rep.sent.message}));
+    }
+    return box;
+  }
+  if (!rep.open) {
+    box.append(el('button', {class: 'act secondary', 'data-action': 'report-open', textContent: 'Is this wrong?',
+      onclick: trusted(() => handlers.reportOpen())}));
+    return box;
+  }
+  const sendBox = el('input', {type: 'checkbox', checked: rep.send, disabled: !handlers.serverAllowed, 'data-field': 'send', onchange: (e) => {
+    rep.send = e.target.checked;
+    pictureBox.disabled = !rep.send;
+  }});
+  const pictureBox = el('input', {type: 'checkbox', checked: rep.includePicture, disabled: !rep.send || !handlers.serverAllowed, 'data-field': 'picture',
+    onchange: (e) => (rep.includePicture = e.target.checked)});
+  const say = (says) => trusted(() => handlers.report({says, note: rep.note, send: rep.send && handlers.serverAllowed, includePicture: rep.includePicture}));
+  box.append(
+    el('b', {textContent: 'Is this wrong? The picture is really…'}),
+    el('textarea', {placeholder: 'Note (optional): how you know', maxLength: 2000, value: rep.note, 'data-field': 'note', oninput: (e) => (rep.note = e.target.value)}),
+    el('label', {}, sendBox, handlers.serverAllowed ? ' Send the report to my server' : ' Send to my server (turn the second opinion on in options first)'),
+    el('label', {}, pictureBox, ' Include the picture'),
+    el('button', {class: 'act', 'data-says': 'real', textContent: 'It is real', disabled: rep.state === 'saving', onclick: say('real')}),
+    el('button', {class: 'act', 'data-says': 'fake', textContent: 'It is fake', disabled: rep.state === 'saving', onclick: say('fake')}),
+  );
+  if (rep.state === 'saving') box.append(el('div', {class: 'msg', textContent: 'Saving the report…'}));
+  if (rep.state === 'error') box.append(el('div', {class: 'err', textContent: capital(rep.message)}));
   return box;
 }
 

@@ -52,3 +52,11 @@ def test_video_checks_in_chromium():
 def test_provenance_in_chromium():
     _need_browser_tools()
     _node_test(str(HERE / "provenance.browser.test.mjs"), timeout=890)
+
+
+@pytest.mark.browser
+def test_history_and_reports_in_chromium():
+    _need_browser_tools()  # and unzip, which the export test reads the zip with
+    if shutil.which("unzip") is None:
+        pytest.fail("unzip is not installed; `make chromium` installs it")
+    _node_test(str(HERE / "history.test.mjs"), timeout=890)

@@ -59,9 +59,11 @@ function devtoolsUrl(proc) {
   });
 }
 
-export async function launch(extDir) {
+// profile: a user-data folder to reuse (a browser restart keeps it); by default a new one,
+// removed on close.
+export async function launch(extDir, {profile: keep = null} = {}) {
   const xvfb = await startXvfb();
-  const profile = mkdtempSync(join(tmpdir(), 'unmask-chromium-'));
+  const profile = keep || mkdtempSync(join(tmpdir(), 'unmask-chromium-'));
   const args = [
     '--no-sandbox', '--test-type', '--disable-gpu', '--disable-quic', '--no-first-run', '--no-default-browser-check',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-search-engine-choice-screen',
@@ -77,11 +79,11 @@ export async function launch(extDir) {
     await page.goto('chrome://extensions');
     await page.evaluate(() => chrome.developerPrivate.updateProfileConfiguration({inDeveloperMode: true}));
     const {id} = await cdp.send('Extensions.loadUnpacked', {path: extDir});
-    return new Session({xvfb, proc, profile, browser, cdp, context, extensionsPage: page, id});
+    return new Session({xvfb, proc, profile, keepProfile: Boolean(keep), browser, cdp, context, extensionsPage: page, id});
   } catch (e) {
     proc.kill('SIGKILL');
     xvfb.proc.kill('SIGKILL');
-    rmSync(profile, {recursive: true, force: true});
+    if (!keep) rmSync(profile, {recursive: true, force: true});
     throw e;
   }
 }
@@ -289,6 +291,7 @@ export class Session {
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
     await exited;
     this.xvfb.proc.kill('SIGKILL');
+    if (this.keepProfile) return;
     try {
       rmSync(this.profile, {recursive: true, force: true, maxRetries: 10, retryDelay: 300});
     } catch {
