@@ -132,10 +132,6 @@ function drawOverlay() {
   const {item} = opened;
   renderPanel(opened.panel, item, {
     close: () => (location.hash = ''),
-    retry: () => {},
-    allow: () => {},
-    askServer: () => {},
-    retryServer: () => {},
     openOptions: () => chrome.runtime.openOptionsPage(),
     serverAllowed: opened.serverAllowed,
     reportOpen: () => {
@@ -143,6 +139,7 @@ function drawOverlay() {
       drawOverlay();
     },
     report: (choice) => fileReport(choice),
+    sendAgain: ({includePicture}) => sendAgain(includePicture),
   });
   renderFaces(opened.faces, item);
   const file = fileGeometry(opened.record, Boolean(pictureUrl));
@@ -169,6 +166,17 @@ async function fileReport({says, note, send, includePicture}) {
   item.report = reply.ok
     ? {...item.report, state: 'saved', says, sent: reply.sent, pictureProblem: reply.pictureProblem}
     : {...item.report, state: 'error', message: reply.error.message};
+  if (reply.ok) opened.record = reply.record;
+  drawOverlay();
+}
+
+async function sendAgain(includePicture) {
+  const {item, record} = opened;
+  item.report = {...item.report, sending: true};
+  drawOverlay();
+  const reply = await toWorker('sendKeptReport', {id: record.id, includePicture});
+  if (!opened || opened.record.id !== record.id) return;
+  item.report = {...item.report, sending: false, sent: reply.ok ? reply.sent : {state: 'failed', message: reply.error.message}};
   if (reply.ok) opened.record = reply.record;
   drawOverlay();
 }

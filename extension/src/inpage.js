@@ -169,11 +169,21 @@ function panelHandlers(img) {
       redraw(img);
     },
     report: (choice) => item() && fileReport(img, item(), choice),
+    sendAgain: ({includePicture}) => item() && sendAgain(img, item(), includePicture),
   };
 }
 
 // The user's server may get reports only when they turned it on (the second opinion).
 const serverAllowed = () => Boolean(settings.secondOpinion && settings.serverUrl);
+
+async function sendAgain(img, item, includePicture) {
+  item.report = {...item.report, sending: true};
+  redraw(img);
+  const reply = await ask('sendKeptReport', {id: item.result.historyId, includePicture});
+  if (items.get(img) !== item) return;
+  item.report = {...item.report, sending: false, sent: reply.ok ? reply.sent : {state: 'failed', message: reply.error.message}};
+  redraw(img);
+}
 
 // The picture as the page holds it, kept with a report (the worker checks its hash): the
 // worker may have no permission to download it again, and a blob: only the page can read.

@@ -308,8 +308,9 @@ export function renderPanel(panel, item, handlers) {
   if (d.faces.length > 1) panel.append(el('div', {class: 'small', textContent: `${wording.image_rule} ${wording.face_order}`}));
   if (more.length) panel.append(el('div', {class: 'small', textContent: `${capital(more.join('; '))}.`}));
   panel.append(el('div', {class: 'next', textContent: nextStep(overruled ? {...d, verdict: 'fake'} : d, item.server)}));
-  panel.append(heatSection(item, shown, handlers));
-  panel.append(secondOpinionSection(item, handlers));
+  if (handlers.heat) panel.append(heatSection(item, shown, handlers));
+  // (A check opened again from the history cannot ask: it shows an answer it already has.)
+  if (handlers.askServer || item.server) panel.append(secondOpinionSection(item, handlers));
   if (handlers.report && r.historyId) panel.append(reportSection(item, handlers));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
@@ -410,6 +411,15 @@ function reportSection(item, handlers) {
     if (rep.sent) {
       box.dataset.sent = rep.sent.state;
       box.append(el('div', {class: rep.sent.state === 'sent' ? 'msg' : 'err', textContent: rep.sent.message}));
+    }
+    // Kept but not (yet) on the server: send it now, if the server is allowed.
+    if (handlers.serverAllowed && handlers.sendAgain && !(rep.sent && rep.sent.state === 'sent')) {
+      box.append(el('button', {class: 'act secondary', 'data-action': 'send', textContent: 'Send to my server', disabled: rep.sending,
+        onclick: trusted(() => handlers.sendAgain({includePicture: false}))}));
+      if (!rep.pictureProblem) {
+        box.append(el('button', {class: 'act secondary', 'data-action': 'send-picture', textContent: 'Send with the picture', disabled: rep.sending,
+          onclick: trusted(() => handlers.sendAgain({includePicture: true}))}));
+      }
     }
     return box;
   }

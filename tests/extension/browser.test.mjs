@@ -19,7 +19,7 @@ import {escalatesImage, judge} from '../../extension/src/facecheck.js';
 import {adjustCalibration} from '../../extension/src/sensitivity.js';
 import {calibrate, escalates, escalationLimits} from '../../extension/src/verdict.js';
 import {wording} from '../../extension/src/wording.js';
-import {launch, sleep} from './harness/browser.mjs';
+import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {deadPort, serveFiles, silentServer} from './harness/servers.mjs';
 import {buildExtension, fixtureImages, launchServer, modelUnderTest, pythonExpectations, ROOT, startServer} from './harness/setup.mjs';
 
@@ -51,17 +51,6 @@ function bandAround(ps) {
     }
   }
   return best;
-}
-
-async function waitFor(fn, {timeout = 20000, interval = 150, what = 'condition'} = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(interval);
-  }
 }
 
 // The badge drawn over an image (its top-right corner inside the image), with the image.

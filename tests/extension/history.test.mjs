@@ -18,22 +18,21 @@ import {mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
-import {launch, sleep} from './harness/browser.mjs';
+import {launch, sleep, waitFor as waitUntil} from './harness/browser.mjs';
+
+const waitFor = (fn, opts = {}) => waitUntil(fn, {timeout: 30000, ...opts});
 import {deadPort, serveFiles} from './harness/servers.mjs';
 import {buildExtension, fixtureImages, modelUnderTest, run, startServer, tempDir, UNMASK} from './harness/setup.mjs';
 
 const KEY = 'history-test-key';
 
-async function waitFor(fn, {timeout = 30000, interval = 150, what = 'condition'} = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await sleep(interval);
-  }
-}
+// What a page hands the browser to download (an <a download> clicked), kept in window.downloads.
+const captureDownloads = (page) => page.evaluate(() => {
+  window.downloads = [];
+  HTMLAnchorElement.prototype.click = function click() {
+    if (this.download) window.downloads.push({name: this.download, href: this.href});
+  };
+});
 
 // The overlay's state, and where its controls are (for real clicks at those points).
 function overlayOf(page) {
@@ -173,6 +172,23 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     await page.keyboard.press('Escape');
   });
 
+  it('keeps a badged feed picture only once the user turns that on', async () => {
+    // The worker's own path for a badge, with the bytes as a page sends them.
+    const badge = (name) => toWorker({type: 'check', url: `http://localhost:${site.port}/img/${name}`, reason: 'badge', data: file(name).toString('base64')});
+    const before = (await records()).length;
+    let reply = await badge('feed_04.jpg');
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    assert.equal(reply.historyId, null);
+    assert.equal((await records()).length, before, 'a badged picture went into the history while that is off');
+    await setSettings({historyFeed: true});
+    reply = await badge('feed_05.jpg');
+    assert.ok(reply.historyId, 'a badged picture was not kept with the feed option on');
+    const [kept] = await records();
+    assert.equal(kept.reason, 'badge');
+    assert.equal(kept.hash, sha256(file('feed_05.jpg')));
+    await setSettings({historyFeed: false});
+  });
+
   it('files a report from the overlay on a person\'s click only, and sends nothing while the server is not allowed', async () => {
     await setSettings({secondOpinion: false, serverUrl: listener.origin});
     await rightClickCheck('one');
@@ -259,15 +275,31 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     }, {what: 'the report to be sent'});
     assert.equal(saved.report.sent, 'sent', saved.report.text);
     assert.match(saved.report.text, /with the picture/);
+    await page.keyboard.press('Escape');
+
+    // The report kept earlier, while the server was not allowed, sent now from the history page.
+    const earlier = (await records()).find((r) => r.report && r.report.says === 'fake');
+    assert.equal(earlier.report.sent.state, 'not_allowed');
+    const history = await session.extensionPage(`history.html#check=${encodeURIComponent(earlier.id)}`);
+    await history.waitForSelector('body[data-ready="1"]');
+    const sendAt = await history.evaluate(() => {
+      const r = document.querySelector('unmask-layer').shadowRoot.querySelector('[data-action=send-picture]').getBoundingClientRect();
+      return {x: r.x + r.width / 2, y: r.y + r.height / 2};
+    });
+    await history.mouse.click(sendAt.x, sendAt.y);
+    await waitFor(() => history.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.report').dataset.sent === 'sent'),
+      {what: 'the kept report to be sent from the history'});
+    await history.close();
+
     const exported = await run(UNMASK, ['feedback', 'export', '--format', 'json', '--db', `sqlite:///${feedbackDb}`]);
     assert.equal(exported.code, 0, exported.stderr);
     const reports = JSON.parse(exported.stdout).reports;
-    assert.equal(reports.length, 1);
-    assert.equal(reports[0].sha256, sha256(file('feed_00.jpg')));
-    assert.equal(reports[0].says, 'real');
-    assert.equal(reports[0].has_picture, true);
+    assert.deepEqual(reports.map((r) => [r.sha256, r.says, r.has_picture]), [
+      [sha256(file('feed_00.jpg')), 'real', true],
+      [sha256(file('feed_01.jpg')), 'fake', true],
+    ]);
     assert.equal(reports[0].image_url, `http://localhost:${site.port}/img/feed_00.jpg`);
-    await page.keyboard.press('Escape');
+    assert.equal(reports[1].note, 'the ears do not match');
   });
 
   it('keeps a report when the server refuses it, cannot be reached, or the picture is gone, and says which', async () => {
@@ -307,13 +339,7 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
   it('exports the reported pictures as a zip whose folder `unmask evaluate` reads', async () => {
     const history = await session.extensionPage('history.html');
     await history.waitForSelector('body[data-ready="1"]');
-    // What the page hands the browser to download, taken as it is handed over.
-    await history.evaluate(() => {
-      window.downloads = [];
-      HTMLAnchorElement.prototype.click = function click() {
-        if (this.download) window.downloads.push({name: this.download, href: this.href});
-      };
-    });
+    await captureDownloads(history);
     await history.click('#export-zip');
     await waitFor(async () => /Exported/.test(await history.textContent('#export-status')), {what: 'the export'});
     assert.match(await history.textContent('#export-status'), /2 reported picture\(s\).*1 report\(s\) without their picture.*unzip/s);
@@ -371,12 +397,7 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     await history.waitForSelector('body[data-ready="1"]');
     assert.equal((await history.$$('#list li')).length, 500, 'the page draws at most 500 rows at once');
     assert.match(await history.textContent('#more'), /newest 500/);
-    await history.evaluate(() => {
-      window.downloads = [];
-      HTMLAnchorElement.prototype.click = function click() {
-        if (this.download) window.downloads.push({name: this.download, href: this.href});
-      };
-    });
+    await captureDownloads(history);
     await history.click('#export-json');
     await waitFor(async () => /Exported/.test(await history.textContent('#export-status')), {what: 'the JSON export'});
     const exported = await history.evaluate(async () => JSON.parse(await (await fetch(window.downloads.at(-1).href)).text()).checks);
