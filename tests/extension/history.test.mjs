@@ -18,9 +18,7 @@ import {mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
-import {launch, sleep, waitFor as waitUntil} from './harness/browser.mjs';
-
-const waitFor = (fn, opts = {}) => waitUntil(fn, {timeout: 30000, ...opts});
+import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {deadPort, serveFiles} from './harness/servers.mjs';
 import {buildExtension, fixtureImages, modelUnderTest, run, startServer, tempDir, UNMASK} from './harness/setup.mjs';
 
