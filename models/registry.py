@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from models import architectures
+from models import architectures, mesonet
 from models.preprocessing import InputSpec, input_spec
 
 
@@ -27,6 +27,7 @@ ARCHITECTURES = {
         Architecture("tuned-cnn", architectures.build_tuned_cnn, "deeper CNN with batch norm, tuned on validation"),
         Architecture("pretrained", architectures.build_pretrained, "ImageNet MobileNet v1 (or Xception) with a new head"),
         Architecture("npr", architectures.build_npr, "small CNN from scratch on upsampling residuals (NPR): generator traces"),
+        Architecture("mesonet", mesonet.build_mesonet, "MesoNet (Afchar et al. 2018) with its authors' published weights: a peer, not trained here"),
         Architecture("ensemble", architectures.build_ensemble, "tuned CNN and pretrained network, stacked in logit space"),
     ]
 }
