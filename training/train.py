@@ -76,6 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue RUN_DIR from its last checkpoint and epoch, on its recorded split (raise --epochs or "
                         "--fine-tune-epochs to train a finished run further)")
     p.add_argument("--patience", type=int, default=4, help="early stopping: epochs without a better val AUC")
+    p.add_argument("--schedule", choices=["plateau", "flat-then-decay"], default="plateau",
+                   help="plateau (default): halve the rate when val AUC stalls, stop early, keep the best val AUC; "
+                        "flat-then-decay: the self-blending authors' recipe for a specialist whose validation cannot "
+                        "pick the model: the rate flat for the first 3/4 of the epochs, then down linearly, every "
+                        "epoch run, and the LAST weights kept")
     p.add_argument("--limit", type=int, default=0, help="use only about N images (whole groups), for quick runs")
     p.add_argument("--extra", action="append", default=[], metavar="DIR",
                    help="another data folder to train on beside --data, each image under its own source (e.g. the "
@@ -432,7 +437,22 @@ def compile_model(model, lr: float) -> None:
     )
 
 
-def callbacks(run_dir: Path, phase: str, best, patience: int, append_history: bool):
+FLAT_SHARE = 0.75  # flat-then-decay: the rate is flat for this share of all epochs (SBI: 75 of 100)
+
+
+def flat_then_decay(base_lr: float, total_epochs: int):
+    """lr(epoch): base_lr until FLAT_SHARE of total_epochs, then linearly down towards 0."""
+    flat = int(round(FLAT_SHARE * total_epochs))
+
+    def lr(epoch: int, _current=None) -> float:
+        if epoch < flat:
+            return float(base_lr)
+        return float(base_lr) * (total_epochs - epoch) / max(1, total_epochs - flat)
+    return lr
+
+
+def callbacks(run_dir: Path, phase: str, best, patience: int, append_history: bool, lr_schedule=None):
+    """lr_schedule: None (halve on plateau, stop early) or lr(epoch) (every epoch runs)."""
     import keras
 
     ckpt = run_dir / "checkpoints"
@@ -452,8 +472,10 @@ def callbacks(run_dir: Path, phase: str, best, patience: int, append_history: bo
                                         initial_value_threshold=best),
         keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: began.update(t=time.time()),
                                        on_epoch_end=remember),  # after the checkpoint, so state matches it
-        keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, mode="max", factor=0.5, patience=max(1, patience // 2), min_lr=1e-6),
-        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience),
+        *([keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, mode="max", factor=0.5, patience=max(1, patience // 2),
+                                             min_lr=1e-6),
+           keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience)] if lr_schedule is None else
+          [keras.callbacks.LearningRateScheduler(lr_schedule)]),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=append_history),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
     ]
@@ -488,13 +510,16 @@ def fit_model(splits, settings: dict, args, run_dir: Path, state: dict):
         model.summary(print_fn=lambda line, **_: print(line), line_length=100)
     two_phase = phase in ("head", "fine-tune")
     fine_tune = settings.get("fine_tune_epochs", 0) if two_phase else 0
+    decay = getattr(args, "schedule", "plateau") == "flat-then-decay"
 
     # Phase 1: the whole model, or the head on a frozen pretrained backbone.
     if phase in ("train", "head") and start < epochs:
         if phase == "head":
             print(f"training the head for {epochs} epochs with the backbone frozen", flush=True)
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start, shuffle=False,
-                  callbacks=callbacks(run_dir, phase, read_state(run_dir).get("best"), args.patience, start > 0), verbose=1)
+                  callbacks=callbacks(run_dir, phase, read_state(run_dir).get("best"), args.patience, start > 0,
+                                      flat_then_decay(settings["lr"], epochs) if decay and not fine_tune else None),
+                  verbose=1)
         start = read_state(run_dir).get("epoch", epochs)
     # Phase 2: fine-tune the top of the backbone at a lower rate.
     if fine_tune:
@@ -508,9 +533,13 @@ def fit_model(splits, settings: dict, args, run_dir: Path, state: dict):
         total = epochs + fine_tune
         if start < total:
             model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=start, shuffle=False,
-                      callbacks=callbacks(run_dir, phase, read_state(run_dir).get("best"), args.patience, True), verbose=1)
+                      callbacks=callbacks(run_dir, phase, read_state(run_dir).get("best"), args.patience, True,
+                                          flat_then_decay(settings["fine_tune_lr"], total) if decay else None),
+                      verbose=1)
     epochs_run = int(read_state(run_dir).get("epoch", 0))
-    if (ckpt / "best.keras").exists():
+    if decay:
+        print("kept the last weights (flat-then-decay: a validation of blends cannot pick the model)")
+    elif (ckpt / "best.keras").exists():
         model = keras.saving.load_model(ckpt / "best.keras", compile=False)
         print(f"kept the weights with the best val AUC ({read_state(run_dir).get('best')})")
     return model, epochs_run
