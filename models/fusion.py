@@ -88,6 +88,16 @@ class BudgetFusion:
 
     @classmethod
     def fit(cls, members: list[str], real_scores, sources=None, budget: float = 0.05) -> "BudgetFusion":
-        """real_scores: (n reals, members) on held-in validation reals; sources: each real's."""
+        """real_scores: (n reals, members) on held-in validation reals; sources: each real's.
+        The smallest tail a source of n reals can give is 1 / (n + 1): a share of the budget
+        below that could never call a face fake, which is refused rather than shipped."""
         r = np.asarray(real_scores, dtype=np.float64).reshape(-1, len(members))
-        return cls(list(members), [RealTail.fit(r[:, j], sources) for j in range(len(members))], budget)
+        fusion = cls(list(members), [RealTail.fit(r[:, j], sources) for j in range(len(members))], budget)
+        sizes = {"all reals": len(fusion.tails[0].pooled),
+                 **{k: len(v) for k, v in fusion.tails[0].per_source.items()}}
+        name, n = min(sizes.items(), key=lambda kv: kv[1])
+        if fusion.share < 1.0 / (n + 1):
+            raise ValueError(f"a budget of {budget:.1%} over {len(members)} members gives each {fusion.share:.2%}, "
+                             f"under the smallest tail that {name} ({n} reals) can give (1/{n + 1}): nothing could "
+                             f"ever be called fake; use fewer members, a larger budget, or more validation reals")
+        return fusion

@@ -3,7 +3,7 @@
   python -m training.fusion --members models/bundled/ensemble runs/mesonet/MesoInception_DF \
       --split-from models/bundled/ensemble --data ../shared/data/faces-v1 --out runs/fusion
 
-Every member (a detector folder; an ensemble gives each of its members) scores the face crops
+Every member (a detector folder; with --expand-ensembles, each member of an ensemble) scores the face crops
 of the validation and test splits of --split-from. Then, per rule, on the test split:
 - stack: the ensemble as shipped (its fitted logit weights and its own calibration);
 - equal: the members' logits averaged with equal weights, calibrated on validation as any
@@ -25,20 +25,33 @@ from pathlib import Path
 import numpy as np
 
 
-def member_scores(folder: str, samples, crops) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(member names, (n, members) raw scores, the detector's own raw p) for one detector folder."""
+def member_scores(folder: str, samples, crops, expand: bool, cache: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(member names, (n, members) raw scores, the detector's own raw p) for one detector folder:
+    an ensemble is one member (its stacked p) unless `expand`. Scores are kept in `cache`
+    (keyed by folder and files), so comparing rules again costs no model call."""
+    import hashlib
+
     from models.detector import Detector
     from training.predict import score_files
 
-    det = Detector.load(folder)
-    scored = list(score_files(det, [s.path for s in samples], crops=crops, desc=f"scoring ({det.name})"))
-    bad = [s for s in scored if s.error]
-    if bad:
-        raise ValueError(f"{len(bad)} face crops could not be scored by {det.name} (first: {bad[0].error})")
-    p = np.array([s.p_raw for s in scored])
-    if scored and scored[0].members is not None:
-        return det.member_names, np.stack([s.members for s in scored]), p
-    return [det.name], p[:, None], p
+    key = hashlib.sha256(json.dumps([str(Path(folder).resolve()), [s.path for s in samples], crops],
+                                    default=str).encode()).hexdigest()[:16]
+    hit = cache / f"{key}.npz"
+    if not hit.exists():
+        det = Detector.load(folder)
+        scored = list(score_files(det, [s.path for s in samples], crops=crops, desc=f"scoring ({det.name})"))
+        bad = [s for s in scored if s.error]
+        if bad:
+            raise ValueError(f"{len(bad)} face crops could not be scored by {det.name} (first: {bad[0].error})")
+        p = np.array([s.p_raw for s in scored])
+        members = np.stack([s.members for s in scored]) if scored and scored[0].members is not None else p[:, None]
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(hit, p=p, members=members, names=np.array(det.member_names if members.shape[1] > 1 else [det.name]),
+                 name=det.name)
+    z = np.load(hit)
+    if expand and z["members"].shape[1] > 1:
+        return [str(n) for n in z["names"]], z["members"], z["p"]
+    return [str(z["name"])], z["p"][:, None], z["p"]
 
 
 def rule_metrics(verdicts, score, labels, sources) -> dict:
@@ -80,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--data")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--budget", type=float, default=0.05)
+    p.add_argument("--expand-ensembles", action="store_true",
+                   help="each member of an ensemble is a member of the rules (default: the ensemble's stacked p is one)")
     args = p.parse_args(argv)
 
     from models.calibration import fit_calibration, logit
@@ -95,7 +110,8 @@ def main(argv=None) -> int:
     names, scores, own = [], {"val": [], "test": []}, {}
     for folder in args.members:
         for k in ("val", "test"):
-            n, s, p_own = member_scores(folder, faces[k][0], faces[k][1])
+            n, s, p_own = member_scores(folder, faces[k][0], faces[k][1], args.expand_ensembles,
+                                        args.out / "scores")
             scores[k].append(s)
             own.setdefault(folder, {})[k] = p_own
         names += n

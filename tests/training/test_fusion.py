@@ -47,6 +47,14 @@ def test_real_verdicts_come_from_the_stack_and_fake_overrides():
     assert v == ["real", "fake", "uncertain"]
 
 
+def test_a_share_no_source_can_resolve_is_refused():
+    # 5 members at 5%: 1% each; a source of 80 reals cannot give a tail under 1/81.
+    scores = np.random.default_rng(1).normal(size=(160, 5))
+    with pytest.raises(ValueError, match="nothing could ever be called fake"):
+        BudgetFusion.fit(list("abcde"), scores, ["s"] * 80 + ["t"] * 80)
+    BudgetFusion.fit(list("ab"), scores[:, :2], ["s"] * 80 + ["t"] * 80)  # 2.5% each: resolvable
+
+
 def test_no_reals_is_a_clear_error():
     with pytest.raises(ValueError, match="no real faces"):
         RealTail.fit([])
