@@ -41,6 +41,17 @@ async function until(fn, what, timeout = 60000) {
   }
 }
 
+// A screenshot of the image (with its face boxes) and the overlay beside it.
+async function imageAndOverlay(page, selector) {
+  const box = await page.locator(selector).boundingBox();
+  const panel = await page.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
+  const x0 = Math.max(0, Math.min(box.x, panel.left) - 20);
+  const y0 = Math.max(0, Math.min(box.y, panel.top) - 20);
+  const x1 = Math.max(box.x + box.width, panel.right) + 20;
+  const y1 = Math.max(box.y + box.height, panel.bottom) + 20;
+  return page.screenshot({clip: {x: x0, y: y0, width: x1 - x0, height: y1 - y0}});
+}
+
 try {
   const feed = await session.context.newPage();
   await feed.setViewportSize({width: 1000, height: 820});
@@ -95,14 +106,7 @@ try {
     return p && p.dataset.state === 'done' && p.querySelector('.second')?.dataset.serverState === 'done';
   }), 'the overlay');
   await sleep(300);
-  // The image with its face boxes, and the overlay beside it.
-  const box = await plain.locator(`#${unsure}`).boundingBox();
-  const panel = await plain.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
-  const x0 = Math.max(0, Math.min(box.x, panel.left) - 20);
-  const y0 = Math.max(0, Math.min(box.y, panel.top) - 20);
-  const x1 = Math.max(box.x + box.width, panel.right) + 20;
-  const y1 = Math.max(box.y + box.height, panel.bottom) + 20;
-  writeFileSync(join(out, 'overlay.png'), await plain.screenshot({clip: {x: x0, y: y0, width: x1 - x0, height: y1 - y0}}));
+  writeFileSync(join(out, 'overlay.png'), await imageAndOverlay(plain, `#${unsure}`));
   log('overlay.png');
 
   // "Show where it looked" on the group photo: the heat over each face, under the boxes.
@@ -116,13 +120,7 @@ try {
   await group.locator('unmask-layer .panel button', {hasText: 'Show where it looked'}).click();
   await until(() => group.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel .explain')?.dataset.heatState === 'done'), 'the heat', 120000);
   await sleep(300);
-  const gbox = await group.locator('#group').boundingBox();
-  const gpanel = await group.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
-  const gx0 = Math.max(0, Math.min(gbox.x, gpanel.left) - 20);
-  const gy0 = Math.max(0, Math.min(gbox.y, gpanel.top) - 20);
-  const gx1 = Math.max(gbox.x + gbox.width, gpanel.right) + 20;
-  const gy1 = Math.max(gbox.y + gbox.height, gpanel.bottom) + 20;
-  writeFileSync(join(out, 'heat.png'), await group.screenshot({clip: {x: gx0, y: gy0, width: gx1 - gx0, height: gy1 - gy0}}));
+  writeFileSync(join(out, 'heat.png'), await imageAndOverlay(group, '#group'));
   await group.close();
   log('heat.png');
 
