@@ -31,7 +31,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 chromium:
-	@{ command -v chromium && command -v Xvfb && command -v xdotool && command -v unzip; } >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium xvfb xdotool unzip; }
+	@{ command -v chromium && command -v Xvfb && command -v xdotool && command -v unzip && command -v redis-server; } >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium xvfb xdotool unzip redis-server; }
 
 extension: node-deps
 	npm run build

@@ -126,19 +126,23 @@ def _free_port() -> int:
 class Server:
     """`unmask serve` on a free port of 127.0.0.1, in its own process group."""
 
-    def __init__(self, models_dir: Path, batching: str):
+    def __init__(self, models_dir: Path, batching: str, env: dict | None = None):
         self.models_dir = models_dir
         self.batching = batching
+        self.env = env or {}  # UNMASK_* settings over the defaults below
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.log = None
 
     def start(self) -> "Server":
+        # No result cache: the client sends the same files again and again, and this measures the model.
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "UNMASK_MODELS_DIR": str(self.models_dir),
-               "UNMASK_MODEL": "ensemble", "UNMASK_BATCHING": self.batching, "UNMASK_LOG_LEVEL": "warning"}
+               "UNMASK_MODEL": "ensemble", "UNMASK_BATCHING": self.batching, "UNMASK_LOG_LEVEL": "warning",
+               "UNMASK_CACHE_TTL_S": "0"}
         for var in ("UNMASK_RATE_LIMIT", "UNMASK_API_KEY", "UNMASK_UPLOAD_DIR"):
             env.pop(var, None)  # the benchmark measures the model path, not these
+        env.update(self.env)
         self.log = tempfile.TemporaryFile()
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--bind", f"127.0.0.1:{self.port}"],

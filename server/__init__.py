@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from server.config import Config, parse_rate
+from server.config import Config
 
 log = logging.getLogger("unmask.server")
 
@@ -23,8 +23,9 @@ log = logging.getLogger("unmask.server")
 class ServerState:
     config: Config
     detection: object
-    limiter: object
+    limiter: object  # flask_limiter.Limiter (server/ratelimit.py)
     feedback: object  # server.feedback.Feedback: the reports' store, opened on first use
+    cache: object  # server.cache.ResultCache
 
 
 def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
@@ -33,9 +34,9 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
     from werkzeug.exceptions import HTTPException
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from server import api, feedback, pages, uploads
+    from server import api, feedback, pages, ratelimit, uploads
+    from server.cache import ResultCache
     from server.detection import Detection, ModelUnavailable
-    from server.ratelimit import RateLimiter
     from server.worker import SlowRequest
 
     cfg = Config.from_env().updated(config).validate()
@@ -48,10 +49,10 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
     if cfg.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
-    limit, period = parse_rate(cfg.rate_limit)
     detection = Detection(cfg)
-    app.extensions["unmask"] = ServerState(cfg, detection, RateLimiter(limit, period, cfg.ratelimit_db),
-                                               feedback.Feedback(cfg.feedback_uri))
+    limiter = ratelimit.install(app, api.bp, api.PUBLIC, cfg.rate_limit, cfg.storage_uri, cfg.storage_timeout_s)
+    cache = ResultCache(cfg.storage_uri, cfg.storage_timeout_s, cfg.cache_ttl_s, cfg.cache_entries)
+    app.extensions["unmask"] = ServerState(cfg, detection, limiter, feedback.Feedback(cfg.feedback_uri), cache)
     uploads.sweep_orphans(cfg.tmp_dir)  # files of workers that were killed
     if load_model:
         detection.load()
@@ -123,9 +124,11 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
         # What happened, never what was sent: no file names, no content.
         if request.path.startswith("/api/"):
             ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-            log.info("%s %s %d in=%s out=%s %.0fms%s", request.method, request.path, resp.status_code,
+            log.info("%s %s %d in=%s out=%s %.0fms%s%s", request.method, request.path, resp.status_code,
                      request.content_length or 0, resp.calculate_content_length() or "-", ms,
-                     f" verdict={g.verdict}" if "verdict" in g else "")
+                     f" verdict={g.verdict}" if "verdict" in g else "", f" cache={g.cache}" if "cache" in g else "")
+            if "cache" in g:
+                resp.headers["X-Unmask-Cache"] = g.cache
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         # No other site may frame anything of ours (the page's CSP says frame-ancestors too).
         resp.headers.setdefault("X-Frame-Options", "DENY")

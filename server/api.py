@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from server import uploads
-from server.ratelimit import retry_after_header
+from server.cache import result_key
 from server.uploads import IMAGE_KINDS, VIDEO_KINDS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -61,14 +61,7 @@ def guard():
         request.max_content_length = limits[request.endpoint] + FORM_OVERHEAD
     if request.endpoint in PUBLIC or request.method == "OPTIONS":
         return None
-    # The rate limit comes first, so that guessing the key is rate limited too.
-    limiter = _state().limiter
-    if limiter.enabled:
-        wait = limiter.hit(request.remote_addr or "unknown")
-        if wait > 0:
-            retry = retry_after_header(wait)
-            raise ApiError(429, "rate_limited", f"too many requests from this client (limit {cfg.rate_limit}); "
-                           f"retry after {retry} s", {"Retry-After": retry})
+    # The rate limit (server/ratelimit.py) ran before this, so guessing the key is limited too.
     if not key_ok(cfg):
         why = "is wrong" if request.headers.get("X-API-Key") else "is missing"
         raise ApiError(401, "unauthorized", f"the API key {why}: send it in the X-API-Key header")
@@ -91,8 +84,7 @@ def check():
     detection = state.detection
     detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
-    image = _decode(upload)
-    result = detection.check_image(image)
+    result, image = _checked(upload)
     provenance = _provenance(upload, image)
     body = detection.image_result(result, provenance)
     body.update(_common(upload, detection), image={"width": int(image.shape[1]), "height": int(image.shape[0])},
@@ -172,8 +164,8 @@ def explain():
         raise ApiError(400, "bad_draw", "draw must be picture (the image with heat and boxes) or heat (the heat alone)")
     state.detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
-    image = _decode(upload)
-    png, targets = state.detection.explain_png(image, target, draw)
+    result, image = _checked(upload)
+    png, targets = state.detection.explain_png(image, target, draw, result)
     if not targets:
         from models.wording import wording
 
@@ -211,9 +203,13 @@ def feedback():
 
 @bp.get("/health")
 def health():
+    from server import ratelimit
+
     state = _state()
     body = state.detection.health()
     body["version"] = current_app.config["UNMASK_VERSION"]
+    body["rate_limit"] = {"limit": state.config.rate_limit or None, **ratelimit.state(state.limiter)}
+    body["cache"] = state.cache.state()
     code = 200 if body["status"] == "ok" else 503
     if not key_ok(state.config):
         # Public for monitors: whether it is up, and nothing about the model, the machine,
@@ -234,6 +230,29 @@ def openapi():
 
 
 # --- helpers ----------------------------------------------------------------------------
+def _checked(upload):
+    """(the model's result on this upload, its decoded pixels). The result comes from the
+    cache when these bytes were checked before by the same model (server/cache.py): no model
+    call. The pixels are decoded either way (a bad file is refused alike; provenance and
+    explain read them)."""
+    import hashlib
+
+    from models.preprocessing import contract
+
+    state = _state()
+    d = state.detection.require()
+    image = _decode(upload)
+    if not state.cache.enabled:
+        return state.detection.check_image(image), image
+    key = result_key(hashlib.sha256(upload.data).hexdigest(), d.name, d.version, contract()["version"])
+    result = state.cache.get(key)
+    g.cache = "miss" if result is None else "hit"
+    if result is None:
+        result = state.detection.check_image(image)
+        state.cache.put(key, result)
+    return result, image
+
+
 def _decode(upload):
     from models.inference import require_size
     from models.preprocessing import ImageError, load_image

@@ -83,8 +83,14 @@ class Config:
     api_key: str = ""
     # Requests per client: "60/minute"; empty: no limit.
     rate_limit: str = ""
-    # A SQLite file shared by all workers for the rate limit; empty: per worker memory.
-    ratelimit_db: str = ""
+    # Where the rate-limit counts and the result cache live: memory:// (each worker alone)
+    # or redis://HOST:PORT/DB (shared by every worker of every server using it).
+    storage_uri: str = "memory://"
+    # Redis connect and read timeout, seconds: past it, the worker falls back to its memory.
+    storage_timeout_s: float = 0.25
+    # Results remembered by the upload's SHA-256: how long (0: no cache), and how many per worker.
+    cache_ttl_s: int = 86400
+    cache_entries: int = 1024
     # Trust X-Forwarded-For from one proxy in front (to tell clients apart).
     trust_proxy: bool = False
     # Origins allowed by CORS, e.g. chrome-extension://<id>; empty: none.
@@ -110,7 +116,10 @@ class Config:
             video_frames=_int("UNMASK_VIDEO_FRAMES", 16),
             api_key=_env("UNMASK_API_KEY"),
             rate_limit=_env("UNMASK_RATE_LIMIT"),
-            ratelimit_db=_env("UNMASK_RATELIMIT_DB"),
+            storage_uri=_env("UNMASK_STORAGE_URI") or "memory://",
+            storage_timeout_s=_float("UNMASK_STORAGE_TIMEOUT_S", 0.25),
+            cache_ttl_s=_int("UNMASK_CACHE_TTL_S", 86400),
+            cache_entries=_int("UNMASK_CACHE_ENTRIES", 1024),
             trust_proxy=_bool("UNMASK_TRUST_PROXY", False),
             cors_origins=_list("UNMASK_CORS_ORIGINS"),
             upload_dir=_env("UNMASK_UPLOAD_DIR"),
@@ -145,6 +154,13 @@ class Config:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
         if self.batch_wait_ms < 0:
             raise ValueError("batch_wait_ms must not be negative")
+        if self.storage_uri.split("://", 1)[0] not in ("memory", "redis", "rediss") or "://" not in self.storage_uri:
+            raise ValueError(f"storage {self.storage_uri!r}: use memory:// or redis://HOST:PORT[/DB]")
+        if not 0 < self.storage_timeout_s <= 10:
+            raise ValueError(f"storage_timeout_s must be above 0 and at most 10 seconds, not {self.storage_timeout_s}")
+        for name in ("cache_ttl_s", "cache_entries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
         return self
 
 

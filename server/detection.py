@@ -145,17 +145,19 @@ class Detection:
                    video=info)
         return out
 
-    def explain_png(self, image: np.ndarray, target: str, draw: str = "picture") -> tuple[bytes, list[str]]:
+    def explain_png(self, image: np.ndarray, target: str, draw: str = "picture",
+                    result: dict | None = None) -> tuple[bytes, list[str]]:
         """A PNG of the image with each face's Grad-CAM heat laid over it and the boxes drawn
         (`draw` "picture"), or of the heat alone (`draw` "heat": RGBA, transparent outside the
         faces' crops and where the heat is cold, for a page that draws its own boxes over it),
         and the target of each face's heat (none: no face). `target` "verdict" takes each
-        face's own verdict (evidence for real on a real face, for fake otherwise)."""
+        face's own verdict (evidence for real on a real face, for fake otherwise). `result`:
+        check_image's on this image, when known (the result cache), else checked here."""
         from models.explain import heat_layer, overlay, png_bytes
         from models.inference import draw_faces, face_target
 
         self.require()
-        result = self.faces.check_image(image)
+        result = result or self.faces.check_image(image)
         faces = result["faces"]
         if not faces:
             return b"", []

@@ -6,10 +6,6 @@ Each worker is a process with its own copy of the model (loaded once, when it st
 UNMASK_THREADS threads whose requests the micro-batcher gathers. Workers are not preloaded:
 TensorFlow must start after the fork.
 """
-import os
-import shutil
-import tempfile
-
 from server.config import Config, gunicorn_settings
 
 _s = gunicorn_settings()
@@ -32,20 +28,6 @@ preload_app = False
 # gunicorn 25+ opens a control socket in $HOME by default; two servers would share it.
 control_socket_disable = True
 proc_name = "unmask-server"
-
-
-def on_starting(server):
-    # One rate-limit store for all workers, unless one is configured.
-    if os.environ.get("UNMASK_RATE_LIMIT") and not os.environ.get("UNMASK_RATELIMIT_DB"):
-        folder = tempfile.mkdtemp(prefix="unmask-ratelimit-")
-        os.environ["UNMASK_RATELIMIT_DB"] = os.path.join(folder, "buckets.sqlite")
-        server._unmask_ratelimit_dir = folder
-
-
-def on_exit(server):
-    folder = getattr(server, "_unmask_ratelimit_dir", None)
-    if folder:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -39,6 +39,9 @@ def run(args) -> int:
     _check_free(host, port)
     print(f"unmask serve: {cfg.model} on http://{settings['bind']} "
           f"({settings['workers']} worker(s) x {settings['threads']} threads)", file=sys.stderr, flush=True)
+    if cfg.rate_limit and settings["workers"] > 1 and cfg.storage_uri.startswith("memory"):
+        print(f"unmask serve: the rate limit is counted by each of the {settings['workers']} workers alone "
+              "(memory://); set UNMASK_STORAGE_URI=redis://HOST:PORT to count once for all", file=sys.stderr, flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # gunicorn replaces this process, so that signals (Ctrl-C, SIGTERM) reach it directly.
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(CONF)])

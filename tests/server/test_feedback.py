@@ -23,10 +23,12 @@ CLIENTS = itertools.count(10)  # a client of its own for each malformed body: th
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, models_dir):
+def server(tmp_path_factory, models_dir, redis_server):
     root = tmp_path_factory.mktemp("feedback")
     db = root / "reports" / "feedback.sqlite3"
+    # Redis counts the limit once for both workers (memory:// would count per worker).
     with run_server(root, models_dir, workers=2, threads=2, api_key=KEY, rate_limit=f"{LIMIT}/minute", trust_proxy=1,
+                    storage_uri=redis_server.uri,
                     feedback_uri=f"sqlite:///{db}", max_image_bytes=2**20) as s:
         s.db, s.root, s.models_dir = db, root, models_dir
         yield s

@@ -13,8 +13,9 @@ import pytest
 
 from models import provenance
 from server.config import Config, gunicorn_settings, parse_bind, parse_rate
+from server.cache import ResultCache, result_key
 from server.detection import timeline
-from server.ratelimit import RateLimiter, retry_after_header
+from server.ratelimit import retry_after_header
 from server.uploads import sniff, sweep_orphans, temp_file
 from tests.server import files
 from tests.server.c2pa_signing import CAPTURE, TRAINED, sign
@@ -244,34 +245,38 @@ def test_batcher_passes_failures_to_every_waiter():
     assert batcher.run([np.ones((2, 2, 3), np.float32)]) == [12.0]
 
 
-# --- the rate limiter -------------------------------------------------------------------
-def test_rate_limit_per_client_with_refill():
-    rl = RateLimiter(3, 60.0)
-    assert [rl.hit("a", now=100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = rl.hit("a", now=100.0)
-    assert wait == pytest.approx(20.0)  # one token every 20 s
-    assert retry_after_header(wait) == "20" and retry_after_header(0.2) == "1"
-    assert rl.hit("b", now=100.0) == 0.0  # another client has its own bucket
-    assert rl.hit("a", now=121.0) == 0.0  # refilled
+# --- the result cache (memory; Redis is tested through HTTP in test_shared_state.py) ------
+def test_result_cache_remembers_copies_and_forgets_the_oldest():
+    cache = ResultCache("memory://", entries=2)
+    k1, k2, k3 = (result_key(d, "ensemble", "1.0") for d in ("aa", "bb", "cc"))
+    assert cache.get(k1) is None
+    cache.put(k1, {"verdict": "real", "faces": [{"box": [1.0, 2.0, 3.0, 4.0]}]})
+    got = cache.get(k1)
+    assert got == {"verdict": "real", "faces": [{"box": [1.0, 2.0, 3.0, 4.0]}]}
+    got["faces"].clear()  # a caller's change does not reach the cache
+    assert cache.get(k1)["faces"] != []
+    cache.put(k2, {"verdict": "fake"})
+    cache.get(k1)  # k1 used last: k2 is the oldest now
+    cache.put(k3, {"verdict": "uncertain"})
+    assert cache.get(k2) is None and cache.get(k1) is not None and cache.get(k3) is not None
+    state = cache.state()
+    assert (state["storage"], state["shared"], state["entries_here"], state["redis_errors"]) == ("memory", False, 2, 0)
+    assert result_key("aa", "ensemble", "1.0") != result_key("aa", "ensemble", "1.1")  # a new model: a new key
 
 
-def _hammer(db, n, out):
-    rl = RateLimiter(10, 3600.0, db)
-    out.put(sum(rl.hit("client") == 0.0 for _ in range(n)))
+def test_result_cache_off_and_expired_entries():
+    off = ResultCache("memory://", ttl_s=0)
+    off.put("k", {"v": 1})
+    assert not off.enabled and off.get("k") is None
+    short = ResultCache("memory://", ttl_s=1)
+    short.put("k", {"v": 1})
+    assert short.get("k") == {"v": 1}
+    short._memory["k"] = (0.0, short._memory["k"][1])  # as if its time had passed
+    assert short.get("k") is None
 
 
-def test_rate_limit_is_shared_by_processes(tmp_path):
-    db = str(tmp_path / "buckets.sqlite")
-    RateLimiter(10, 3600.0, db)
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_hammer, args=(db, 8, out)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    allowed = [out.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(30)
-    assert sum(allowed) == 10  # 16 tries across two processes, 10 allowed in all
+def test_retry_after_rounds_up():
+    assert retry_after_header(20.0) == "20" and retry_after_header(0.2) == "1" and retry_after_header(-3) == "1"
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -282,6 +287,10 @@ def test_settings_parse_and_refuse_nonsense(monkeypatch):
     assert parse_bind("127.0.0.1:8000") == ("127.0.0.1", 8000) and parse_bind("[::1]:80") == ("::1", 80)
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_bind("localhost")
+    for storage in ("sqlite:///x.db", "localhost:6379", "memcached://h"):
+        with pytest.raises(ValueError, match="memory:// or redis://"):
+            Config(storage_uri=storage).validate()
+    Config(storage_uri="redis://127.0.0.1:6379/0").validate()
     monkeypatch.setenv("UNMASK_MAX_IMAGE_BYTES", "1000")
     monkeypatch.setenv("UNMASK_CORS_ORIGINS", "chrome-extension://abc, https://example.org")
     monkeypatch.setenv("UNMASK_BATCHING", "off")

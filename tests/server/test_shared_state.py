@@ -1,0 +1,115 @@
+"""Two real gunicorn servers sharing one real Redis (started by the test): one rate limit for a
+client whichever server it reaches, one result cache (a picture scored by one server is not
+scored again by either), and an outage: while Redis is stopped, each server counts and
+remembers alone and keeps answering; once Redis is back, they share again.
+
+Each server runs one worker, so a server's health speaks for the process that counts."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.server.conftest import run_server
+from tests.synthetic import encode, face_image
+
+LIMIT = 5  # per hour: no window can pass during the test, however loaded the machine
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, models_dir, redis_server):
+    root = tmp_path_factory.mktemp("pair")
+    settings = dict(workers=1, threads=2, rate_limit=f"{LIMIT}/hour", trust_proxy=1, storage_uri=redis_server.uri)
+    with run_server(root / "a", models_dir, **settings) as a, run_server(root / "b", models_dir, **settings) as b:
+        yield a, b
+
+
+def client(n: int) -> dict:
+    return {"X-Forwarded-For": f"10.1.{n // 250}.{n % 250 + 1}", "Connection": "close"}
+
+
+def alternate(pair, who: int, count: int) -> list[int]:
+    """Status codes of `count` requests by client `who`, to server a, then b, then a..."""
+    return [pair[i % 2].get("/api/v1/models", headers=client(who)).status_code for i in range(count)]
+
+
+def picture(seed: int) -> dict:
+    return {"file": ("face.jpg", encode(face_image("real", 200, seed)), "image/jpeg")}
+
+
+def health(server) -> dict:
+    return server.get("/api/v1/health").json()
+
+
+def test_a_client_alternating_between_two_servers_meets_one_limit(pair):
+    assert alternate(pair, 1, LIMIT + 2) == [200] * LIMIT + [429, 429]
+    r = pair[1].get("/api/v1/models", headers=client(1))
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    assert 1 <= int(r.headers["Retry-After"]) <= 3600 and f"limit {LIMIT}/hour" in r.json()["message"]
+    assert alternate(pair, 2, 2) == [200, 200]  # another client has its own count
+    for s in pair:
+        h = health(s)
+        assert h["rate_limit"] == {"limit": f"{LIMIT}/hour", "storage": "redis", "shared": True, "fallback": False}
+        assert h["cache"]["storage"] == "redis" and h["cache"]["shared"] is True
+
+
+def test_a_picture_scored_by_one_server_is_not_scored_again_by_either(pair):
+    a, b = pair
+    calls = {s.base: health(s)["batching"]["model_calls"] for s in pair}
+    first = a.post("/api/v1/check", files=picture(31), headers=client(3))
+    assert first.status_code == 200 and first.headers["X-Unmask-Cache"] == "miss"
+    assert len(first.json()["faces"]) == 1
+    assert health(a)["batching"]["model_calls"] == calls[a.base] + 1
+    again = b.post("/api/v1/check", files=picture(31), headers=client(4))
+    assert again.status_code == 200 and again.headers["X-Unmask-Cache"] == "hit"
+    for key in ("verdict", "p_fake", "faces", "image"):
+        assert again.json()[key] == first.json()[key]
+    heat = a.post("/api/v1/explain", files=picture(31), headers=client(5))
+    assert heat.status_code == 200 and heat.headers["X-Unmask-Cache"] == "hit"
+    assert heat.headers["Content-Type"] == "image/png" and heat.headers["X-Unmask-Faces"] == "1"
+    other = b.post("/api/v1/check", files=picture(32), headers=client(6))
+    assert other.status_code == 200 and other.headers["X-Unmask-Cache"] == "miss"
+    # Scored once each: picture 31 by a, picture 32 by b; the hits cost no model call.
+    assert health(a)["batching"]["model_calls"] == calls[a.base] + 1
+    assert health(b)["batching"]["model_calls"] == calls[b.base] + 1
+
+
+def test_redis_stopped_servers_count_alone_then_share_again(pair, redis_server):
+    a, b = pair
+    redis_server.stop()
+    try:
+        # Each server now counts in its own memory: the client gets LIMIT from each.
+        assert alternate(pair, 10, 2 * LIMIT + 2) == [200] * (2 * LIMIT) + [429, 429]
+        for s in pair:
+            h = health(s)
+            assert h["rate_limit"]["shared"] is False and h["rate_limit"]["fallback"] is True
+            assert "falling back to in-memory storage" in s.log()
+        # Pictures are still checked, and remembered by the server that checked them.
+        r = a.post("/api/v1/check", files=picture(33), headers=client(11))
+        assert r.status_code == 200 and r.headers["X-Unmask-Cache"] == "miss" and len(r.json()["faces"]) == 1
+        assert a.post("/api/v1/check", files=picture(33), headers=client(12)).headers["X-Unmask-Cache"] == "hit"
+        assert health(a)["cache"]["shared"] is False and "result cache: Redis does not answer" in a.log()
+    finally:
+        redis_server.start()
+
+    # Each server tries Redis again after a while (the limiter after 1, 2, 4... s, the cache
+    # after 5 s), when a request needs it: send some (new pictures: a picture a worker holds
+    # in memory needs no Redis) until both say they share again.
+    deadline, n = time.monotonic() + 180, 100
+    while True:
+        states = []
+        for s in pair:
+            n += 1
+            s.get("/api/v1/models", headers=client(n))
+            s.post("/api/v1/check", files=picture(n), headers=client(n))
+            h = health(s)
+            states.append(h["rate_limit"]["shared"] and h["cache"]["shared"])
+        if all(states):
+            break
+        assert time.monotonic() < deadline, f"the servers did not go back to Redis: {[health(s) for s in pair]}"
+        time.sleep(1)
+    assert all("Rate limit storage recovered" in s.log() for s in pair)
+    assert "result cache: Redis answers again" in a.log()  # a's cache met the outage; b's never asked
+    assert alternate(pair, 20, LIMIT + 1) == [200] * LIMIT + [429]
+    assert a.post("/api/v1/check", files=picture(35), headers=client(21)).headers["X-Unmask-Cache"] == "miss"
+    assert b.post("/api/v1/check", files=picture(35), headers=client(22)).headers["X-Unmask-Cache"] == "hit"
