@@ -7,7 +7,8 @@ and the client's are not mixed in one interpreter).
 Each of `concurrency` threads keeps one HTTP/1.1 connection and sends image after image (raw
 JPEG bodies to POST /api/v1/check, cycling through the files listed in FILES.txt, one path a
 line), waiting for each answer before the next. Requests that finish within the measured window (after the warm-up) count. Writes
-{requests, errors, statuses, seconds, per_second: [...], latencies_ms: [...]} as JSON.
+{requests, errors, statuses, seconds, per_second: [...], latencies_ms: [...], connection_errors,
+retried, lost} as JSON (--retries: see run).
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
-def run(url: str, bodies: list[bytes], concurrency: int, seconds: float, warmup: float) -> dict:
+def run(url: str, bodies: list[bytes], concurrency: int, seconds: float, warmup: float, retries: int = 0) -> dict:
+    """With `retries`, a request whose connection fails before an answer (a worker killed under
+    it, a server restarting) is sent again on a new connection, up to that many times; one
+    that never gets an answer is `lost`."""
     u = urlparse(url)
     start = time.perf_counter() + 0.2  # every thread starts together
     measure_from = start + warmup
@@ -29,6 +33,8 @@ def run(url: str, bodies: list[bytes], concurrency: int, seconds: float, warmup:
     lock = threading.Lock()
     done: list[tuple[float, float, int]] = []  # (finished at, latency s, status)
     errors: list[str] = []
+    kinds: dict[str, int] = {}  # connection errors by exception name, retried or not
+    counts = {"retried": 0, "lost": 0}
 
     def client(k: int):
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
@@ -39,18 +45,25 @@ def run(url: str, bodies: list[bytes], concurrency: int, seconds: float, warmup:
             body = bodies[i % len(bodies)]
             i += concurrency
             t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/api/v1/check", body, {"Content-Type": "image/jpeg"})
-                resp = conn.getresponse()
-                resp.read()
-                status = resp.status
-            except (OSError, http.client.HTTPException) as e:
-                t1 = time.perf_counter()
-                conn.close()
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
-                if measure_from <= t1 <= end:
+            for attempt in range(retries + 1):
+                try:
+                    conn.request("POST", "/api/v1/check", body, {"Content-Type": "image/jpeg"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    status = resp.status
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    t1 = time.perf_counter()
+                    conn.close()
+                    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
                     with lock:
-                        errors.append(f"{type(e).__name__}: {e}")
+                        kinds[type(e).__name__] = kinds.get(type(e).__name__, 0) + 1
+                        if attempt < retries:
+                            counts["retried"] += 1
+                        elif measure_from <= t1 <= end:
+                            errors.append(f"{type(e).__name__}: {e}")
+                            counts["lost"] += 1
+            else:
                 continue
             t1 = time.perf_counter()
             if measure_from <= t1 <= end:
@@ -75,7 +88,7 @@ def run(url: str, bodies: list[bytes], concurrency: int, seconds: float, warmup:
     return {
         "concurrency": concurrency, "seconds": seconds, "warmup_s": warmup,
         "requests": len(ok), "errors": len(errors) + len(done) - len(ok), "statuses": statuses,
-        "error_examples": errors[:3],
+        "error_examples": errors[:3], "connection_errors": kinds, **counts,
         "per_second": per_second,
         "latencies_ms": [round(1000 * d[1], 3) for d in ok],
     }
@@ -88,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--concurrency", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--retries", type=int, default=0, help="send a request again this often when its connection fails")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
@@ -99,7 +113,7 @@ def main(argv=None) -> int:
     if not bodies:
         print(f"load_client: error: {a.list} names no files", file=sys.stderr)
         return 2
-    result = run(a.url, bodies, a.concurrency, a.seconds, a.warmup)
+    result = run(a.url, bodies, a.concurrency, a.seconds, a.warmup, a.retries)
     Path(a.out).write_text(json.dumps(result))
     return 0
 

@@ -224,6 +224,35 @@ def _provenance(sec: dict) -> list[str]:
     return markdown(sec)
 
 
+def _soak(sec: dict) -> list[str]:
+    lines = [f"Model: {sec['model']}. Images: {sec['images']}.", "", sec["how"] + ".", ""]
+    lat = sec.get("latency_ms") or {}
+    lines += _table(["figure", "value"], [
+        ["requests served (200)", f"{sec['served']:,} ({sec['requests_per_s']} /s)"],
+        ["answers by status", ", ".join(f"{k}: {v:,}" for k, v in sorted(sec["statuses"].items()))],
+        ["5xx answers", sec["server_errors_5xx"]],
+        ["connection errors by kind (each retried)", ", ".join(f"{k}: {v}" for k, v in sec["connection_errors"].items()) or "none"],
+        ["requests sent again", sec["retried"]],
+        ["requests lost (sent, never answered)", sec["lost"]],
+        ["latency p50 / p99, ms", f"{lat.get('p50', '-')} / {lat.get('p99', '-')}"],
+        ["load average (1 min) during the run", ", ".join(f"{x:.1f}" for x in sec["load_average_during"])],
+    ])
+    lines += ["Faults: " + "; ".join(f"{e['what']} at {e['at_s']} s" for e in sec["events"]) + ".", ""]
+    lines += ["After the run: " + "; ".join(f"{name}: {a['workers']} workers, {a['sharing_redis']} of {a['health_answers']} "
+                                            "health answers sharing Redis again (limit and cache)"
+                                            for name, a in sec["after"].items()) + ".", ""]
+    c = sec["cache_hit"]
+    lines += _table(["result cache hit", "median / p95 ms"], [
+        ["HTTP round trip of a repeated picture", rep(c["http_round_trip_ms"], 2, p95=True)],
+        ["the server's time_ms on a hit", rep(c["server_time_ms"], 2, p95=True)],
+        ["the cache's lookup in Redis alone", rep(c["redis_lookup_ms"], 2, p95=True)],
+    ])
+    t = c["target_p95_ms"]
+    lines += [f"- target: a hit under {t['target']} ms at p95 (the server's time): {t['server_time_p95']:.2f} ms, "
+              f"{'met' if t['met'] else 'NOT met'}; {c['hits']} hits of {c['requests']} repeats", ""]
+    return lines
+
+
 def _tiny_backbones(sec: dict) -> list[str]:
     from bench.tiny_backbones import markdown
 
@@ -231,7 +260,7 @@ def _tiny_backbones(sec: dict) -> list[str]:
 
 
 RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "training": ("Training throughput on the CPU", _training),
-          "server": ("Server under load", _server), "browser": ("In the browser (extension, TF.js wasm)", _browser),
+          "server": ("Server under load", _server), "soak": ("Soak: two servers, one Redis, a killed worker, Redis restarted", _soak), "browser": ("In the browser (extension, TF.js wasm)", _browser),
           "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones),
           "video": ("Video checks in the browser (extension, TF.js wasm)", _video),
           "provenance": ("Provenance in the browser: parse cost per picture, and the extension's size", _provenance)}

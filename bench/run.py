@@ -5,7 +5,7 @@
     python -m bench.run --only server --out /tmp/s.json   # one section or a few
     python -m bench.run --only models --update --out bench/results.json   # redo a section, keep the rest
 
-Sections, in order: models, faces, training, server, browser, tiny-backbones, video (see each module;
+Sections, in order: models, faces, training, server, soak, browser, tiny-backbones, video (see each module;
 tiny-backbones, the candidate backbones and input sizes for `tiny`, and video, the extension's video
 check in headed Chromium, run in the full run and, with --smoke, only when named by --only). The results JSON
 names the machine (CPU, cores, memory from /proc), and each section its command, the load
@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "training", "server", "browser", "tiny-backbones", "video", "provenance")
+SECTIONS = ("models", "faces", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance")
 NOT_IN_SMOKE = ("tiny-backbones", "video")  # --smoke runs these only when --only names them
 
 
@@ -57,6 +57,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import server_load
 
         return server_load.measure(smoke, data, work)
+    if name == "soak":
+        from bench import soak
+
+        return soak.measure(smoke, data, work)
     if name == "tiny-backbones":
         from bench import tiny_backbones
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("models", "faces", "training", "server", "browser")
+SECTIONS = ("models", "faces", "training", "server", "soak", "browser")
 
 
 def bench(*args, env=None, timeout=600):
@@ -115,6 +115,28 @@ def test_smoke_server(smoke):
     assert server["runs"]["batching off"][str(server["clients"][-1])]["mean_batch"] == 1.0  # off: one input per call
     for c in server["clients"]:
         assert server["ratio_on_over_off"][str(c)]["requests_per_s"] > 0
+
+
+@pytest.mark.browser
+def test_smoke_soak(smoke):
+    """Two servers and a real Redis under the faults: every figure is there and sane, and the
+    killed worker was replaced."""
+    results, out = smoke
+    soak = results["sections"]["soak"]
+    assert soak["served"] >= 1 and is_num(soak["requests_per_s"])
+    assert sum(soak["statuses"].values()) >= soak["served"] and soak["statuses"].get("429", 0) == 0
+    assert isinstance(soak["lost"], int) and soak["lost"] >= 0 and soak["retried"] >= 0
+    assert 0 < soak["latency_ms"]["p50"] <= soak["latency_ms"]["p99"]
+    assert [e["what"].split()[0] for e in soak["events"]] == ["SIGKILL", "Redis", "Redis"]
+    for after in soak["after"].values():
+        assert after["workers"] == 2  # gunicorn replaced the killed worker
+        assert 0 <= after["sharing_redis"] <= after["health_answers"] == 12
+    hit = soak["cache_hit"]
+    assert hit["hits"] == hit["requests"] >= 1  # the same picture again: every repeat a hit
+    for key in ("http_round_trip_ms", "server_time_ms", "redis_lookup_ms"):
+        check_summary(hit[key])
+    assert isinstance(hit["target_p95_ms"]["met"], bool)
+    assert "## Soak" in out.with_suffix(".md").read_text()
 
 
 PICTURES = {"tight_crop": (256, 256), "scene_three_faces": (1200, 800), "photo_one_face": (4000, 3000)}
