@@ -207,21 +207,22 @@ const faceOfResult = (f) => ({box: f.box, verdict: f.verdict, confidence: f.conf
 function serverSummary(server) {
   if (!server) return null;
   return {verdict: server.verdict, confidence: server.confidence, p_fake: server.p_fake, basis: server.basis || 'model',
-    faces: Array.isArray(server.faces) ? server.faces.map(faceOfResult) : null, model: server.model || ''};
+    faces: Array.isArray(server.faces) ? server.faces.map(faceOfResult) : null, model: server.model || '', provenance: server.provenance || null};
 }
 
 // Keeps one check; a history that cannot be written never costs the user the verdict.
-async function recordCheck({url, hash, entry, device, server, m, settings, sender, reason}) {
+async function recordCheck({url, hash, entry, device, picture, server, m, settings, sender, reason}) {
   const t = Date.now();
   const pageUrl = (sender && (sender.url || (sender.tab && sender.tab.url))) || '';
   try {
     const record = await history.add({
       id: history.newId(t, hash), t, reason, hash, url: fetchable(url) ? url : shownUrl(url), fetchable: fetchable(url),
       pageUrl, site: hostOf(pageUrl) || hostOf(url) || '', thumb: entry.thumb || null, format: entry.f, width: entry.w, height: entry.h,
-      verdict: device.verdict, confidence: device.confidence, p_fake: device.p_fake, sensitivity: settings.sensitivity,
+      // The picture's verdict as the overlay says it (provenance counted); the faces' in device.
+      verdict: picture.verdict, basis: picture.basis, confidence: picture.confidence, p_fake: device.p_fake, sensitivity: settings.sensitivity,
       device: {verdict: device.verdict, confidence: device.confidence, p_fake: device.p_fake, faces: device.faces.map(faceOfResult),
         faces_too_small: device.faces_too_small || 0, faces_over_limit: device.faces_over_limit || 0},
-      server: serverSummary(server), provenance: server ? server.provenance || null : null,
+      server: serverSummary(server), provenance: entry.pv || null, // what the file says of its origin (provenance.js)
       model: {name: m.metadata.name || '', version: m.metadata.version || ''}, report: null,
     }, historyLimits(settings));
     return {id: record.id, problem: null};
@@ -414,7 +415,8 @@ async function checkImage(msg, sender) {
   }
   // The history: every right-click check; badged feed pictures with a face when the user chose so.
   const keepInHistory = msg.reason === 'menu' || (settings.historyFeed && !cached && device.verdict !== 'no_face');
-  const kept = keepInHistory ? await recordCheck({url, hash, entry, device, server, m, settings, sender, reason: msg.reason === 'menu' ? 'menu' : 'badge'}) : {id: null, problem: null};
+  const picture = combineProvenance(device, provenance);
+  const kept = keepInHistory ? await recordCheck({url, hash, entry, device, picture, server, m, settings, sender, reason: msg.reason === 'menu' ? 'menu' : 'badge'}) : {id: null, problem: null};
   return {
     url,
     hash,
@@ -426,7 +428,7 @@ async function checkImage(msg, sender) {
     height: entry.h,
     device,
     // The picture's verdict once provenance is counted: signed or declared AI makes it fake.
-    picture: combineProvenance(device, provenance),
+    picture,
     provenance,
     sensitivity: settings.sensitivity,
     minSide: m.minSide,
@@ -455,7 +457,7 @@ async function secondOpinion(msg) {
   await updateRecent((list) => list.map((r) => (r.hash === hash ? {...r, server: {verdict: result.verdict, confidence: result.confidence, p_fake: result.p_fake}} : r)));
   try {
     for (const r of await history.byHash(hash)) {
-      if (!r.server) await history.update(r.id, (x) => ({...x, server: serverSummary(result), provenance: result.provenance || null}));
+      if (!r.server) await history.update(r.id, (x) => ({...x, server: serverSummary(result)}));
     }
   } catch (e) {
     problemOf(e); // the second opinion still reaches the overlay

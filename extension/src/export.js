@@ -17,11 +17,14 @@ export function csvLine(values) {
   return `${values.map(csvCell).join(',')}\r\n`;
 }
 
+// What the file says of its origin (read on the device), else the server's note on it.
+export const provenanceOf = (r) => (r.provenance && (r.provenance.statement || r.provenance.changed)) || (r.server && r.server.provenance) || '';
+
 // One check as the flat row of the CSV export.
 export function checkRow(r) {
   return {
     time: new Date(r.t).toISOString(), verdict: r.verdict, confidence: r.confidence, p_fake: r.p_fake, faces: r.device ? r.device.faces.length : '',
-    server_verdict: r.server ? r.server.verdict : '', provenance: r.provenance || '', model: r.model ? [r.model.name, r.model.version].filter(Boolean).join(' ') : '',
+    server_verdict: r.server ? r.server.verdict : '', provenance: provenanceOf(r), model: r.model ? [r.model.name, r.model.version].filter(Boolean).join(' ') : '',
     site: r.site, page_url: r.pageUrl, url: r.url, sha256: r.hash, reported: r.report ? r.report.says : '', note: r.report ? r.report.note : '',
     sent: r.report && r.report.sent ? r.report.sent.state : '',
   };

@@ -3,7 +3,7 @@
 // did); "Is this wrong?" reports; export; retention and "Clear history".
 // It reads the store directly (the extension's own origin); reports go through the worker,
 // which holds the picture bytes and the server settings.
-import {checkJson, checkRow, CHECK_COLUMNS, csvLine, MANIFEST_COLUMNS, trainingRows, zip} from './export.js';
+import {checkJson, checkRow, CHECK_COLUMNS, csvLine, MANIFEST_COLUMNS, provenanceOf, trainingRows, zip} from './export.js';
 import * as store from './historystore.js';
 import {getSettings, updateSettings} from './settings.js';
 import {Layer, makeFaces, makePanel, placeFaces, placePanel, renderFaces, renderPanel} from './ui.js';
@@ -45,7 +45,8 @@ function row(r) {
   line.append(Object.assign(document.createElement('span'), {className: `pill ${r.verdict}`, textContent: LABELS[r.verdict]}), said ? ` ${said}${faces}` : '');
   what.append(line);
   if (r.server) what.append(Object.assign(document.createElement('div'), {className: 'where', textContent: `Second opinion: ${describe(r.server.verdict, r.server.confidence, r.server.p_fake)}`}));
-  if (r.provenance) what.append(Object.assign(document.createElement('div'), {className: 'where', textContent: `Provenance: ${r.provenance}`}));
+  const origin = provenanceOf(r);
+  if (origin) what.append(Object.assign(document.createElement('div'), {className: 'where', textContent: `Provenance: ${origin}`}));
   what.append(Object.assign(document.createElement('div'), {className: 'where', textContent: `${r.site || 'page'} · ${ago(r.t)}`, title: r.pageUrl}));
   what.append(Object.assign(document.createElement('div'), {className: 'url', textContent: r.url, title: r.url}));
   if (r.report) what.append(Object.assign(document.createElement('div'), {className: 'rep', textContent: reportText(r)}));
@@ -97,8 +98,8 @@ function itemOf(record, previous) {
   return {
     src: record.url, state: 'done', report,
     result: {ok: true, historyId: record.id, url: record.url, hash: record.hash, device: record.device, sensitivity: record.sensitivity || 'standard',
-      model: record.model, cached: null, minSide: null, secondOpinion: record.server ? 'done' : 'none'},
-    server: record.server ? {...record.server, provenance: record.provenance, state: 'done'} : null,
+      provenance: record.provenance || null, model: record.model, cached: null, minSide: null, secondOpinion: record.server ? 'done' : 'none'},
+    server: record.server ? {...record.server, state: 'done'} : null,
   };
 }
 

@@ -20,7 +20,7 @@ import {after, before, describe, it} from 'node:test';
 
 import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {deadPort, serveFiles} from './harness/servers.mjs';
-import {buildExtension, fixtureImages, modelUnderTest, run, startServer, tempDir, UNMASK} from './harness/setup.mjs';
+import {buildExtension, fixtureImages, modelUnderTest, provenanceFixtures, run, startServer, tempDir, UNMASK} from './harness/setup.mjs';
 
 const KEY = 'history-test-key';
 
@@ -185,6 +185,17 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     assert.equal(kept.reason, 'badge');
     assert.equal(kept.hash, sha256(file('feed_05.jpg')));
     await setSettings({historyFeed: false});
+  });
+
+  it('keeps what a file says of its origin with its check, and the verdict it makes', async () => {
+    const fx = await provenanceFixtures();
+    const [name, want] = Object.entries(fx.expect).find(([, w]) => w.ai && w.statement);
+    const reply = await toWorker({type: 'check', url: `http://localhost:${site.port}/${name}`, reason: 'menu', data: readFileSync(join(fx.root, name)).toString('base64')});
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    const kept = (await records()).find((r) => r.id === reply.historyId);
+    assert.equal(kept.provenance.statement, want.statement);
+    assert.equal(kept.verdict, 'fake', 'the history keeps the faces\' verdict, not the picture\'s');
+    assert.equal(kept.verdict, reply.picture.verdict);
   });
 
   it('files a report from the overlay on a person\'s click only, and sends nothing while the server is not allowed', async () => {
