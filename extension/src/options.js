@@ -1,6 +1,7 @@
 // The options page: second opinion (server, API key), sites with badges, sensitivity, data.
 // Permission requests happen here, inside the click that asks for them, as Chrome requires.
 import {adjustCalibration} from './sensitivity.js';
+import {initVideoOptions} from './videooptions.js';
 import {escalationLimits} from './verdict.js';
 import {serverHealth} from './secondopinion.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
@@ -172,6 +173,7 @@ async function init() {
   showAllow();
   showSites();
   showThresholds(s.sensitivity);
+  initVideoOptions();
 }
 
 init();

@@ -60,9 +60,22 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
     session = await launch(ext.out);
     const w = await session.worker();
     server = await serverStarting;
-    await w.evaluate(async ({frames, windowS, serverUrl}) => {
-      await chrome.storage.local.set({settings: {videoFrames: frames, videoWindowS: windowS, secondOpinion: true, serverUrl}});
-    }, {frames: FRAMES, windowS: WINDOW_S, serverUrl: server.origin});
+    // The sampling as a person sets it: Options, "Video checks".
+    const options = await session.extensionPage('options.html');
+    for (const [id, value] of [['#video-frames', FRAMES], ['#video-window', WINDOW_S]]) {
+      await options.locator(id).fill(String(value));
+      await options.locator(id).press('Tab'); // change fires when the field is left
+    }
+    await waitFor(() => w.evaluate(async ({frames, windowS}) => {
+      const {settings} = await chrome.storage.local.get('settings');
+      return Boolean(settings && settings.videoFrames === frames && settings.videoWindowS === windowS);
+    }, {frames: FRAMES, windowS: WINDOW_S}), {what: 'the video settings saved from Options'});
+    assert.equal(await options.locator('#video-status').innerText(), `${FRAMES} frames over ${WINDOW_S} s of playback.`);
+    await options.close();
+    await w.evaluate(async (serverUrl) => {
+      const {settings} = await chrome.storage.local.get('settings');
+      await chrome.storage.local.set({settings: {...settings, secondOpinion: true, serverUrl}});
+    }, server.origin);
     page = await session.context.newPage();
     await page.goto(`${site.origin}/video.html`);
     await waitFor(() => page.evaluate(() => ['face', 'noface', 'cross', 'paused'].every((id) => document.getElementById(id).readyState >= 2)),
