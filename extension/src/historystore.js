@@ -52,7 +52,7 @@ export class HistoryProblem extends Error {
 
 function storageError(e) {
   if (e && e.name === 'QuotaExceededError') {
-    return new HistoryProblem('quota_exceeded', 'the browser has no room left for the history; older checks were kept. Clear some history, or lower the number of days kept.');
+    return new HistoryProblem('quota_exceeded', 'the browser has no room left for the history, even after dropping older unreported checks; your reports are kept. Clear some history, or free disk space.');
   }
   return new HistoryProblem('storage_failed', `the history could not be read or written (${e ? e.message || e.name : 'unknown error'})`);
 }
@@ -114,8 +114,9 @@ export async function add(record, {days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUO
     await tx('checks', 'readwrite', ({checks}) => req(checks.put(r)));
   } catch (e) {
     if (e.code !== 'quota_exceeded') throw e;
-    // The browser's own quota ran out before ours: make room once, then give up with the message.
-    estimate = (await prune({days, quotaBytes: Math.floor((await usage()).bytes / 2), room: r.size})).bytes;
+    // The browser's own quota ran out before ours: make room once among the unreported checks
+    // (a report is never dropped for this), then give up with the message.
+    estimate = (await prune({days, quotaBytes: Math.floor((await usage()).bytes / 2), room: r.size, keepReported: true})).bytes;
     await tx('checks', 'readwrite', ({checks}) => req(checks.put(r)));
   }
   estimate += r.size;
@@ -197,7 +198,7 @@ export function usage() {
 
 // Drop checks past `days`, then the oldest unreported, then the oldest reported, until the
 // history plus `room` fits in quotaBytes; pictures no check refers to go with them.
-export function prune({days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_MB * 1048576, room = 0, now = Date.now()} = {}) {
+export function prune({days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_MB * 1048576, room = 0, now = Date.now(), keepReported = false} = {}) {
   return tx(['checks', 'pictures'], 'readwrite', async ({checks, pictures}) => {
     const rows = (await req(checks.getAll())).sort((a, b) => a.t - b.t);
     const pics = new Map((await req(pictures.getAll())).map((p) => [p.hash, p.size]));
@@ -215,7 +216,7 @@ export function prune({days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_MB * 1048
     };
     const cutoff = now - days * DAY_MS;
     for (const r of rows) if (r.t < cutoff) dropRow(r);
-    for (const reported of [false, true]) {
+    for (const reported of keepReported ? [false] : [false, true]) {
       for (const r of rows) {
         if (total + room <= quotaBytes) break;
         if (!drop.has(r.id) && Boolean(r.report) === reported) dropRow(r);

@@ -312,6 +312,7 @@ export function renderPanel(panel, item, handlers) {
   // (A check opened again from the history cannot ask: it shows an answer it already has.)
   if (handlers.askServer || item.server) panel.append(secondOpinionSection(item, handlers));
   if (handlers.report && r.historyId) panel.append(reportSection(item, handlers));
+  if (r.historyProblem) panel.append(el('div', {class: 'err small', 'data-history-problem': '1', textContent: `Not kept in your history: ${r.historyProblem}`}));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
 }

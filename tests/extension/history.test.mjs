@@ -382,6 +382,27 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     }
   });
 
+  it('when the browser has no room left, still gives the verdict, says the check was not kept, and loses no report', async () => {
+    const reportedBefore = (await records()).filter((r) => r.report);
+    const ext = await session.extensionPage('history.html');
+    const cdp = await session.context.newCDPSession(ext);
+    await cdp.send('Storage.overrideQuotaForOrigin', {origin: session.origin, quotaSize: 1});
+    try {
+      const overlay = await rightClickCheck('two');
+      assert.equal(overlay.state, 'done', 'the verdict was lost with the history');
+      assert.ok(overlay.verdict);
+      assert.match(overlay.text, /Not kept in your history: the browser has no room left for the history.*your reports are kept/s);
+      assert.equal(overlay.report, null, 'a check not kept offers a report it cannot keep');
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', {origin: session.origin});
+      await cdp.detach();
+      await ext.close();
+      await page.keyboard.press('Escape');
+    }
+    const after = (await records()).filter((r) => r.report);
+    assert.deepEqual(after.map((r) => [r.id, r.report.says]), reportedBefore.map((r) => [r.id, r.report.says]));
+  });
+
   it('exports thousands of checks, keeps under its quota by dropping the oldest unreported first, and clears', async () => {
     const history = await session.extensionPage('history.html');
     await history.waitForSelector('body[data-ready="1"]');
