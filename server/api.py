@@ -244,7 +244,9 @@ def _checked(upload):
     image = _decode(upload)
     if not state.cache.enabled:
         return state.detection.check_image(image), image
-    key = result_key(hashlib.sha256(upload.data).hexdigest(), d.name, d.version, contract()["version"])
+    cal = d.calibration  # `unmask calibrate` moves the verdicts without a new version
+    key = result_key(hashlib.sha256(upload.data).hexdigest(), d.name, d.version, contract()["version"],
+                     f"{cal.temperature:.6g}/{cal.fake_threshold:.6g}/{cal.real_threshold:.6g}")
     result = state.cache.get(key)
     g.cache = "miss" if result is None else "hit"
     if result is None:

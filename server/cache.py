@@ -2,8 +2,8 @@
 
 The page's /check then /explain, and a feed that shows the same picture again, send the same
 bytes: a hit gives the faces and verdicts without a model call. The key is the SHA-256 of
-the bytes with the model's name and version and the face contract's version, so a new model
-or contract never serves an old answer. Entries are JSON (boxes, scores,
+the bytes with the model's name, version and calibration and the face contract's version, so
+a new model, calibration or contract never serves an old answer. Entries are JSON (boxes, scores,
 verdicts; never the picture) and expire after `UNMASK_CACHE_TTL_S`.
 
 Each worker keeps the latest entries in its memory; with a `redis://` storage they are also
