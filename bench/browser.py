@@ -36,7 +36,7 @@ from bench.common import CACHE, ROOT, BenchError, file_hash, image_set, say, sum
 SECTION = "browser"
 SHIPPED = ROOT / "extension" / "model"
 CONVERTER_FILES = ["models/architectures.py", "models/preprocessing.json", "models/detector.py", "models/faces.py",
-                   "models/blazeface.py", "converter/export.py", "converter/metadata.py", "converter/ops.py",
+                   "models/blazeface.py", "converter/export.py", "converter/tfjs.py", "converter/metadata.py", "converter/ops.py",
                    "converter/faces.py"]
 RIGHT_CLICK_TARGET_MS = 100  # right-click to verdict on a picture with a face, at p95
 

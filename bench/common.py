@@ -158,3 +158,42 @@ def image_set(n: int, data: Path | None, folder: Path, size: int = 256) -> Image
         paths.append(write_image(folder / f"{label}_{i:04d}.jpg", face_image(label, size, 5000 + i)))
         labels.append(int(label == "fake"))
     return ImageSet(paths, labels, f"{n} synthetic {size}x{size} JPEG faces (tests/synthetic.py)")
+
+
+def mb(n) -> str:
+    """Bytes in MB (2^20), "-" for none."""
+    return "-" if n is None else f"{n / 1024 / 1024:,.2f} MB"
+
+
+def table(head: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table's lines, and a blank line after it."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return lines + [""]
+
+
+def markdown_path(out: Path) -> Path:
+    """Where the Markdown beside a results file goes: RESULTS.md beside results.json."""
+    return out.with_name("RESULTS.md") if out.name == "results.json" else out.with_suffix(".md")
+
+
+def num(x, digits: int = 1) -> str:
+    """A figure as the results tables print it: "-" for none, thousands separated."""
+    if x is None:
+        return "-"
+    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def rep(s: dict | None, digits: int = 1, p95: bool = False) -> str:
+    """'median (min-max, n)' or with p95: 'median / p95 (min-max, n)'."""
+    if not s:
+        return "-"
+    head = num(s["median"], digits) + (f" / {num(s['p95'], digits)}" if p95 and "p95" in s else "")
+    return f"{head} ({num(s['min'], digits)}-{num(s['max'], digits)}, n={s['runs']})"
+
+
+def kb(n) -> str:
+    """Bytes in KB (2^10), "-" for none."""
+    return "-" if n is None else f"{n / 1024:,.1f} KB"

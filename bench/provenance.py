@@ -73,13 +73,13 @@ def measure(smoke: bool, data: Path | None, work: Path) -> dict:
 
 
 def markdown(sec: dict) -> list[str]:
-    from bench.report import _kb, _mb, _num, _table, rep
+    from bench.common import kb, mb, num, rep, table
 
     lines = [sec["how"] + ".", ""]
-    lines += _table(["picture", "file", "Content Credentials", "ms median / p95 (min-max, n)", "first read, ms", "budget p95", "met", "tier read"],
-                    [[k, _kb(r["bytes"]), "yes" if r["manifest"] else "no", rep(r["ms"], 3, p95=True), _num(r.get("first_ms")),
+    lines += table(["picture", "file", "Content Credentials", "ms median / p95 (min-max, n)", "first read, ms", "budget p95", "met", "tier read"],
+                    [[k, kb(r["bytes"]), "yes" if r["manifest"] else "no", rep(r["ms"], 3, p95=True), num(r.get("first_ms")),
                       f"{r['budget_ms']} ms", "yes" if r["met"] else "NO", r["tier"] or "-"] for k, r in sec["pictures"].items()])
     e = sec["extension"]
-    lines += [f"The built extension: {e['files']} files, {_mb(e['bytes'])} ({_mb(e['model_bytes'])} of it the models); "
-              f"the Web Store zip {_mb(e['zip_bytes'])}; provenance.js {_kb(e['provenance_js_bytes'])} before bundling.", ""]
+    lines += [f"The built extension: {e['files']} files, {mb(e['bytes'])} ({mb(e['model_bytes'])} of it the models); "
+              f"the Web Store zip {mb(e['zip_bytes'])}; provenance.js {kb(e['provenance_js_bytes'])} before bundling.", ""]
     return lines

@@ -10,35 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _num(x, digits: int = 1) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
-
-
-def rep(s: dict | None, digits: int = 1, p95: bool = False) -> str:
-    """'median (min-max, n)' or with p95: 'median / p95 (min-max, n)'."""
-    if not s:
-        return "-"
-    head = _num(s["median"], digits) + (f" / {_num(s['p95'], digits)}" if p95 and "p95" in s else "")
-    return f"{head} ({_num(s['min'], digits)}-{_num(s['max'], digits)}, n={s['runs']})"
-
-
-def _kb(n) -> str:
-    return "-" if n is None else f"{n / 1024:,.1f} KB"
-
-
-def _mb(n) -> str:
-    return "-" if n is None else f"{n / 1024 / 1024:,.2f} MB"
-
-
-def _table(head: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return lines + [""]
+from bench.common import kb, markdown_path, mb, num, rep, table
 
 
 def _section_head(title: str, sec: dict) -> list[str]:
@@ -56,20 +28,20 @@ def _models(sec: dict) -> list[str]:
     b1, b2 = (str(b) for b in sec["batch_sizes"])
     rows = []
     for name, d in sec["detectors"].items():
-        rows.append([name, d["source"], f"{d['input_size']} px", f"{d['parameters']:,}", _mb(d["file_bytes"]),
+        rows.append([name, d["source"], f"{d['input_size']} px", f"{d['parameters']:,}", mb(d["file_bytes"]),
                      rep(d["ms_per_batch"][b1]), rep(d["ms_per_batch"][b2]), rep(d["images_per_s"][b2])])
-    return lines + _table(["detector", "source", "input", "parameters", "model.keras",
+    return lines + table(["detector", "source", "input", "parameters", "model.keras",
                            f"ms at batch {b1}", f"ms at batch {b2}", f"images/s at batch {b2}"], rows)
 
 
 def _training(sec: dict) -> list[str]:
     p, t = sec["pipeline"], sec["train_step"]
     lines = [f"Images: {sec['images']}.", "", f"Input pipeline: {p['how']}.", ""]
-    lines += _table(["input size", "images/s"], [[k, rep(v)] for k, v in p.items() if k != "how"])
+    lines += table(["input size", "images/s"], [[k, rep(v)] for k, v in p.items() if k != "how"])
     lines += [f"Training step: {t['how']}.", ""]
     rows = [[k, f"{v['trainable_parameters']:,}", rep(v["ms_per_step"]), rep(v["images_per_s"])]
             for k, v in t.items() if isinstance(v, dict)]
-    return lines + _table(["model", "trainable parameters", f"ms per step (batch {t['batch_size']})", "images/s"], rows)
+    return lines + table(["model", "trainable parameters", f"ms per step (batch {t['batch_size']})", "images/s"], rows)
 
 
 def _server(sec: dict) -> list[str]:
@@ -83,17 +55,17 @@ def _server(sec: dict) -> list[str]:
             if not c.isdigit():
                 continue
             lat = r["latency_ms"]
-            rows.append([mode, c, _num(r["requests_per_s"]), rep(r["requests_per_s_each_second"]), _num(lat["p50"]),
-                         _num(lat["p95"]), _num(lat["p99"]), r["requests"], r["errors"], _num(r["mean_batch"], 2),
-                         ", ".join(_num(v) for v in r["worker_rss_mib"].values())])
-    lines += _table(["micro-batcher", "clients", "requests/s", "requests/s, each second", "p50 ms", "p95 ms", "p99 ms",
+            rows.append([mode, c, num(r["requests_per_s"]), rep(r["requests_per_s_each_second"]), num(lat["p50"]),
+                         num(lat["p95"]), num(lat["p99"]), r["requests"], r["errors"], num(r["mean_batch"], 2),
+                         ", ".join(num(v) for v in r["worker_rss_mib"].values())])
+    lines += table(["micro-batcher", "clients", "requests/s", "requests/s, each second", "p50 ms", "p95 ms", "p99 ms",
                      "answers", "errors", "mean batch", "worker RSS MiB after"], rows)
     ratio = sec["ratio_on_over_off"]
-    lines += _table(["clients", "requests/s on / off", "p50 latency on / off"],
-                    [[c, _num(v["requests_per_s"], 2), _num(v["p50_latency"], 2)] for c, v in ratio.items()])
-    mem = [[mode, ", ".join(_num(v) for v in runs["worker_rss_mib_idle"].values()),
-            ", ".join(_num(v) for v in runs["worker_rss_mib_peak"].values())] for mode, runs in sec["runs"].items()]
-    return lines + _table(["micro-batcher", "worker RSS MiB when idle (after start)", "worker peak RSS MiB (VmHWM)"], mem)
+    lines += table(["clients", "requests/s on / off", "p50 latency on / off"],
+                    [[c, num(v["requests_per_s"], 2), num(v["p50_latency"], 2)] for c, v in ratio.items()])
+    mem = [[mode, ", ".join(num(v) for v in runs["worker_rss_mib_idle"].values()),
+            ", ".join(num(v) for v in runs["worker_rss_mib_peak"].values())] for mode, runs in sec["runs"].items()]
+    return lines + table(["micro-batcher", "worker RSS MiB when idle (after start)", "worker peak RSS MiB (VmHWM)"], mem)
 
 
 def _yes_no(x) -> str:
@@ -101,15 +73,15 @@ def _yes_no(x) -> str:
 
 
 BROWSER_ROWS = [
-    ("classifier files (model.json + shards + metadata.json)", lambda m: _kb(m["files"]["total_bytes"])),
+    ("classifier files (model.json + shards + metadata.json)", lambda m: kb(m["files"]["total_bytes"])),
     ("classifier weights quantization", lambda m: m["files"]["quantization"]),
     ("classifier input size, px", lambda m: m["input_size"]),
-    ("face model files (face/)", lambda m: f"{_kb(m['files']['face_total_bytes'])} ({m['files']['face_quantization']})"),
+    ("face model files (face/)", lambda m: f"{kb(m['files']['face_total_bytes'])} ({m['files']['face_quantization']})"),
     ("face model input size, px; smallest face judged, px",
      lambda m: f"{m['face_model']['input_size']}; {m['face_model']['min_face_side']}"),
     ("TF.js backend (SIMD)", lambda m: f"{m['backend']['probe']} ({'yes' if m['backend']['simd'] else 'no'}); "
                                          f"extension's own: {m['backend']['extension_offscreen']}"),
-    ("wasm backend start, ms", lambda m: _num(m["backend_start_ms"])),
+    ("wasm backend start, ms", lambda m: num(m["backend_start_ms"])),
     ("classifier load (fetch + loadGraphModel + warm-up), ms", lambda m: rep(m["model_load_ms"])),
     ("face model load (fetch + loadGraphModel + warm-up), ms", lambda m: rep(m["face_model_load_ms"])),
     ("classifier per face crop, median / p95 ms", lambda m: rep(m["inference_ms"], 2, p95=True)),
@@ -121,7 +93,7 @@ BROWSER_ROWS = [
     ("  step: find the faces, ms", lambda m: rep(m["check_steps_ms"]["find_ms"], 2)),
     ("  step: crop + classify the faces, ms", lambda m: rep(m["check_steps_ms"]["classify_ms"], 2)),
     ("  step: thumbnail (DOM canvas toDataURL), ms", lambda m: rep(m["check_steps_ms"]["thumbnail_ms"], 2)),
-    ("right-click to verdict, first (models loading), ms", lambda m: _num(m["right_click_first_ms"])),
+    ("right-click to verdict, first (models loading), ms", lambda m: num(m["right_click_first_ms"])),
     ("right-click to verdict, face found, models loaded, median / p95 ms", lambda m: rep(m["right_click_ms"], p95=True)),
     ("right-click target met (p95 within the target)", lambda m: _yes_no(m["right_click_target_met"])),
     ("right-click to 'No face found', median / p95 ms", lambda m: rep(m["right_click_no_face_ms"], p95=True)),
@@ -130,10 +102,10 @@ BROWSER_ROWS = [
     ("feed: navigation to first badge, ms", lambda m: rep(m["feed_first_badge_ms"])),
     ("feed: long tasks (> 50 ms) per pass", lambda m: ", ".join(str(x) for x in m["feed_long_tasks"])
      + ("" if m["feed_longtask_observed"] else " (longtask entries not supported)")),
-    ("feed: longest long task per pass, ms", lambda m: ", ".join("none" if x is None else _num(x) for x in m["feed_longest_task_ms"])),
+    ("feed: longest long task per pass, ms", lambda m: ", ".join("none" if x is None else num(x) for x in m["feed_longest_task_ms"])),
     ("feed: largest main-thread stall (timer lateness), ms", lambda m: rep(m["feed_main_thread_stall_ms"])),
     ("image downloads (page img / content script / worker)", lambda m: "{page_img} / {content_script} / {extension_worker}".format(**m["image_fetches"]) if m.get("image_fetches") else "-"),
-    ("whole extension build", lambda m: _kb(m["extension_bytes"])),
+    ("whole extension build", lambda m: kb(m["extension_bytes"])),
     ("Chromium", lambda m: m["chromium"]),
 ]
 
@@ -167,9 +139,9 @@ def _browser(sec: dict) -> list[str]:
     for k, m in models.items():
         if target is not None and m.get("right_click_ms"):
             met = "met" if m.get("right_click_target_met") else "NOT met"
-            lines.append(f"- **{k}**: right-click to verdict on a picture with a face, p95 {_num(m['right_click_ms']['p95'])} ms "
+            lines.append(f"- **{k}**: right-click to verdict on a picture with a face, p95 {num(m['right_click_ms']['p95'])} ms "
                          f"against the {target} ms target: **{met}**; to 'No face found': p95 "
-                         f"{_num((m.get('right_click_no_face_ms') or {}).get('p95'))} ms.")
+                         f"{num((m.get('right_click_no_face_ms') or {}).get('p95'))} ms.")
     lines += [""] if target is not None else []
     rows = []
     for label, fn in BROWSER_ROWS:
@@ -178,11 +150,11 @@ def _browser(sec: dict) -> list[str]:
                 rows += [[lab, *(_cell(f, m) for m in models.values())] for lab, f in _picture_rows(key, name)]
             continue
         rows.append([label, *(_cell(fn, m) for m in models.values())])
-    lines += _table(["figure", *models], rows)
+    lines += table(["figure", *models], rows)
     files = []
     for k, m in models.items():
-        files += [[k, name, _kb(n)] for name, n in {**m["files"]["bytes"], **m["files"].get("face_bytes", {})}.items()]
-    lines += _table(["model", "file", "size"], files)
+        files += [[k, name, kb(n)] for name, n in {**m["files"]["bytes"], **m["files"].get("face_bytes", {})}.items()]
+    lines += table(["model", "file", "size"], files)
     lines += ["How each figure was taken:", ""] + [f"- {k}: {v}" for k, v in sec["how"].items()] + [""]
     return lines
 
@@ -190,13 +162,13 @@ def _browser(sec: dict) -> list[str]:
 def _faces(sec: dict) -> list[str]:
     lines = [sec["how"] + ".", ""]
     port = sec.get("find_ms_keras_port", {})
-    lines += _table(["picture", "faces found", "find faces, ms (median / p95)", "CPU ms (median / p95)",
+    lines += table(["picture", "faces found", "find faces, ms (median / p95)", "CPU ms (median / p95)",
                      "the Keras port, eager: ms / CPU ms (medians)"],
                     [[name, sec["faces_found"][name], rep(s, p95=True), rep(sec["find_cpu_ms"][name], p95=True),
                       f"{rep(port[name]['wall'], 1)} / CPU {rep(port[name]['cpu'], 1)}" if name in port else "-"]
                      for name, s in sec["find_ms"].items()])
     pictures = list(next(iter(sec["check_ms"].values())))
-    lines += _table(["detector", *(f"whole check, {p}, ms / CPU ms (medians)" for p in pictures)],
+    lines += table(["detector", *(f"whole check, {p}, ms / CPU ms (medians)" for p in pictures)],
                     [[name, *(f"{rep(s[p], 1)} / {rep(sec['check_cpu_ms'][name][p], 1)}" for p in pictures)]
                      for name, s in sec["check_ms"].items()])
     for name, t in sec.get("targets", {}).items():
@@ -207,7 +179,7 @@ def _faces(sec: dict) -> list[str]:
     found = sec.get("faces_v1_found")
     if found:
         lines += [f"A face is found in {found['found']:,} of {found['images']:,} faces-v1 images ({found['share']:.2%}).", ""]
-        lines += _table(["source", "found", "images", "share"],
+        lines += table(["source", "found", "images", "share"],
                         [[s, v["found"], v["images"], f"{v['share']:.2%}"] for s, v in found["per_source"].items()])
     return lines
 
@@ -227,7 +199,7 @@ def _provenance(sec: dict) -> list[str]:
 def _soak(sec: dict) -> list[str]:
     lines = [f"Model: {sec['model']}. Images: {sec['images']}.", "", sec["how"] + ".", ""]
     lat = sec.get("latency_ms") or {}
-    lines += _table(["figure", "value"], [
+    lines += table(["figure", "value"], [
         ["requests served (200)", f"{sec['served']:,} ({sec['requests_per_s']} /s)"],
         ["answers by status", ", ".join(f"{k}: {v:,}" for k, v in sorted(sec["statuses"].items()))],
         ["5xx answers", sec["server_errors_5xx"]],
@@ -242,7 +214,7 @@ def _soak(sec: dict) -> list[str]:
                                             "health answers sharing Redis again (limit and cache)"
                                             for name, a in sec["after"].items()) + ".", ""]
     c = sec["cache_hit"]
-    lines += _table(["result cache hit", "median / p95 ms"], [
+    lines += table(["result cache hit", "median / p95 ms"], [
         ["HTTP round trip of a repeated picture", rep(c["http_round_trip_ms"], 2, p95=True)],
         ["the server's time_ms on a hit", rep(c["server_time_ms"], 2, p95=True)],
         ["the cache's lookup in Redis alone", rep(c["redis_lookup_ms"], 2, p95=True)],
@@ -295,6 +267,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m bench.report RESULTS.json")
     src = Path(sys.argv[1])
-    from bench.run import markdown_path
 
     print(write_markdown(json.loads(src.read_text()), markdown_path(src)))

@@ -130,14 +130,10 @@ def _previous(out: Path, smoke: bool, this_machine: dict) -> dict:
     return {**old, "sections": sections}
 
 
-def markdown_path(out: Path) -> Path:
-    return out.with_name("RESULTS.md") if out.name == "results.json" else out.with_suffix(".md")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from bench.common import BenchError, load_average, machine, say
+    from bench.common import BenchError, load_average, machine, markdown_path, say
     from bench.report import write_markdown
 
     out = Path(args.out)

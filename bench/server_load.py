@@ -145,7 +145,7 @@ class Server:
         env.update(self.env)
         self.log = tempfile.TemporaryFile()
         self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--bind", f"127.0.0.1:{self.port}"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "training.commands", "serve", "--bind", f"127.0.0.1:{self.port}"],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

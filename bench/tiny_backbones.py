@@ -30,7 +30,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bench.common import CACHE, ROOT, BenchError, file_hash, image_set, say, summary
+from bench.common import CACHE, ROOT, BenchError, file_hash, image_set, mb, say, summary, table
 
 SECTION = "tiny-backbones"
 SIZES = (160, 192, 224)
@@ -41,7 +41,7 @@ P95_MS_BUDGET = 30.0
 # What a conversion depends on (its cache key): these files, tiny's builder and its helpers, and
 # the contract's tiny and faces entries (not the whole of architectures.py or preprocessing.json,
 # which change with other detectors).
-SOURCES = ["models/backbones.py", "models/detector.py", "models/faces.py", "models/blazeface.py", "converter/export.py",
+SOURCES = ["models/backbones.py", "models/detector.py", "models/faces.py", "models/blazeface.py", "converter/export.py", "converter/tfjs.py",
            "converter/metadata.py", "converter/ops.py", "converter/faces.py"]
 BUILDERS = ["build_tiny", "_ported_input_scaling", "_to_backbone_scaling", "_ported_backbone", "build_backbone",
             "load_tfjs_weights"]
@@ -188,23 +188,22 @@ def _convert(backbone: str, size: int, folder: Path) -> None:
 
 # --- Markdown (bench/report.py) ---------------------------------------------------------------
 def markdown(sec: dict) -> list[str]:
-    from bench.report import _mb, _table
 
     b = sec["budgets"]
     lines = [sec["how"] + ".", "",
-             f"Budgets: extension model files at most {_mb(b['extension_model_bytes'])} (MB = 2^20 bytes); "
+             f"Budgets: extension model files at most {mb(b['extension_model_bytes'])} (MB = 2^20 bytes); "
              f"at most {b['wasm_p95_ms_per_face']:g} ms per face at p95. Images: {sec['images']}.", ""]
     rows = []
     for k, c in sec["candidates"].items():
         ms = c["wasm_ms_per_face"]
         fits = [q for q in ("mixed", "float16", "uint8") if c["size_budget_met"][q] and c["speed_budget_met"]]
         rows.append([c["backbone"] + (" (today)" if c["today"] else ""), f"{c['input_size']} px", f"{c['parameters']:,}",
-                     _mb(c["model_bytes"]["mixed"]), _mb(c["model_bytes"]["float16"]), _mb(c["model_bytes"]["uint8"]),
-                     _mb(c["extension_model_bytes"]["float16"]), _mb(c["extension_model_bytes"]["uint8"]),
+                     mb(c["model_bytes"]["mixed"]), mb(c["model_bytes"]["float16"]), mb(c["model_bytes"]["uint8"]),
+                     mb(c["extension_model_bytes"]["float16"]), mb(c["extension_model_bytes"]["uint8"]),
                      f"{ms['median']:.1f} / {ms['p95']:.1f} (n={ms['runs']})", ", ".join(fits) or "none"])
-    lines += _table(["backbone", "input", "parameters", "mixed", "float16", "uint8", "extension, float16",
+    lines += table(["backbone", "input", "parameters", "mixed", "float16", "uint8", "extension, float16",
                      "extension, uint8", "wasm 1 thread, ms per face p50 / p95", "meets both budgets"], rows)
     rest = {c["face_model_and_metadata_bytes"] for c in sec["candidates"].values()}
     lines += [f"mixed / float16 / uint8: the classifier's model.json + shards; extension: plus the face model and "
-              f"metadata.json ({', '.join(_mb(r) for r in sorted(rest))}).", ""]
+              f"metadata.json ({', '.join(mb(r) for r in sorted(rest))}).", ""]
     return lines

@@ -62,7 +62,7 @@ def measure(smoke: bool, data: Path | None, work: Path) -> dict:
 
 
 def markdown(sec: dict) -> list[str]:
-    from bench.report import rep
+    from bench.common import rep
 
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     return [

@@ -1,46 +1,21 @@
-"""Export a detector to a TensorFlow.js graph model, with metadata.json, for the browser.
-
-MODEL (tiny, ensemble, a run folder or a .keras file) goes through a Keras ExportArchive
-(a SavedModel, as `Model.export` writes, traced in inference mode) and the tensorflowjs converter into DIR: model.json, its weight shards and
-metadata.json (preprocessing contract, labels, calibration, thresholds, name, version, training
-summary, and the size and sha256 of every file). The face model (BlazeFace, which the extension
-runs first to crop each face) goes into DIR/face/ with a "faces" section in metadata.json
-(converter/faces.py, which also chooses its quantization by measurement).
-
-Every quantization is converted and its size printed: none, mixed (float16 for the 1x1
-convolution kernels only), float16 and uint8. The model is refused, naming the operation, if
-TensorFlow.js or its wasm backend cannot run it. With --data LABELLED_DIR each quantization's
-accuracy is measured by running the converted graph in TensorFlow.js under Node (wasm backend,
-files decoded and prepared as the extension does) and compared with Keras; a quantization that
-moves accuracy by more than one point is never written. `--quantize auto` (the default with
---data) picks the smallest that keeps it, keeps every image's calibrated p_fake within 0.01 of
-Keras on those images, and passes the parity check. Before anything is written, the parity
-check (converter/parity.py) compares the chosen conversion with Keras on a fixed image set: for
-none, mixed and float16 every |p_fake difference| must be at most 0.01 with equal verdicts. The
-table also gives, per quantization, the largest |p_fake difference| and the verdicts that
-differ from Keras on the --data images.
-
-The model the extension ships is made with:
-  unmask convert tiny --out extension/model --quantize auto --data ../shared/data/faces-v1
-(a run folder with split.json is measured on its test split; otherwise every image of --data).
-"""
+"""Export a detector to a TensorFlow.js graph model, with metadata.json, for the browser
+(`unmask convert`, training/commands/convert.py, says how it chooses)."""
 from __future__ import annotations
 
 import datetime as _dt
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 # auto also keeps every --data image's p_fake within the parity check's tolerance of Keras.
 from converter.parity import TOLERANCE as MAX_AUTO_DIFF
+from converter.tfjs import export_saved_model, layer_names, tfjs_convert
 
 # mixed: float16 for the 1x1 convolution kernels only (most of a MobileNet's bytes). For tiny,
 # all-float16 moved a test image's calibrated p(fake) by up to 0.029 in TF.js, mostly through
 # the depthwise kernels and batch-norm constants; mixed by at most 0.007, at 54% of the bytes.
 QUANTIZATIONS = ("none", "mixed", "float16", "uint8")
 MAX_ACCURACY_MOVE = 0.01  # one percentage point
-SHARD_BYTES = 4 * 1024 * 1024
 
 
 def quantization_map(quantization: str, weights: list[dict]) -> dict | None:
@@ -54,36 +29,6 @@ def quantization_map(quantization: str, weights: list[dict]) -> dict | None:
     return {quantization: "*"}
 
 
-def add_arguments(p):
-    p.add_argument("model", metavar="MODEL", help="tiny, ensemble, a training run folder or a .keras file")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write model.json, its shards and metadata.json into")
-    p.add_argument("--quantize", choices=("auto", *QUANTIZATIONS), default=None,
-                   help="weight quantization (mixed: float16 for the 1x1 convolution kernels only); auto (the default "
-                        "with --data) picks the smallest that keeps accuracy within one point of Keras and every "
-                        "image's p_fake within 0.01; without --data the default is mixed")
-    p.add_argument("--data", metavar="LABELLED_DIR",
-                   help="labelled images (real/ and fake/ folders, or manifest.csv) to measure each quantization's accuracy on")
-    p.add_argument("--split", choices=("test", "all"), default="test",
-                   help="with --data: the run's test split when MODEL has a split.json (default), or every image")
-    p.add_argument("--parity-images", metavar="DIR", help="JPEG/PNG files for the parity check (default: the fixed generated set)")
-    p.add_argument("--skip-js-checks", action="store_true",
-                   help="do not run TensorFlow.js under Node (no wasm kernel check, parity or TF.js accuracy); "
-                        "metadata.json records that the conversion was not verified")
-
-
-def run(args) -> int:
-    from converter.faces import FaceParityError
-    from converter.parity import ParityError
-    from training.cli import CLIError
-
-    try:
-        convert(args.model, args.out, quantize=args.quantize, data=args.data, split=args.split,
-                parity_images=args.parity_images, js_checks=not args.skip_js_checks)
-    except (ConversionError, ParityError, FaceParityError) as e:
-        raise CLIError(str(e)) from e
-    return 0
-
-
 class ConversionError(RuntimeError):
     """A conversion that ran but must not be shipped (parity failed, accuracy moved)."""
 
@@ -92,10 +37,12 @@ def _log(msg: str):
     print(msg, flush=True)
 
 
-def convert(model, out, *, quantize: str | None = None, data=None, split: str = "test", parity_images=None,
+def convert(model, out, *, quantize: str | None = None, samples=None, data_note: str = "", parity_images=None,
             js_checks: bool = True, faces: bool = True, log=_log) -> dict:
     """Convert `model` (a Detector or what Detector.load takes) into `out`; returns the
-    metadata written. faces=False (tests) leaves out the face model and removes out/face/.
+    metadata written. samples: labelled images (each with .path and .label) to measure each
+    quantization's accuracy on (`unmask convert --data` reads them); data_note says which they
+    are. faces=False (tests) leaves out the face model and removes out/face/.
     Raises ModelNotFound, UnsupportedOps, ConversionError, FaceParityError, ValueError."""
     from converter import faces as face_mod
     from converter import metadata as meta_mod
@@ -104,12 +51,12 @@ def convert(model, out, *, quantize: str | None = None, data=None, split: str = 
     from models.detector import Detector
 
     if quantize is None:
-        quantize = "auto" if data else "mixed"
+        quantize = "auto" if samples else "mixed"
     if quantize not in ("auto", *QUANTIZATIONS):
         raise ValueError(f"unknown quantization {quantize!r}; use auto, {', '.join(QUANTIZATIONS)}")
-    if quantize == "auto" and not data:
+    if quantize == "auto" and not samples:
         raise ValueError(f"--quantize auto chooses by measured accuracy: give --data LABELLED_DIR, or name one of {', '.join(QUANTIZATIONS)}")
-    if data and not js_checks:
+    if samples and not js_checks:
         raise ValueError("--data measures accuracy in TensorFlow.js under Node, which --skip-js-checks turns off")
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -119,32 +66,31 @@ def convert(model, out, *, quantize: str | None = None, data=None, split: str = 
 
     detector = model if isinstance(model, Detector) else Detector.load(model)
     log(f"Converting {detector.name} {detector.version} ({detector.architecture}, {detector.model.count_params():,} parameters)")
-    samples, data_note = (_labelled_samples(detector, data, split, log) if data else (None, None))
 
     with tempfile.TemporaryDirectory(prefix="unmask-convert-") as tmp:
         tmp = Path(tmp)
         saved = tmp / "saved_model"
         log("  exporting a SavedModel (keras ExportArchive, inference mode)")
         try:
-            _export_saved_model(detector.model, saved)
+            export_saved_model(detector.model, saved)
         except Exception as e:  # Keras raises many kinds; say which step failed
             raise ValueError(f"Keras could not export {detector.name} as a SavedModel: {e}") from e
-        layer_names = _layer_names(detector.model)
-        graph_ops = ops.check_graph_ops(saved, layer_names)
+        names = layer_names(detector.model)
+        graph_ops = ops.check_graph_ops(saved, names)
         log(f"  graph ops: {', '.join(graph_ops)} (all in the TensorFlow.js op list)")
 
         dirs = {q: tmp / q for q in QUANTIZATIONS}
-        _tfjs_convert(saved, dirs["none"], None)  # the others are mapped from its weights
+        tfjs_convert(saved, dirs["none"], None)  # the others are mapped from its weights
         weights = meta_mod.weight_specs(dirs["none"])
         for q in QUANTIZATIONS:
             if q != "none":
-                _tfjs_convert(saved, dirs[q], quantization_map(q, weights))
+                tfjs_convert(saved, dirs[q], quantization_map(q, weights))
             meta_mod.write(dirs[q], meta_mod.build(detector, dirs[q], q))
         sizes = {q: sum(e["bytes"] for e in meta_mod.file_entries(dirs[q], meta_mod.model_files(dirs[q]))) for q in QUANTIZATIONS}
 
         checks: dict = {}
         if js_checks:
-            kernels = ops.check_wasm_kernels(dirs["none"], layer_names=layer_names)
+            kernels = ops.check_wasm_kernels(dirs["none"], layer_names=names)
             log(f"  wasm kernels: {', '.join(kernels)} (all registered by @tensorflow/tfjs-backend-wasm)")
             checks["wasm_kernels"] = kernels
         else:
@@ -186,62 +132,6 @@ def convert(model, out, *, quantize: str | None = None, data=None, split: str = 
     total = sum(e["bytes"] for e in files) + (out / meta_mod.METADATA_FILE).stat().st_size
     log(f"Wrote {out}: {chosen}, {len(files) + 1} files, {total / 1024:,.1f} KB in all")
     return metadata
-
-
-def _export_saved_model(model, path: Path):
-    """Model.export, but tracing the call with training=False: plain export leaves nested
-    models (the ensemble's members) in training mode, and their dropout's seed updates then
-    break freezing."""
-    import keras
-    import tensorflow as tf
-
-    shape = tuple(model.inputs[0].shape)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serve", lambda pixels: model(pixels, training=False),
-                         input_signature=[tf.TensorSpec((None, *shape[1:]), tf.float32, name="pixels")])
-    archive.write_out(str(path), verbose=False)
-
-
-def _layer_names(model) -> list[str]:
-    """Every layer name, nested models included, to name the layer behind a graph node."""
-    names = []
-    for layer in model.layers:
-        names.append(layer.name)
-        if hasattr(layer, "layers"):
-            names += _layer_names(layer)
-    return names
-
-
-def _tfjs_convert(saved: Path, dest: Path, dtype_map: dict | None):
-    from converter import ops
-
-    ops.import_tensorflowjs()
-    from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs_conv
-
-    try:
-        tfjs_conv.convert_tf_saved_model(str(saved), str(dest), quantization_dtype_map=dtype_map,
-                                         weight_shard_size_bytes=SHARD_BYTES)
-    except ValueError as e:
-        unsupported = ops.from_converter_error(e)
-        raise (unsupported or ValueError(f"tensorflowjs_converter failed ({dest.name}): {e}")) from e
-
-
-def _labelled_samples(detector, data, split: str, log):
-    """The samples to measure accuracy on, and a note saying which they are."""
-    from training.data import SPLIT_FILE, load_dataset, load_split
-
-    folder = Path(detector.path) if detector.path else None
-    if split == "test" and folder and (folder / SPLIT_FILE).is_file():
-        samples = load_split(folder, data)["test"]
-        if not samples:
-            raise ValueError(f"the test split in {folder / SPLIT_FILE} is empty; use --split all")
-        note = f"test split of run {folder.name} ({Path(data).name})"
-    else:
-        samples = load_dataset(data).samples
-        note = f"every image of {Path(data).name}" + (" (MODEL has no split.json)" if split == "test" else "")
-    log(f"  accuracy will be measured on {len(samples):,} labelled images: {note}")
-    return samples, note
 
 
 def _measure_accuracy(detector, samples, dirs: dict, note: str, log) -> dict:
@@ -355,8 +245,3 @@ def _install(src: Path, out: Path, names: list[str]):
     for name in names:
         shutil.copyfile(src / name, out / name)
 
-
-if __name__ == "__main__":  # python -m converter.export ... behaves as `unmask convert ...`
-    from training.cli import main
-
-    sys.exit(main(["convert", *sys.argv[1:]]))

@@ -52,7 +52,7 @@ def convert_face_model(work: Path, *, quantize: str = "auto", js_checks: bool = 
     """Convert BlazeFace into work/face/ (work is a scratch folder) and return the "faces"
     section of metadata.json for it. Raises UnsupportedOps, FaceParityError, ValueError."""
     from converter import ops
-    from converter.export import _export_saved_model, _layer_names, _tfjs_convert
+    from converter.tfjs import export_saved_model, layer_names, tfjs_convert
     from models.blazeface import build_blazeface, model_path
     from models.faces import face_contract
     from models.tensorflow_import import import_tensorflow
@@ -65,12 +65,12 @@ def convert_face_model(work: Path, *, quantize: str = "auto", js_checks: bool = 
     log(f"Converting the face model ({c.model_file}, {model.count_params():,} parameters)")
     work = Path(work)
     saved = work / "saved_model"
-    _export_saved_model(model, saved)
-    graph_ops = ops.check_graph_ops(saved, _layer_names(model))
+    export_saved_model(model, saved)
+    graph_ops = ops.check_graph_ops(saved, layer_names(model))
     log(f"  graph ops: {', '.join(graph_ops)} (all in the TensorFlow.js op list)")
     roots = {q: work / q for q in QUANTIZATIONS}  # each laid out like OUT: metadata.json + face/
     for q, root in roots.items():
-        _tfjs_convert(saved, root / FACE_DIR, {"float16": "*"} if q == "float16" else None)
+        tfjs_convert(saved, root / FACE_DIR, {"float16": "*"} if q == "float16" else None)
         rank1_biases(root / FACE_DIR)
         meta_mod.write(root, {"faces": faces_section(root, q)})
     sizes = {q: sum(e["bytes"] for e in faces_section(roots[q], q)["files"]) for q in QUANTIZATIONS}

@@ -7,20 +7,15 @@ The ensemble outputs {"p_fake": (batch, 1), "members": (batch, n_members)}.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers, ops
 
+from models import weights as weight_files
 from models.preprocessing import input_spec
 
-SHARED_WEIGHTS = Path(os.environ.get("UNMASK_SHARED_WEIGHTS", Path(__file__).resolve().parents[2] / "shared" / "weights"))
-MOBILENET_WEIGHTS = {
-    0.25: "mobilenet_v1_0.25_224_imagenet",
-    1.0: "mobilenet_v1_1.0_224_imagenet_truncated",  # no conv_pw_13: use up to conv_pw_12_relu
-}
 
 
 def _input_and_rescale(architecture: str):
@@ -185,7 +180,7 @@ def build_backbone(kind: str = "mobilenet", alpha: float = 1.0, weights: str | N
         input_shape=shape, alpha=alpha, include_top=False, weights="imagenet" if weights == "imagenet" else None
     )
     if weights == "shared":
-        folder = Path(weights_dir or SHARED_WEIGHTS) / MOBILENET_WEIGHTS[alpha]
+        folder = Path(weights_dir or weight_files.FOLDER) / weight_files.MOBILENET[alpha]
         if not (folder / "model.json").exists():
             raise FileNotFoundError(
                 f"MobileNet weights not found in {folder}; pass --weights imagenet to download them, or none"

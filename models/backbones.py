@@ -135,16 +135,16 @@ def _weights_file(name: str, weights) -> Path | None:
     if weights is None or weights is False:
         return None
     if weights is True:
-        from models.architectures import SHARED_WEIGHTS  # here, not at the top: architectures may import us
+        from models import weights as weight_files
 
-        path = Path(SHARED_WEIGHTS) / FILES[name]
+        path = weight_files.FOLDER / FILES[name]
     else:
         path = Path(weights)
         path = path / FILES[name] if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(
-            f"{name} ImageNet weights not found: expected {path}. The shared weights live in ../shared/weights "
-            f"next to the repository; set UNMASK_SHARED_WEIGHTS to the folder holding {FILES[name]}, "
+            f"{name} ImageNet weights not found: expected {path}. See docs/weights.md for where they come from; "
+            f"set UNMASK_WEIGHTS to the folder holding {FILES[name]}, "
             "pass weights=<path to the .npz>, or weights=None for random initialisation."
         )
     return path

@@ -1,6 +1,6 @@
 """What a detector looked at: Grad-CAM, LIME, or the feature maps of one layer.
 
-Used by `unmask explain` (training/explain.py) and the server through models/inference.py,
+Used by `unmask explain` (training/commands/explain.py) and the server through models/inference.py,
 which runs them on each face crop and puts each map back where its crop lies. The heat
 shows the regions that pushed the score toward the target label. On a picture given
 directly, the model sees only its centre square (the preprocessing contract), so outside

@@ -19,9 +19,7 @@ import numpy as np
 
 from models.faces import Face, FaceFinder, Found, crop_image, face_contract
 from models.preprocessing import ImageError
-from models.wording import describe, tag, wording
-
-NO_FACE = "no_face"
+from models.wording import describe, no_face, tag, wording
 
 
 def require_size(image: np.ndarray):
@@ -35,12 +33,6 @@ def require_size(image: np.ndarray):
 def face_result(face: Face, prediction) -> dict:
     return {**face.as_dict(), **prediction.as_dict(),
             "summary": describe(prediction.verdict, prediction.confidence, prediction.p_fake)}
-
-
-def no_face(**rest) -> dict:
-    """The result for a picture (or video) without a face to judge: no verdict, no score."""
-    return {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
-            "summary": wording()["no_face"], **rest}
 
 
 def combine(faces: list[dict], found: Found) -> dict:

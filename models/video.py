@@ -263,8 +263,7 @@ def judge_video(frames: list[dict], calibration, video_calibration=None, rules: 
     when any judged track is, real when every judged track is, else uncertain, and no_face
     when no frame holds a face. Its confidence and p(fake) are the most suspicious judged
     track's. Each face in the returned frames gets its "track" number."""
-    from models.inference import no_face
-    from models.wording import describe
+    from models.wording import describe, no_face
 
     rules = rules or video_rules()
     cal = video_calibration or calibration

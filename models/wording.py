@@ -7,11 +7,18 @@ from functools import lru_cache
 from pathlib import Path
 
 WORDING_PATH = Path(__file__).with_name("wording.json")
+NO_FACE = "no_face"
 
 
 @lru_cache(maxsize=1)
 def wording() -> dict:
     return json.loads(WORDING_PATH.read_text())
+
+
+def no_face(**rest) -> dict:
+    """The result for a picture (or video) without a face to judge: no verdict, no score."""
+    return {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
+            "summary": wording()["no_face"], **rest}
 
 
 def pct(x: float) -> str:

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from models.inference import NO_FACE
+from models.wording import NO_FACE
 from models.provenance import combine
 from server.batcher import MicroBatcher
 from server.config import Config

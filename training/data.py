@@ -102,6 +102,26 @@ def _absolute(path) -> Path:
     return Path(os.path.abspath(Path(path).expanduser()))
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recorded(path) -> str:
+    """A path as split.json, metrics.json and model cards record it: relative to the
+    repository (e.g. ../shared/data/faces-v1), so that the record still holds in a checkout
+    elsewhere; absolute only where no relative path exists (another drive)."""
+    p = _absolute(path)
+    try:
+        return os.path.relpath(p, REPO)
+    except ValueError:
+        return str(p)
+
+
+def from_record(path) -> Path:
+    """A recorded path back to a folder on this machine: a relative one is relative to the repository."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else _absolute(REPO / p)
+
+
 def _short(path: str, root: Path) -> str:
     try:
         return str(Path(path).relative_to(root))
@@ -462,7 +482,7 @@ def save_split(run_dir, dataset_root, seed: int, splits: dict[str, list[Sample]]
     left_out = list(left_out or [])
     doc = {
         "seed": seed,
-        "data": str(root),
+        "data": recorded(root),
         "splits": {name: [rel(s.path) for s in splits[name]] for name in splits},
         "samples": {rel(s.path): [s.label, s.source, s.group] for s in [*(x for v in splits.values() for x in v), *left_out]},
     }
@@ -482,7 +502,7 @@ def _read_split_file(run_dir, data_root):
         raise FileNotFoundError(f"{path} not found: this run folder has no recorded split "
                                 "(evaluate a whole folder with --data instead)")
     doc = json.loads(path.read_text())
-    root = _absolute(data_root or doc["data"])
+    root = _absolute(data_root) if data_root else from_record(doc["data"])
     meta = doc.get("samples")
     if meta is None:
         ds = load_dataset(root, validate=False, progress=False)

@@ -1,30 +1,5 @@
-"""Evaluate a detector: metrics per source, calibration, plots, metrics.json and a model card.
-
-    unmask evaluate runs/tiny                                  # the run's test split
-    unmask evaluate runs/tiny --data ../shared/data/faces-v1   # the same, data moved
-    unmask evaluate ensemble --data photos/ --split all        # every image of a folder
-    unmask evaluate runs/tiny --degrade web                    # half size, then JPEG q60
-    unmask evaluate runs/tiny-without-sd21 --split left-out    # the source a run was trained without
-
-Reported: accuracy, precision, recall, F1 and ROC AUC (pooled, p(fake) >= 0.5 is "fake");
-the confusion matrix and classification report; per source, the AUC where a source has both
-labels and, for every source, TPR/TNR at 0.5 and the share of fakes called `fake` and of
-reals called `real` at the shipped thresholds; the mean AUC over the sources with both
-labels; calibration: ECE before and after, the precision of confident verdicts, coverage
-and the share uncertain.
-
-Left-out source (a run trained with `unmask train --leave-out SOURCE`; --split left-out):
-its images are scored together with the real faces of the run's test split (the sources it
-was trained on). For a source with real and fake images: the ROC AUC against its own reals;
-for a fake-only source: the share of its fakes called fake at the threshold where at most 5%
-of those test-split reals are called fake, and at the shipped (calibrated) threshold; and,
-per real source, the share of its real faces called fake at the shipped threshold (false
-alarms). Under "left_out" in metrics.json.
-
-Written to --out (default: the model's folder for its own test split, else a subfolder
-eval-SPLIT[-web]): metrics.json, predictions.csv, MODEL_CARD.md and PNGs (training_curves,
-roc, confusion, verdicts, reliability, scores).
-"""
+"""Evaluating a detector (`unmask evaluate`, training/commands/evaluate.py): metrics per source,
+left-out figures, plots, metrics.json and the model card."""
 from __future__ import annotations
 
 import csv
@@ -36,22 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from training.data import from_record, recorded
+
 THRESHOLD = 0.5  # the binary decision for accuracy/precision/recall: calibrated p(fake) >= 0.5
 LEFT_OUT_FALSE_ALARM = 0.05  # left-out fakes are counted at the threshold that calls this share of known reals fake
 DEGRADATIONS = ("web",)
-
-
-def add_arguments(p):
-    p.add_argument("model", metavar="RUN_DIR_OR_MODEL", help="a run folder, a .keras file, or tiny / ensemble")
-    p.add_argument("--data", help="data folder (test split: where the run's data now lies; all: the folder to score)")
-    p.add_argument("--split", choices=("test", "all", "left-out"),
-                   help="test: the run's recorded test split (split.json); all: every image of --data; left-out: "
-                        "the source the run was trained without (unmask train --leave-out), beside the reals of its "
-                        "test split (default: test when the model folder has a split.json, else all)")
-    p.add_argument("--out", help="folder for the results (default: see above)")
-    p.add_argument("--degrade", choices=DEGRADATIONS, help="web: evaluate copies at half size, re-saved as JPEG q60")
-    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 # --- metrics ----------------------------------------------------------------------------
@@ -288,7 +252,7 @@ def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: 
     (left_out_figures), under "left_out"."""
     from training.facecrops import with_faces
     from training.model_card import write as write_card
-    from training.predict import score_files
+    from training.scoring import score_files
 
     samples = list(samples)
     if not samples:
@@ -319,7 +283,7 @@ def evaluate_detector(detector, samples, out_dir, history_csv=None, *, degrade: 
         "data": {**(data_info or {}), "degrade": degrade, "n_scored": len(ok), "n_real": int((y == 0).sum()),
                  "n_fake": int((y == 1).sum()), "errors": errors,
                  "no_face": {src: sum(s.source == src for s in no_face) for src in sorted({s.source for s in no_face})},
-                 "no_face_files": [s.path for s in no_face]},
+                 "no_face_files": [recorded(s.path) for s in no_face]},
         **compute_metrics(p_raw, y, src, cal),
     }
     metrics["data"].setdefault("root", "(samples)")
@@ -452,12 +416,12 @@ def evaluate_run(run_dir, data_root=None, *, out_dir=None, degrade: str | None =
     splits = load_split(run_dir, data_root)
     if not splits.get("test"):
         raise ValueError(f"the test split in {run_dir / 'split.json'} is empty; evaluate a folder with --split all")
-    root = data_root or json.loads((run_dir / "split.json").read_text()).get("data")
-    cmd = ["unmask", "evaluate", str(run_dir)] + (["--data", str(data_root)] if data_root else []) + \
+    root = data_root or from_record(json.loads((run_dir / "split.json").read_text()).get("data"))
+    cmd = ["unmask", "evaluate", str(run_dir)] + (["--data", recorded(data_root)] if data_root else []) + \
           (["--degrade", degrade] if degrade else [])
     return evaluate_detector(
         detector, splits["test"], out_dir or run_dir, history_csv=run_dir / "history.csv", degrade=degrade,
-        data_info={"root": str(root), "split": "test", "splits": _split_counts(splits)}, batch_size=batch_size,
+        data_info={"root": recorded(root), "split": "test", "splits": _split_counts(splits)}, batch_size=batch_size,
         progress=progress, command=shlex.join(cmd))
 
 
@@ -481,13 +445,13 @@ def evaluate_left_out(run_dir, data_root=None, *, out_dir=None, degrade: str | N
     if not reals:
         print(f"note: the test split of {run_dir} holds no real face, so there is no {LEFT_OUT_FALSE_ALARM:.0%} "
               "false-alarm threshold to count the left-out fakes at", file=sys.stderr)
-    root = data_root or json.loads((run_dir / "split.json").read_text()).get("data")
+    root = data_root or from_record(json.loads((run_dir / "split.json").read_text()).get("data"))
     out_dir = Path(out_dir) if out_dir else run_dir / ("eval-left-out" + (f"-{degrade}" if degrade else ""))
-    cmd = ["unmask", "evaluate", str(run_dir), "--split", "left-out"] + (["--data", str(data_root)] if data_root else []) + \
+    cmd = ["unmask", "evaluate", str(run_dir), "--split", "left-out"] + (["--data", recorded(data_root)] if data_root else []) + \
           (["--degrade", degrade] if degrade else [])
     return evaluate_detector(
         detector, left + reals, out_dir, history_csv=run_dir / "history.csv", degrade=degrade,
-        data_info={"root": str(root), "split": "left-out",
+        data_info={"root": recorded(root), "split": "left-out",
                    "left_out_source": source, "n_left_out": len(left), "n_reference_reals": len(reals),
                    "splits": _split_counts(splits)},
         batch_size=batch_size, progress=progress, command=shlex.join(cmd), quiet=quiet, left_out_source=source)
@@ -504,36 +468,11 @@ def evaluate_folder(model, data_root, *, out_dir, degrade: str | None = None, ba
     print(ds.format_summary(), file=sys.stderr)
     folder = detector.path if detector.path else Path(".")
     history = Path(folder) / "history.csv"
-    cmd = ["unmask", "evaluate", str(model), "--data", str(data_root), "--split", "all"] + (["--degrade", degrade] if degrade else [])
+    cmd = ["unmask", "evaluate", str(model), "--data", recorded(data_root), "--split", "all"] + (["--degrade", degrade] if degrade else [])
     return evaluate_detector(
         detector, ds.samples, out_dir, history_csv=history if history.is_file() else None, degrade=degrade,
-        data_info={"root": str(ds.root), "split": "all", "layout": ds.layout,
+        data_info={"root": recorded(ds.root), "split": "all", "layout": ds.layout,
                    "skipped_while_reading": ds.summary().get("skipped")},
         batch_size=batch_size, progress=progress, command=shlex.join(cmd))
 
 
-def run(args) -> int:
-    from models.detector import resolve
-
-    where = resolve(args.model)  # ModelNotFound (a FileNotFoundError) says how to get one
-    folder = where if where.is_dir() else where.parent
-    has_split = (folder / "split.json").is_file() and where.is_dir()
-    split = args.split or ("test" if has_split else "all")
-    if split in ("test", "left-out") and not has_split:
-        raise ValueError(f"{args.model} has no recorded {split} split ({folder / 'split.json'}); "
-                         "evaluate a whole folder with --data DIR --split all")
-    if split == "all" and not args.data:
-        raise ValueError("--split all needs --data DIR: the folder of real and fake images to evaluate on")
-    suffix = f"-{args.degrade}" if args.degrade else ""
-    if split == "left-out":
-        evaluate_left_out(folder, args.data, out_dir=args.out, degrade=args.degrade, batch_size=args.batch_size,
-                          progress=not args.quiet)
-    elif split == "test":
-        out = Path(args.out) if args.out else (folder if not args.degrade else folder / f"eval-test{suffix}")
-        evaluate_run(folder, args.data, out_dir=out, degrade=args.degrade, batch_size=args.batch_size,
-                     progress=not args.quiet)
-    else:
-        out = Path(args.out) if args.out else folder / f"eval-{Path(args.data).resolve().name}{suffix}"
-        evaluate_folder(args.model, args.data, out_dir=out, degrade=args.degrade, batch_size=args.batch_size,
-                        progress=not args.quiet)
-    return 0

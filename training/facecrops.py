@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from training import diskcache
 
 BATCH = 32
 UNREADABLE = "unreadable"  # not cached: the reader that decodes the file reports why
@@ -39,39 +40,29 @@ def face_crops(paths: list[str], progress: bool = True) -> list:
     UNREADABLE where the file cannot be read now. Cached; missing entries are found in batches."""
     from models.preprocessing import ImageError, load_image
 
-    file = cache_file()
-    cache = json.loads(file.read_text()) if file.is_file() else {}
     keys = []
     for p in paths:
         try:
             keys.append(file_key(p))
         except OSError:
             keys.append(None)
-    unreadable = set()
-    todo = [i for i, k in enumerate(keys) if k is not None and k not in cache]
-    if todo:
-        from tqdm import tqdm
+    unreadable, finder = set(), []
 
-        from models.faces import FaceFinder
+    def find(indexes) -> dict:
+        if not finder:
+            from models.faces import FaceFinder
 
-        finder = FaceFinder()
-        bar = tqdm(total=len(todo), desc="finding faces", unit="img", file=sys.stderr, disable=not progress, leave=False)
-        for start in range(0, len(todo), BATCH):
-            batch, images = [], []
-            for i in todo[start:start + BATCH]:
-                try:
-                    images.append(load_image(paths[i]))
-                    batch.append(i)
-                except ImageError:
-                    unreadable.add(i)
-            for i, found in zip(batch, finder.find_batch(images)):
-                cache[keys[i]] = list(found.faces[0].crop) if found.faces else None
-            bar.update(len(todo[start:start + BATCH]))
-        bar.close()
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(file)  # atomic: a run stopped here leaves the old cache whole
+            finder.append(FaceFinder())
+        batch, images = [], []
+        for i in indexes:
+            try:
+                images.append(load_image(paths[i]))
+                batch.append(i)
+            except ImageError:
+                unreadable.add(i)
+        return {i: list(found.faces[0].crop) if found.faces else None for i, found in zip(batch, finder[0].find_batch(images))}
+
+    cache = diskcache.fill(cache_file(), keys, find, batch=BATCH, desc="finding faces", progress=progress)
     return [UNREADABLE if k is None or i in unreadable else tuple(cache[k]) if cache[k] else None
             for i, k in enumerate(keys)]
 

@@ -96,9 +96,9 @@ def data_sources(data: Path) -> dict[str, dict[str, int]]:
 
 
 def finished(run: Path) -> bool:
-    from training.bundle import trained
+    from training.train import finished as training_finished
 
-    return (run / "model.keras").exists() and trained(run)
+    return (run / "model.keras").exists() and training_finished(run)
 
 
 def train_argv(model: str, data, run: Path, source: str, args) -> list[str]:
@@ -130,7 +130,7 @@ def evaluate_argv(run: Path) -> list[str]:
 
 def unmask(argv: list[str], log: list[str]) -> None:
     """Run one `unmask` command in this process (TensorFlow loads once), logged as a shell line."""
-    from training.cli import main as cli
+    from training.commands import main as cli
 
     line = shlex.join(["unmask", *argv])
     print(f"\n$ {line}", flush=True)

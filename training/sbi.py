@@ -17,7 +17,6 @@ real crop and cached on disk like the face crops (training/facecrops.py).
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,49 +71,41 @@ def face_landmarks(paths: list[str], crops: list, progress: bool = True) -> list
     None where the mesh sees no face or the file cannot be read. Cached on disk by file and crop."""
     from models.preprocessing import ImageError, load_image
 
+    from training import diskcache
     from training.facecrops import apply_crop
 
-    file = cache_file()
-    cache = {}
-    if file.is_file():
-        with np.load(file) as z:
-            cache = dict(zip(z["keys"].tolist(), z["points"]))
     keys = []
     for p, c in zip(paths, crops):
         try:
             keys.append(_key(p, c))
         except OSError:
             keys.append(None)
-    todo = [i for i, k in enumerate(keys) if k is not None and k not in cache]
-    if todo:
+    mesh = []
+
+    def find(indexes) -> dict:
         from PIL import Image
-        from tqdm import tqdm
 
-        from models.blazeface import build_face_mesh, model_path
+        if not mesh:
+            from models.blazeface import build_face_mesh, model_path
 
-        mesh = build_face_mesh(model_path("face_landmark.tflite"))
-        bar = tqdm(total=len(todo), desc="face landmarks", unit="img", file=sys.stderr, disable=not progress, leave=False)
-        for start in range(0, len(todo), MESH_BATCH):
-            batch, pixels = [], []
-            for i in todo[start:start + MESH_BATCH]:
-                try:
-                    face = apply_crop(load_image(paths[i]), crops[i])
-                except ImageError:
-                    continue
-                pixels.append(np.asarray(Image.fromarray(face).resize((MESH_SIZE, MESH_SIZE), Image.BILINEAR), np.float32))
-                batch.append(i)
-            if batch:
-                out = mesh(np.stack(pixels), training=False)
-                points = np.asarray(out["landmarks"]).reshape(len(batch), 468, 3)[..., :2] / MESH_SIZE
-                score = np.asarray(out["face"]).reshape(-1)
-                for i, pts, s in zip(batch, points, score):
-                    cache[keys[i]] = pts.astype(np.float16) if s > MIN_FACE_SCORE else np.full((468, 2), np.nan, np.float16)
-            bar.update(len(todo[start:start + MESH_BATCH]))
-        bar.close()
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(file.stem + ".tmp.npz")
-        np.savez(tmp, keys=np.array(list(cache), dtype=object).astype(str), points=np.stack(list(cache.values())))
-        tmp.replace(file)  # atomic: a run stopped here leaves the old cache whole
+            mesh.append(build_face_mesh(model_path("face_landmark.tflite")))
+        batch, pixels = [], []
+        for i in indexes:
+            try:
+                face = apply_crop(load_image(paths[i]), crops[i])
+            except ImageError:
+                continue
+            pixels.append(np.asarray(Image.fromarray(face).resize((MESH_SIZE, MESH_SIZE), Image.BILINEAR), np.float32))
+            batch.append(i)
+        if not batch:
+            return {}
+        out = mesh[0](np.stack(pixels), training=False)
+        points = np.asarray(out["landmarks"]).reshape(len(batch), 468, 3)[..., :2] / MESH_SIZE
+        score = np.asarray(out["face"]).reshape(-1)
+        return {i: pts.astype(np.float16) if s > MIN_FACE_SCORE else np.full((468, 2), np.nan, np.float16)
+                for i, pts, s in zip(batch, points, score)}
+
+    cache = diskcache.fill(cache_file(), keys, find, batch=MESH_BATCH, desc="face landmarks", progress=progress)
     out = []
     for k in keys:
         pts = cache.get(k) if k is not None else None

@@ -32,13 +32,13 @@ def sample_configs(n: int, seed: int) -> list[dict]:
     return rng.sample(grid, min(n, len(grid)))
 
 
-def search(train_ds, val_ds, n_trials: int, epochs: int, seed: int, out_dir: Path) -> dict:
+def search(train_ds, val_ds, n_trials: int, epochs: int, seed: int, out_dir: Path, prepare=lambda model: None) -> dict:
     """Run (or finish) the search; returns the best trial {"config", "val_auc", ...}.
-    The datasets are those of training (pixels, labels, weights)."""
+    The datasets are those of training (pixels, labels, weights); prepare(model) readies each
+    trial's model as training would (training/train.py passes its faster_batch_norm)."""
     import keras
 
     from models.architectures import build_tuned_cnn
-    from training.train import faster_batch_norm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def search(train_ds, val_ds, n_trials: int, epochs: int, seed: int, out_dir: Pat
         print(f"tuning trial {i + 1}/{len(configs)}: {config}", flush=True)
         keras.utils.set_random_seed(seed + i)
         model = build_tuned_cnn(filters=tuple(config["filters"]), dense=config["dense"], dropout=config["dropout"])
-        faster_batch_norm(model)
+        prepare(model)
         model.compile(keras.optimizers.Adam(config["lr"]), "binary_crossentropy",
                       weighted_metrics=[keras.metrics.AUC(name="auc")])
         start = time.time()

@@ -141,10 +141,12 @@ def test_auto_with_data_measures_each_quantization_in_tfjs(tiny_detector, tmp_pa
     node_or_skip()
     from converter.export import MAX_ACCURACY_MOVE, MAX_AUTO_DIFF, convert
     from tests.synthetic import image_tree
+    from training.commands.convert import labelled_samples
 
     data = image_tree(tmp_path / "data", n_per_label=6, size=300, sources=("alpha",))
     lines: list[str] = []
-    meta = convert(tiny_detector.path, tmp_path / "out", data=data, faces=False, log=lines.append)
+    samples, note = labelled_samples(tiny_detector, data, log=lines.append)
+    meta = convert(tiny_detector.path, tmp_path / "out", samples=samples, data_note=note, faces=False, log=lines.append)
     acc = meta["conversion"]["accuracy"]
     files = sorted(data.rglob("*.jpg"))
     truth = [1 if p.parent.name == "fake" else 0 for p in files]
@@ -217,7 +219,7 @@ def test_refuses_an_op_tensorflowjs_lacks_and_names_it(tmp_path, capsys):
 
     # Through the command line: one clear line, exit status 2.
     det.save(tmp_path / "run")
-    from training.cli import main
+    from training.commands import main
 
     assert main(["convert", str(tmp_path / "run"), "--out", str(tmp_path / "out2")]) == 2
     msg = capsys.readouterr().err
@@ -246,7 +248,7 @@ def test_refuses_an_op_the_wasm_backend_lacks_and_names_it(tmp_path):
 
 
 def test_missing_or_corrupt_model_gives_a_clear_error(tmp_path, capsys):
-    from training.cli import main
+    from training.commands import main
 
     assert main(["convert", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "no model at" in capsys.readouterr().err
@@ -283,13 +285,13 @@ def test_missing_node_gives_a_clear_error(tiny_detector, tmp_path, monkeypatch):
     assert parity.node_problem().startswith("Node.js is not installed")
 
 
-def test_empty_or_missing_data_folder_gives_a_clear_error(tiny_detector, tmp_path):
+def test_empty_or_missing_data_folder_gives_a_clear_error(tiny_detector, tmp_path, capsys):
     node_or_skip()
-    from converter.export import convert
+    from training.commands import main
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="it is empty"):
-        convert(tiny_detector.path, tmp_path / "out", data=tmp_path / "empty", log=lambda _: None)
-    with pytest.raises(ValueError, match="does not exist"):
-        convert(tiny_detector.path, tmp_path / "out", data=tmp_path / "nowhere", log=lambda _: None)
+    assert main(["convert", str(tiny_detector.path), "--out", str(tmp_path / "out"), "--data", str(tmp_path / "empty")]) == 2
+    assert "it is empty" in capsys.readouterr().err
+    assert main(["convert", str(tiny_detector.path), "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -191,7 +191,7 @@ def expect(keras_dir: Path, images_root: Path, out: Path) -> dict:
     {path below ROOT: models.inference result | {"error": "reason: message"}}."""
     from models.detector import Detector
     from models.inference import FaceCheck
-    from training.predict import _load, find_images
+    from training.scoring import _load, find_images
 
     check = FaceCheck(Detector.load(str(keras_dir)))
     root = Path(images_root)

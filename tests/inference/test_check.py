@@ -11,7 +11,7 @@ import pytest
 from models.calibration import Calibration, logit, sigmoid
 from tests.inference.conftest import noise_video
 from tests.synthetic import encode, face_image
-from training.cli import main
+from training.commands import main
 
 RESULT_KEYS = {"file", "ok", "kind", "verdict", "confidence", "p_fake", "p_fake_raw", "error"}
 FRAME_KEYS = {"time_s", "frame_index", "faces", "verdict", "confidence", "p_fake", "p_fake_raw"}

@@ -12,7 +12,7 @@ from PIL import Image
 
 from models.calibration import Calibration
 from tests.synthetic import face_image, manifest_folder, write_image
-from training.cli import main
+from training.commands import main
 from training.evaluate import compute_metrics, evaluate_run
 from training.model_card import render
 

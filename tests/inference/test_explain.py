@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.synthetic import face_image
 from models import explain
-from training.cli import main
+from training.commands import main
 
 
 def png_array(data: bytes) -> np.ndarray:

@@ -266,7 +266,7 @@ def test_unmask_check_json_on_a_scene_a_chart_a_logo_noise_and_a_faces_v1_image(
     from skimage import data
 
     from tests.synthetic import write_image
-    from training.cli import main
+    from training.commands import main
 
     faces = [faces_v1(f)[0] for f in SCENE_FACES[:2]]
     files = {

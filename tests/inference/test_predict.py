@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.synthetic import face_image, write_image
-from training.cli import main
-from training.predict import COLUMNS, score_files
+from training.commands import main
+from training.scoring import COLUMNS, score_files
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 # The `unmask` command of this environment (the console script setup.cfg installs).
 _SCRIPT = Path(sys.executable).with_name("unmask")
-UNMASK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "training.cli"]
+UNMASK = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "training.commands"]
 BOOT_TIMEOUT_S = 180
 
 

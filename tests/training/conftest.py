@@ -19,7 +19,7 @@ def small_manifest(tmp_path_factory):
 @pytest.fixture
 def unmask(capsys):
     """Run `unmask ARGS...` in-process through the real CLI; returns (exit status, stdout, stderr)."""
-    from training.cli import main
+    from training.commands import main
 
     def run(*argv):
         status = main([str(a) for a in argv])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models import architectures
+from models import weights as weight_files
 from models.preprocessing import input_spec
 from models.registry import ARCHITECTURES
 from tests.synthetic import face_image
@@ -103,7 +104,7 @@ def backbone(model):
 
 @pytest.mark.parametrize("name,alpha", [("pretrained", 0.25), ("pretrained", 1.0), ("tiny", 0.25)])
 def test_pretrained_backbones_load_the_shared_mobilenet_weights(name, alpha):
-    folder = architectures.SHARED_WEIGHTS / architectures.MOBILENET_WEIGHTS[alpha]
+    folder = weight_files.FOLDER / weight_files.MOBILENET[alpha]
     if not folder.exists():
         pytest.skip(f"{folder} is not on this machine")
     if name == "tiny":
@@ -122,7 +123,7 @@ def test_pretrained_backbones_load_the_shared_mobilenet_weights(name, alpha):
 
 def test_pretrained_without_weights_is_random():
     model = architectures.build_pretrained(alpha=0.25, weights=None)
-    folder = architectures.SHARED_WEIGHTS / architectures.MOBILENET_WEIGHTS[0.25]
+    folder = weight_files.FOLDER / weight_files.MOBILENET[0.25]
     if folder.exists():
         assert not np.array_equal(np.asarray(backbone(model).get_layer("conv1").kernel), _tfjs_array(folder, "conv1/kernel"))
 

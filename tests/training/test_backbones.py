@@ -7,6 +7,7 @@ import pytest
 import skimage.data
 
 from models import architectures, backbones
+from models import weights as weight_files
 from models.preprocessing import resize_for_model
 
 # name -> (builder, parameters with the classifier, (stem conv, its input), (first stride-2 depthwise conv, its input))
@@ -21,9 +22,9 @@ NETWORKS = {
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 ESPRESSO = 967
 
-missing = [f for f in backbones.FILES.values() if not (architectures.SHARED_WEIGHTS / f).is_file()]
+missing = [f for f in backbones.FILES.values() if not (weight_files.FOLDER / f).is_file()]
 needs_weights = pytest.mark.skipif(
-    bool(missing), reason=f"ImageNet archives {missing} not in {architectures.SHARED_WEIGHTS} (../shared/weights, or set UNMASK_SHARED_WEIGHTS)")
+    bool(missing), reason=f"ImageNet archives {missing} not in {weight_files.FOLDER} (../shared/weights, or set UNMASK_WEIGHTS)")
 
 
 @pytest.fixture(scope="module", params=list(NETWORKS))
@@ -99,9 +100,9 @@ def test_without_top_gives_the_pooled_1280_features(name, photos):
 
 
 def test_missing_weights_file_says_where_it_is_expected(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="nope.npz.*UNMASK_SHARED_WEIGHTS"):
+    with pytest.raises(FileNotFoundError, match="nope.npz.*UNMASK_WEIGHTS"):
         backbones.efficientnet_lite("lite0", weights=tmp_path / "nope.npz")
-    monkeypatch.setattr(architectures, "SHARED_WEIGHTS", tmp_path)  # as UNMASK_SHARED_WEIGHTS would
+    monkeypatch.setattr(weight_files, "FOLDER", tmp_path)  # as UNMASK_WEIGHTS would
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}/mobilenet_v2_1.0_imagenet.npz"):
         backbones.mobilenet_v2()
     assert backbones.mobilenet_v2(weights=None, input_size=96).output_shape == (None, 1280)
@@ -110,7 +111,7 @@ def test_missing_weights_file_says_where_it_is_expected(tmp_path, monkeypatch):
 @needs_weights
 def test_a_mismatched_archive_names_the_array(tmp_path):
     model = backbones.efficientnet_lite("lite0", weights=None)
-    with np.load(architectures.SHARED_WEIGHTS / backbones.FILES["lite0"]) as archive:
+    with np.load(weight_files.FOLDER / backbones.FILES["lite0"]) as archive:
         arrays = {k: archive[k] for k in archive.files}
     np.savez(tmp_path / "extra.npz", **arrays, **{"_extra.weight": np.zeros(3)})
     np.savez(tmp_path / "short.npz", **{k: v for k, v in arrays.items() if k != "_bn1.running_var"})
@@ -119,4 +120,4 @@ def test_a_mismatched_archive_names_the_array(tmp_path):
     with pytest.raises(KeyError, match="_bn1.running_var"):
         backbones.load_state_dict(model, tmp_path / "short.npz", key=lambda n: "_" + n, unused=("_fc.",))
     with pytest.raises(ValueError, match=r"blocks\.3\._depthwise_conv\.weight.*shape"):
-        backbones.efficientnet_lite("lite0", weights=architectures.SHARED_WEIGHTS / backbones.FILES["lite2"])
+        backbones.efficientnet_lite("lite0", weights=weight_files.FOLDER / backbones.FILES["lite2"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models import architectures, backbones
+from models import weights as weight_files
 from models.preprocessing import input_spec
 from tests.training.test_backbones import CATS, ESPRESSO, model_input, needs_weights, photos  # noqa: F401 (fixture)
 
@@ -62,7 +63,7 @@ def test_ported_backbones_see_their_own_scaling_and_weights(backbone, photos):  
     got = np.asarray(features(x, training=False))
     want = np.asarray(build(input_size=224)(x, training=False))
     np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
-    with np.load(architectures.SHARED_WEIGHTS / backbones.FILES[name]) as archive:
+    with np.load(weight_files.FOLDER / backbones.FILES[name]) as archive:
         w, b = archive[top + "weight"].astype("float32"), archive[top + "bias"].astype("float32")
     cat, espresso = (got @ w.T + b).argmax(axis=1)
     assert int(cat) in CATS and int(espresso) == ESPRESSO, (backbone, cat, espresso)

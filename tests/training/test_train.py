@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from models.architectures import MOBILENET_WEIGHTS, SHARED_WEIGHTS
+from models.weights import FOLDER as SHARED_WEIGHTS, MOBILENET as MOBILENET_WEIGHTS
 from models.detector import Detector
 from tests.synthetic import bad_files, face_image, small_detector, write_image
 
@@ -39,7 +39,7 @@ def data_with_bad_files(small_manifest, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_run(data_with_bad_files, tmp_path_factory):
     """One tiny run through the CLI: head 1 epoch, fine-tune 1 epoch, then evaluation."""
-    from training.cli import main
+    from training.commands import main
 
     run = tmp_path_factory.mktemp("runs") / "tiny"
     status = main(["train", "--model", "tiny", "--data", str(data_with_bad_files), "--out", str(run), "--epochs", "1",
@@ -255,6 +255,13 @@ def test_max_false_alarm_out_of_range_is_a_clear_error(small_manifest, tmp_path,
                                 "--max-false-alarm", bad)
         assert status == 2 and "--max-false-alarm" in err and "from 0 to 1" in err, err
         assert not (tmp_path / bad).exists()
+
+
+def test_weights_from_a_folder_that_is_not_there_is_a_clear_error(small_manifest, tmp_path, unmask):
+    status, _, err = unmask("train", "--model", "tiny", "--data", small_manifest, "--out", tmp_path / "run",
+                            "--weights", tmp_path / "no-weights-here")
+    assert status == 2 and "no such folder" in err and "docs/weights.md" in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_ensemble_needs_members(tmp_path, unmask):

@@ -99,7 +99,7 @@ export async function modelUnderTest(images) {
     if (!process.env.UNMASK_EXTENSION_KERAS) throw new Error('UNMASK_EXTENSION_MODEL is set: set UNMASK_EXTENSION_KERAS to the Keras model it was converted from');
     return {tfjs: process.env.UNMASK_EXTENSION_MODEL, keras: process.env.UNMASK_EXTENSION_KERAS, source: 'override', note: `UNMASK_EXTENSION_MODEL=${process.env.UNMASK_EXTENSION_MODEL}`};
   }
-  const inputs = ['models/architectures.py', 'models/preprocessing.json', 'models/detector.py', 'models/inference.py', 'converter/export.py', 'converter/metadata.py', 'converter/faces.py']
+  const inputs = ['models/architectures.py', 'models/preprocessing.json', 'models/detector.py', 'models/inference.py', 'converter/export.py', 'converter/tfjs.py', 'converter/metadata.py', 'converter/faces.py']
     .map((p) => join(ROOT, p));
   const dir = join(CACHE, `devmodel-${hashOf(FIXTURES_PY, join(images.root, 'index.json'), ...inputs)}`);
   await cached(dir, (tmp) => mustRun(PYTHON, [FIXTURES_PY, 'devmodel', tmp, images.root]));

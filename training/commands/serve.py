@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-CONF = Path(__file__).with_name("gunicorn_conf.py")
+CONF = Path(__file__).resolve().parents[2] / "server" / "gunicorn_conf.py"
 
 
 def add_arguments(p):

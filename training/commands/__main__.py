@@ -1,0 +1,6 @@
+
+import sys
+
+from training.commands import main
+
+sys.exit(main())

@@ -1,0 +1,219 @@
+"""The measured tables of docs/EVALUATION.md, each made again from a recorded results file.
+
+The document is written by hand. Each table that holds figures sits between two markers
+that name it and the file its figures come from:
+
+    <!-- table roc-auc from docs/results/bundle.json: python -m training.report -->
+    | detector | ... |
+    <!-- end table roc-auc -->
+
+`python -m training.report` rewrites what lies between the markers and nothing else, so
+the prose around the tables survives `make models` (training/bundle.py records
+docs/results/bundle.json, then runs this). `--check` writes nothing and exits 1 when a
+table is not what its results file gives.
+
+    python -m training.report [--doc docs/EVALUATION.md] [--check]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "EVALUATION.md"
+BUNDLE = "docs/results/bundle.json"  # what `make models` measured, per detector (summarize)
+BENCH = "bench/results.json"  # what `make bench` measured
+MARKER = re.compile(r"<!-- table (?P<name>[a-z0-9-]+) from (?P<file>\S+?):? .*?-->\n(?P<body>.*?)<!-- end table (?P=name) -->\n",
+                    re.S)
+
+
+def _f(x, digits=3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def table(head: list[str], rows: list[list], align: list[str] | None = None) -> list[str]:
+    """A Markdown table's lines; align: "l" or "r" per column (default: first left, rest right)."""
+    align = align or ["l"] + ["r"] * (len(head) - 1)
+    line = lambda cells: "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"  # noqa: E731
+    return [line(head), "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|", *map(line, rows)]
+
+
+# --- what make models records -----------------------------------------------------------------
+def rate_on_reals(per_source: dict, key: str) -> float | None:
+    """A per-source rate on real images (e.g. real_verdict_rate_on_reals), over every source with reals."""
+    reals = [v for v in per_source.values() if v["n_real"]]
+    n = sum(v["n_real"] for v in reals)
+    return sum((v[key] or 0) * v["n_real"] for v in reals) / n if n else None
+
+
+def summarize(metrics: dict, cascade_result: dict | None, commands: list[str], data: str) -> dict:
+    """docs/results/bundle.json from the bundle's evaluations: name -> {"clean", "web"} metrics.json."""
+    detectors = {}
+    for name, m in metrics.items():
+        ps, c = m["clean"]["per_source"], m["clean"]["calibration"]
+        called_fake = rate_on_reals(ps, "false_fake_rate_on_reals")
+        detectors[name] = {
+            "parameters": m["clean"]["model"]["parameters"],
+            "auc": {s: v["roc_auc"] for s, v in ps.items() if v["roc_auc"] is not None},
+            "mean_auc": m["clean"]["mean_auc_two_label_sources"],
+            "web_mean_auc": m["web"]["mean_auc_two_label_sources"],
+            "web_drop": (None if None in (m["clean"]["mean_auc_two_label_sources"], m["web"]["mean_auc_two_label_sources"])
+                         else m["clean"]["mean_auc_two_label_sources"] - m["web"]["mean_auc_two_label_sources"]),
+            "fakes_called_fake": {s: v["fake_verdict_rate_on_fakes"] for s, v in ps.items() if not v["n_real"]},
+            "reals_called_fake": {s: v["false_fake_rate_on_reals"] for s, v in ps.items() if v["n_real"]},
+            "reals_not_called_fake": None if called_fake is None else 1 - called_fake,
+            "reals_called_real": rate_on_reals(ps, "real_verdict_rate_on_reals"),
+            "calibration": {k: c[k] for k in ("temperature", "ece_raw", "ece_calibrated", "fake_threshold", "real_threshold",
+                                              "precision_fake", "precision_real", "share_uncertain")},
+        }
+    out = {"about": "figures of `make models` (training/bundle.py): the test split of " + data, "detectors": detectors,
+           "commands": commands}
+    if cascade_result:
+        t = cascade_result["test"]
+        out["cascade"] = {"band": [cascade_result["band"].low, cascade_result["band"].high],
+                          "band_met_on_val": bool(cascade_result["band_met_on_val"]),
+                          "test": {"n": t["n"], "accuracy": t["shipped"].accuracy, "escalated": t["shipped"].escalated,
+                                   "tiny_accuracy": t["tiny_accuracy"], "ensemble_accuracy": t["ensemble_accuracy"]},
+                          "test_points": [[p.low, p.high, p.escalated, p.accuracy] for p in t["points"][::5]]}
+    return out
+
+
+# --- the tables -------------------------------------------------------------------------------
+def _sources(detectors: dict) -> tuple[list[str], list[str]]:
+    paired = sorted({s for d in detectors.values() for s in d["auc"]})
+    fake_only = sorted({s for d in detectors.values() for s in d["fakes_called_fake"]})
+    return paired, fake_only
+
+
+def roc_auc(results: dict) -> list[str]:
+    d = results["detectors"]
+    paired, fake_only = _sources(d)
+    rows = [[name, f"{r['parameters']:,}", *(_f(r["auc"].get(s)) for s in paired), f"**{_f(r['mean_auc'])}**",
+             *(_f(r["fakes_called_fake"].get(s)) for s in fake_only), _f(r["reals_not_called_fake"]), _f(r["reals_called_real"])]
+            for name, r in d.items()]
+    return table(["detector", "parameters", *paired, "mean AUC", *(f"{s} fakes called fake" for s in fake_only),
+                  "reals not called fake", "reals called real"], rows)
+
+
+def web_degraded(results: dict) -> list[str]:
+    rows = [[name, _f(r["mean_auc"]), _f(r["web_mean_auc"]), _f(r["web_drop"])] for name, r in results["detectors"].items()]
+    return table(["detector", "mean AUC clean", "mean AUC degraded", "drop"], rows)
+
+
+def calibration(results: dict) -> list[str]:
+    rows = []
+    for name, r in results["detectors"].items():
+        c = r["calibration"]
+        rows.append([name, _f(c["temperature"], 2), *(_f(c[k]) for k in ("ece_raw", "ece_calibrated", "fake_threshold",
+                     "real_threshold", "precision_fake", "precision_real", "share_uncertain"))])
+    return table(["detector", "temperature", "ECE raw", "ECE calibrated", "fake threshold", "real threshold",
+                  "precision of fake verdicts", "precision of real verdicts", "uncertain"], rows)
+
+
+def targets(results: dict) -> list[str]:
+    """The quality targets of the bundled models, each with the figure measured."""
+    from training.cascade import MAX_ESCALATED, MAX_GAP
+
+    rows = []
+
+    def row(what, wanted, value, ok, note=""):
+        rows.append([what, wanted, value, ("met" if ok else "**NOT met**") + note])
+
+    d = results["detectors"]
+    for name, goal in (("ensemble", 0.90), ("tiny", 0.85)):
+        if name not in d:
+            continue
+        r = d[name]
+        paired = sorted(r["auc"])
+        row(f"{name}: mean AUC over {', '.join(paired)}", f">= {goal:.2f}", _f(r["mean_auc"]), r["mean_auc"] >= goal)
+        row(f"{name}: drop on web-degraded copies", "<= 0.02", _f(r["web_drop"]), r["web_drop"] <= 0.02)
+        for src, rate in sorted(r["fakes_called_fake"].items()):
+            row(f"{name}: {src} fakes called fake at the shipped threshold", ">= 0.95", _f(rate), rate >= 0.95)
+        tnr = r["reals_not_called_fake"]
+        row(f"{name}: reals not called fake at that threshold", ">= 0.90", _f(tnr), tnr is not None and tnr >= 0.90)
+        over = [s for s, v in sorted(r["reals_called_fake"].items()) if v > 0.05]
+        row(f"{name}: real faces called fake, every real source", "<= 5% each",
+            " / ".join(f"{100 * v:.1f}%" for _, v in sorted(r["reals_called_fake"].items())), not over,
+            f" ({', '.join(over)})" if over else "")
+    if "cascade" in results:
+        t = results["cascade"]["test"]
+        gap = t["ensemble_accuracy"] - t["accuracy"]
+        row("cascade: accuracy gap to the ensemble (test)", f"<= {100 * MAX_GAP:g} point", f"{100 * gap:.1f} points", gap <= MAX_GAP)
+        row("cascade: share escalated (test)", f"<= {100 * MAX_ESCALATED:g}%", f"{100 * t['escalated']:.1f}%",
+            t["escalated"] <= MAX_ESCALATED)
+    return table(["target", "wanted", "measured (test split)", ""], rows, ["l", "r", "r", "l"])
+
+
+def cascade_bands(results: dict) -> list[str]:
+    points = results["cascade"]["test_points"]  # every fifth band of the curve
+    return table(["band (device p_fake)", "escalated", "accuracy"],
+                 [[f"{lo:.2f} to {hi:.2f}", f"{100 * esc:.1f}%", f"{100 * acc:.1f}%"] for lo, hi, esc, acc in points])
+
+
+def commands(results: dict) -> list[str]:
+    return ["```sh", *results["commands"], "```"]
+
+
+def size_and_speed(bench: dict) -> list[str]:
+    """The benchmark's figures per detector (the `models` section of bench/results.json)."""
+    models = bench["sections"].get("models", {})
+    m = bench.get("machine", {})
+    rows = []
+    for name, row in models.get("detectors", {}).items():
+        t = row["ms_per_batch"]
+        cells = [f"{t[b]['median']:.1f} ({t[b]['min']:.1f}-{t[b]['max']:.1f})" if b in t else "n/a" for b in ("1", "32")]
+        kind = "the bundled model" if row["source"].startswith("bundled") else "the architecture, untrained weights"
+        rows.append([name, f"{row['input_size']} px", f"{row['parameters']:,}", f"{row['file_bytes'] / 1e6:.1f} MB", *cells, kind])
+    return [f"From `{models.get('command', 'make bench')}` ({models.get('started', '?')}, {m.get('cpu_model', '?')}, "
+            f"{m.get('cores_usable', '?')} cores, load average at start {models.get('load_average_at_start', '?')}); "
+            "median (min-max) of timed calls, TensorFlow on the CPU.", "",
+            *table(["detector", "input", "parameters", "model.keras", "batch 1 (ms)", "batch 32 (ms)", "measured on"], rows,
+                   ["l", "r", "r", "r", "r", "r", "l"])]
+
+
+TABLES = {"roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
+          "cascade-bands": cascade_bands, "commands": commands, "size-and-speed": size_and_speed}
+
+
+# --- the document -----------------------------------------------------------------------------
+def regenerate(text: str, root: Path = REPO) -> str:
+    """`text` with every marked table made again from its results file (paths relative to `root`)."""
+    loaded: dict[str, dict] = {}
+
+    def fill(m):
+        name, file = m["name"], m["file"]
+        if name not in TABLES:
+            raise ValueError(f"docs: no table called {name!r} (known: {', '.join(TABLES)})")
+        if file not in loaded:
+            path = root / file
+            if not path.is_file():
+                raise FileNotFoundError(f"table {name}: no results file {path}")
+            loaded[file] = json.loads(path.read_text())
+        head = m.group(0).split("\n", 1)[0]
+        return head + "\n" + "\n".join(TABLES[name](loaded[file])) + "\n" + f"<!-- end table {name} -->\n"
+
+    return MARKER.sub(fill, text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--doc", type=Path, default=DOC, help="the document (default docs/EVALUATION.md)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table differs from its results")
+    args = p.parse_args(argv)
+    text = args.doc.read_text()
+    new = regenerate(text)
+    n = len(MARKER.findall(text))
+    if args.check:
+        stale = [m["name"] for m, n_ in zip(MARKER.finditer(text), MARKER.finditer(new)) if m.group(0) != n_.group(0)]
+        print(f"{args.doc}: {n} tables; " + (f"not what their results give: {', '.join(stale)}" if stale else "all up to date"))
+        return 1 if stale else 0
+    args.doc.write_text(new)
+    print(f"{args.doc}: {n} tables made again from their results files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
