@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import io
 import re
 import sqlite3
 import time

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from models import architectures, backbones
+from models import backbones
 from models import weights as weight_files
 from models.preprocessing import resize_for_model
 
