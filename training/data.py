@@ -107,13 +107,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def recorded(path) -> str:
     """A path as split.json, metrics.json and model cards record it: relative to the
-    repository (e.g. ../shared/data/faces-v1), so that the record still holds in a checkout
-    elsewhere; absolute only where no relative path exists (another drive)."""
+    repository when it lies in or beside the checkout (../shared/data/faces-v1), so that the
+    record holds in a checkout elsewhere; absolute when it lies elsewhere (/tmp/...)."""
     p = _absolute(path)
-    try:
-        return os.path.relpath(p, REPO)
-    except ValueError:
-        return str(p)
+    return os.path.relpath(p, REPO) if p.is_relative_to(REPO.parent) else str(p)
 
 
 def from_record(path) -> Path:

@@ -218,3 +218,12 @@ def test_broken_metadata_json_is_a_clear_error(tmp_path):
     (tmp_path / "metadata.json").write_text("{not json")
     with pytest.raises(DatasetError, match="cannot read .*metadata.json"):
         load_dataset(tmp_path, progress=False)
+
+
+def test_a_data_folder_beside_the_checkout_is_recorded_relative_to_it(tmp_path):
+    from training.data import REPO, from_record, recorded
+
+    beside = REPO.parent / "shared" / "data" / "faces-v1"
+    assert recorded(beside) == "../shared/data/faces-v1" and from_record("../shared/data/faces-v1") == beside
+    assert recorded(REPO / "runs" / "x") == "runs/x"
+    assert recorded(tmp_path) == str(tmp_path) and from_record(str(tmp_path)) == tmp_path  # elsewhere: as it is
