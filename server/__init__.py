@@ -36,6 +36,7 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
 
     from server import api, feedback, pages, ratelimit, uploads
     from server.cache import ResultCache
+    from server.responses import error_response
     from server.detection import Detection, ModelUnavailable
     from server.worker import SlowRequest
 
@@ -68,23 +69,23 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
 
     @app.errorhandler(api.ApiError)
     def _api_error(e):
-        return api.error_response(e.status, e.code, e.message, e.headers)
+        return error_response(e.status, e.code, e.message, e.headers)
 
     @app.errorhandler(uploads.UploadError)
     def _upload_error(e):
-        return api.error_response(e.status, e.code, e.message)
+        return error_response(e.status, e.code, e.message)
 
     @app.errorhandler(SlowRequest)
     def _slow(e=None):
         # The body came too slowly (server/worker.py): answer, then close the connection.
-        resp = api.error_response(408, "request_timeout", "the request arrived too slowly: the whole file must arrive "
+        resp = error_response(408, "request_timeout", "the request arrived too slowly: the whole file must arrive "
                                   "within the server's read timeout; send it again on a faster connection")
         resp.headers["Connection"] = "close"
         return resp
 
     @app.errorhandler(ModelUnavailable)
     def _no_model(e):
-        return api.error_response(503, "model_unavailable", f"the model is not available: {e}")
+        return error_response(503, "model_unavailable", f"the model is not available: {e}")
 
     @app.errorhandler(HTTPException)
     def _http_error(e):
@@ -97,12 +98,12 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
                  f"{cfg.max_image_bytes / 2**20:.0f} MB, videos up to {cfg.max_video_bytes / 2**20:.0f} MB",
         }
         code = (e.name or "error").lower().replace(" ", "_")
-        return api.error_response(e.code or 500, code, messages.get(e.code, e.description or e.name))
+        return error_response(e.code or 500, code, messages.get(e.code, e.description or e.name))
 
     @app.errorhandler(Exception)
     def _crash(e):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return api.error_response(500, "internal_error", "the server failed on this request; try again, "
+        return error_response(500, "internal_error", "the server failed on this request; try again, "
                                   "and report it if it keeps happening")
 
     @app.before_request
@@ -116,7 +117,7 @@ def create_app(config: dict | None = None, load_model: bool = True) -> Flask:
         origin = request.headers.get("Origin")
         if origin is None or origin_allowed(origin, cfg.cors_origins):
             return None
-        return api.error_response(403, "origin_refused", f"requests from pages at {origin[:200]} are refused; "
+        return error_response(403, "origin_refused", f"requests from pages at {origin[:200]} are refused; "
                                   "if that is your own client, add its origin to UNMASK_CORS_ORIGINS")
 
     @app.after_request

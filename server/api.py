@@ -34,16 +34,6 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> Response:
-    from models.wording import sentence
-
-    resp = jsonify({"error": code, "message": sentence(message), "status": status})
-    resp.status_code = status
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
-
-
 def _state():
     return current_app.extensions["unmask"]
 

@@ -40,7 +40,7 @@ def install(app, blueprint, exempt: set, rate: str, uri: str, timeout_s: float):
     (and CORS preflights) to `rate` per client, shared; no limit when `rate` is empty."""
     from flask_limiter import Limiter, RateLimitExceeded
 
-    from server.api import error_response
+    from server.responses import error_response
     from server.config import parse_rate
 
     limiter = Limiter(key_func=client_key, app=app, storage_uri=uri, storage_options=storage_options(uri, timeout_s),

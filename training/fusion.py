@@ -32,7 +32,7 @@ def member_scores(folder: str, samples, crops, expand: bool, cache: Path) -> tup
     import hashlib
 
     from models.detector import Detector
-    from training.predict import score_files
+    from training.scoring import score_files
 
     key = hashlib.sha256(json.dumps([str(Path(folder).resolve()), [s.path for s in samples], crops],
                                     default=str).encode()).hexdigest()[:16]

@@ -558,7 +558,7 @@ def fit_ensemble(members, splits, settings: dict, args, run_dir: Path):
     from models.detector import Detector
     from training.augment import web_degrade
     from training.facecrops import face_crops
-    from training.predict import score_files
+    from training.scoring import score_files
 
     nets, seen = [], set()
     for i, m in enumerate(members):
