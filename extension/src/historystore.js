@@ -10,10 +10,12 @@
 // Retention: checks older than `days` go, then the oldest until the whole history is under
 // `quotaBytes` (well under what Chrome gives the extension). Reported checks go last.
 
+import {DEFAULTS} from './settings.js';
+
 const DB_NAME = 'unmask-history';
 const DB_VERSION = 1;
-export const DEFAULT_DAYS = 30;
-export const DEFAULT_QUOTA_MB = 50;
+const DEFAULT_DAYS = DEFAULTS.historyDays;
+const DEFAULT_QUOTA_BYTES = DEFAULTS.historyQuotaMB * 1048576;
 const DAY_MS = 86400000;
 
 let opening = null;
@@ -102,7 +104,7 @@ let estimate = null;
 let adds = 0;
 const PRUNE_EVERY = 50;
 
-export async function add(record, {days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_MB * 1048576} = {}) {
+export async function add(record, {days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_BYTES} = {}) {
   const r = {...record, size: 0};
   r.size = sizeOf(r);
   if (r.size > quotaBytes) throw new HistoryProblem('quota_exceeded', `this check (${r.size} bytes) is larger than the history's whole quota; raise the quota`);
@@ -198,7 +200,7 @@ export function usage() {
 
 // Drop checks past `days`, then the oldest unreported, then the oldest reported, until the
 // history plus `room` fits in quotaBytes; pictures no check refers to go with them.
-export function prune({days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_MB * 1048576, room = 0, now = Date.now(), keepReported = false} = {}) {
+export function prune({days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_BYTES, room = 0, now = Date.now(), keepReported = false} = {}) {
   return tx(['checks', 'pictures'], 'readwrite', async ({checks, pictures}) => {
     const rows = (await req(checks.getAll())).sort((a, b) => a.t - b.t);
     const pics = new Map((await req(pictures.getAll())).map((p) => [p.hash, p.size]));
