@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("models", "faces", "training", "server", "soak", "browser")
+SECTIONS = ("models", "faces", "training", "server", "soak", "browser", "provenance")
 
 
 def bench(*args, env=None, timeout=600):
