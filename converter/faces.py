@@ -329,7 +329,8 @@ def face_sources(faces_dir=None) -> list[np.ndarray]:
 def fixed_images(folder: Path, faces_dir=None) -> list[Path]:
     """Write the fixed face-parity images into `folder` and return their paths: no face, one
     face (a tight crop: the second view), several, one cut by the border, one below
-    min_face_side, a 3000x2000 photo, a greyscale one; JPEG and PNG."""
+    min_face_side, a 3000x2000 photo, a small face in a large picture (the tiles), a greyscale
+    one; JPEG and PNG."""
     from PIL import Image
     from skimage import data
 
@@ -356,12 +357,14 @@ def fixed_images(folder: Path, faces_dir=None) -> list[Path]:
     _paste(tiny, _resized(faces[1], 64, 64), 100, 60)
     large = scene(3000, 2000)
     _paste(large, _resized(faces[3], 900, 900), 1700, 500)
+    small_in_large = scene(1200, 800)  # found only tile by tile (the third look)
+    _paste(small_in_large, _resized(faces[1], 96, 96), 610, 420)
 
     images = {
         "coffee.jpg": coffee, "noise.png": noise, "chart.png": chart,
         "astronaut.jpg": data.astronaut(), "camera_grey.png": _rgb(data.camera()),
         "tight_crop.jpg": faces[0], "group_1200x800.jpg": group, "cut_by_border.png": border,
-        "tiny_face.png": tiny, "large_3000x2000.jpg": large,
+        "tiny_face.png": tiny, "large_3000x2000.jpg": large, "small_in_large.jpg": small_in_large,
     }
     paths = []
     for name, img in images.items():

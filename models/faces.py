@@ -11,7 +11,10 @@ reads too (extension/src/faces.js mirrors this module step for step):
    larger on every side: a face that fills the picture (a tight crop, as in faces-v1) is too
    big for the model otherwise. There, only boxes at least `tight_crop_min_side` of the
    image's short side count: a whole scene shrunk that far shows false faces.
-3. A face is judged when its box side is at least `min_face_side` pixels; the largest
+3. Where neither view finds a face in a picture larger than `tile_side`, look again tile by
+   tile (`tiles`): in the whole view a small face of a large picture shrinks below what the
+   model finds; a tile keeps it large enough. The tiles' boxes are merged as one view.
+4. A face is judged when its box side is at least `min_face_side` pixels; the largest
    `max_faces` are kept. Its crop is a square `crop_margin` times the box side, centred on the
    box, moved to lie inside the image, and never larger than the image's short side.
 """
@@ -38,6 +41,11 @@ class FaceContract:
     nms_iou: float
     tight_crop_pad: float
     tight_crop_min_side: float
+    tile_side: int
+    tile_overlap: float
+    tiles_per_side: int
+    tile_edge: float
+    tile_found_side: int
     crop_margin: float
     min_face_side: int
     max_faces: int
@@ -51,7 +59,9 @@ def face_contract() -> FaceContract:
         model_file=d["model_file"], input_size=int(d["input_size"]), strides=tuple(d["anchor_strides"]),
         anchors_per_cell=tuple(d["anchors_per_cell"]), score_clip=float(d["score_clip"]),
         min_score=float(d["min_score"]), nms_iou=float(d["nms_iou"]), tight_crop_pad=float(d["tight_crop_pad"]),
-        tight_crop_min_side=float(d["tight_crop_min_side"]),
+        tight_crop_min_side=float(d["tight_crop_min_side"]), tile_side=int(d["tile_side"]),
+        tile_overlap=float(d["tile_overlap"]), tiles_per_side=int(d["tiles_per_side"]), tile_edge=float(d["tile_edge"]),
+        tile_found_side=int(d["tile_found_side"]),
         crop_margin=float(f["crop"]["margin"]), min_face_side=int(f["min_face_side"]), max_faces=int(f["max_faces"]),
     )
 
@@ -189,6 +199,49 @@ def weighted_nms(scores, boxes, keypoints, iou_threshold: float) -> list:
     return out
 
 
+def tiles(height: int, width: int, c: FaceContract) -> list:
+    """The square tiles (x, y, side) of the third look, row by row; none for a picture no
+    larger than tile_side (the whole view already shows its faces large enough)."""
+    long, short = max(height, width), min(height, width)
+    if c.tile_side <= 0 or long <= c.tile_side:
+        return []
+    step = 1 - c.tile_overlap
+    side = min(max(c.tile_side, math.ceil(long / (1 + (c.tiles_per_side - 1) * step))), short)
+
+    def starts(length: int) -> list:
+        if length <= side:
+            return [0]
+        n = math.ceil((length - side) / (side * step)) + 1
+        return [round_half_up(i * (length - side) / (n - 1)) for i in range(n)]
+
+    return [(x, y, side) for y in starts(height) for x in starts(width)]
+
+
+def smallest_face_found(height: int, width: int, c: FaceContract | None = None) -> int:
+    """About the smallest face box side (px) the search finds reliably in a picture this
+    large: the measured tile_found_side at tile_side, growing with a larger picture's tiles."""
+    c = c or face_contract()
+    t = tiles(height, width, c)
+    side = t[0][2] if t else c.tile_side
+    return max(c.min_face_side, math.ceil(c.tile_found_side * side / c.tile_side))
+
+
+def inside_tile(boxes: np.ndarray, tile: tuple, height: int, width: int, edge: float) -> np.ndarray:
+    """Which boxes (in tile px) stay clear of the tile's sides that lie inside the picture:
+    a face cut there is seen whole in the neighbouring tile."""
+    x, y, side = tile
+    keep = np.ones(len(boxes), bool)
+    if x > 0:
+        keep &= boxes[:, 0] >= edge
+    if y > 0:
+        keep &= boxes[:, 1] >= edge
+    if x + side < width:
+        keep &= boxes[:, 2] <= side - edge
+    if y + side < height:
+        keep &= boxes[:, 3] <= side - edge
+    return keep
+
+
 def crop_square(box, height: int, width: int, margin: float) -> tuple:
     """(x, y, side) of the square crop judged for a face box: margin x the box's longer side,
     centred on the box, moved inside the image, at most the image's short side."""
@@ -249,14 +302,33 @@ class FaceFinder:
     def find(self, image: np.ndarray) -> Found:
         return self.find_batch([image])[0]
 
-    def _candidates(self, images: list, pad: float) -> list:
-        """Merged (score, box, keypoints) for each image, seen on a canvas with `pad`."""
+    def _decoded(self, images: list, pad: float) -> list:
+        """(scores, boxes, keypoints) before merging, for each image seen on a canvas with `pad`."""
         c = self.contract
         views = [letterbox(image, c.input_size, pad) for image in images]
         out = self.model(np.stack([v[0] for v in views]), training=False)
         raw_boxes, raw_scores = np.asarray(out["boxes"]), np.asarray(out["scores"])
-        return [weighted_nms(*decode(raw_boxes[i], raw_scores[i], geo, c), c.nms_iou)
-                for i, (_, geo) in enumerate(views)]
+        return [decode(raw_boxes[i], raw_scores[i], geo, c) for i, (_, geo) in enumerate(views)]
+
+    def _candidates(self, images: list, pad: float) -> list:
+        """Merged (score, box, keypoints) for each image, seen on a canvas with `pad`."""
+        return [weighted_nms(*d, self.contract.nms_iou) for d in self._decoded(images, pad)]
+
+    def _tiled(self, image: np.ndarray) -> list:
+        """Merged (score, box, keypoints) of the picture seen tile by tile (`tiles`)."""
+        c = self.contract
+        h, w = image.shape[:2]
+        parts = tiles(h, w, c)
+        if not parts:
+            return []
+        scores, boxes, kps = [], [], []
+        for tile, (s, b, k) in zip(parts, self._decoded([crop_image(image, t) for t in parts], 0.0)):
+            keep = inside_tile(b, tile, h, w, c.tile_edge)
+            offset = np.array([tile[0], tile[1]], np.float64)
+            scores.append(s[keep])
+            boxes.append(b[keep] + np.tile(offset, 2))
+            kps.append(k[keep] + offset)
+        return weighted_nms(np.concatenate(scores), np.concatenate(boxes), np.concatenate(kps), c.nms_iou)
 
     def find_batch(self, images: list) -> list:
         if not images:
@@ -269,6 +341,8 @@ class FaceFinder:
                 short = min(images[i].shape[:2])
                 merged[i] = [(s, b, k) for s, b, k in m
                              if max(b[2] - b[0], b[3] - b[1]) >= c.tight_crop_min_side * short]
+        for i in [i for i, m in enumerate(merged) if not m]:
+            merged[i] = self._tiled(images[i])
         return [select(m, im.shape[0], im.shape[1], c) for m, im in zip(merged, images)]
 
 

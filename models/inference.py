@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from models.faces import Face, FaceFinder, Found, crop_image, face_contract
+from models.faces import Face, FaceFinder, Found, crop_image, face_contract, smallest_face_found, tiles
 from models.preprocessing import ImageError
 from models.wording import describe, no_face, tag, wording
 
@@ -35,12 +35,20 @@ def face_result(face: Face, prediction) -> dict:
             "summary": describe(prediction.verdict, prediction.confidence, prediction.p_fake)}
 
 
+def may_miss(height: int, width: int) -> str | None:
+    """For a large picture without a face: which faces the search may have missed (small ones,
+    turned ones), with the smallest side it finds there (models.faces.smallest_face_found)."""
+    if not tiles(height, width, face_contract()):
+        return None
+    return wording()["may_miss"].format(side=smallest_face_found(height, width))
+
+
 def combine(faces: list[dict], found: Found) -> dict:
     """The picture's verdict from its judged faces (see the module doc)."""
     counts = {"faces_too_small": found.too_small, "faces_over_limit": found.over_limit,
               "width": found.width, "height": found.height}
     if not faces:
-        return no_face(faces=[], **counts)
+        return no_face(may_miss(found.height, found.width), faces=[], **counts)
     top = max(faces, key=lambda f: f["p_fake"])
     verdicts = {f["verdict"] for f in faces}
     verdict = "fake" if "fake" in verdicts else "real" if verdicts == {"real"} else "uncertain"

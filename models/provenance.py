@@ -135,6 +135,9 @@ def combine(model_verdict: dict, provenance: dict) -> dict:
     out["summary"] = describe(out["verdict"], out["confidence"], out["p_fake"])
     if out["basis"] == "provenance":
         out["summary"] += ": " + provenance["statement"]
+    if out["verdict"] == "no_face" and model_verdict.get("hint"):  # a large picture: what the search may miss
+        out["hint"] = model_verdict["hint"]
+        out["summary"] += " " + out["hint"]
     return out
 
 

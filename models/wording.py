@@ -15,10 +15,14 @@ def wording() -> dict:
     return json.loads(WORDING_PATH.read_text())
 
 
-def no_face(**rest) -> dict:
-    """The result for a picture (or video) without a face to judge: no verdict, no score."""
-    return {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
-            "summary": wording()["no_face"], **rest}
+def no_face(hint: str | None = None, **rest) -> dict:
+    """The result for a picture (or video) without a face to judge: no verdict, no score;
+    `hint` (said after the no-face sentence) what the search may have missed."""
+    out = {"verdict": NO_FACE, "confidence": None, "p_fake": None, "p_fake_raw": None,
+           "summary": wording()["no_face"] + (f" {hint}" if hint else ""), **rest}
+    if hint:
+        out["hint"] = hint
+    return out
 
 
 def pct(x: float) -> str:

@@ -13,7 +13,8 @@ def index():
     from models.faces import face_contract
     from models.wording import wording
 
-    resp = make_response(render_template("index.html", wording=wording(), min_face_side=face_contract().min_face_side))
+    resp = make_response(render_template("index.html", wording=wording(), min_face_side=face_contract().min_face_side,
+                                         found_side=face_contract().tile_found_side))
     resp.headers["Cache-Control"] = "no-cache"
     # The page loads nothing from elsewhere; say so to the browser too.
     resp.headers["Content-Security-Policy"] = (

