@@ -147,7 +147,9 @@ function writeZip(zipPath, entries) {
   writeFileSync(zipPath, Buffer.concat([...locals, ...centrals, end]));
 }
 
-export async function build({out = join(HERE, 'dist'), model, zip} = {}) {
+// testHooks: the browser tests' build, whose content script exposes what it draws in its own
+// isolated world (content.js); never in a build for people.
+export async function build({out = join(HERE, 'dist'), model, zip, testHooks = false} = {}) {
   const modelDir = resolve(model || process.env.UNMASK_EXTENSION_MODEL || join(HERE, 'model'));
   const meta = checkModel(modelDir);
   const manifest = JSON.parse(readFileSync(join(HERE, 'manifest.json'), 'utf8'));
@@ -157,7 +159,8 @@ export async function build({out = join(HERE, 'dist'), model, zip} = {}) {
   rmSync(out, {recursive: true, force: true});
   mkdirSync(out, {recursive: true});
   // The C2PA trust list is bundled as text (src/c2pareader.js).
-  const common = {bundle: true, minify: true, legalComments: 'linked', target: 'chrome116', logLevel: 'warning', absWorkingDir: ROOT, loader: {'.pem': 'text'}};
+  const common = {bundle: true, minify: true, legalComments: 'linked', target: 'chrome116', logLevel: 'warning', absWorkingDir: ROOT, loader: {'.pem': 'text'},
+    define: {UNMASK_TEST_HOOKS: String(Boolean(testHooks))}};
   await esbuild.build({
     ...common,
     entryPoints: ['background', 'offscreen', 'popup', 'options', 'c2paworker', 'history'].map((n) => join(SRC, `${n}.js`)),

@@ -350,31 +350,50 @@ function keptProvenance(p) {
 // The cached entry as found faces with raw scores, for judge().
 const foundOf = (entry) => ({faces: entry.faces, too_small: entry.ts, over_limit: entry.ol, width: entry.w, height: entry.h});
 
+// Whose cache a URL lookup reads: the origin of the page (or extension page) that asks. A
+// result found by URL is answered without downloading, so without asking whether the page
+// could read that URL: another site's page must never get it (it would learn what the user
+// checked elsewhere, and see images it cannot read).
+function askerOf(sender) {
+  for (const url of [sender && sender.origin, sender && sender.url, sender && sender.tab && sender.tab.url]) {
+    try {
+      const origin = url && new URL(url).origin;
+      if (origin && origin !== 'null') return origin;
+    } catch {
+      // not a URL: try the next
+    }
+  }
+  return null;
+}
+
 // Right-click checks started by the worker itself, by URL, while the page opens its overlay:
 // the page's own request for that URL joins them instead of starting after them.
 const started = new Map();
 
+// Keyed by tab and URL: only the page the user right-clicked in joins.
 function startCheck(url, tab) {
+  const key = `${tab.id}|${url}`;
   const job = checkImage({url, reason: 'menu'}, {tab});
-  started.set(url, job);
-  job.catch(() => {}).finally(() => started.delete(url));
+  started.set(key, job);
+  job.catch(() => {}).finally(() => started.delete(key));
 }
 
 // msg: {url, data?: base64 bytes read by the page, reason: badge | menu}
 function check(msg, sender) {
   const url = String(msg.url || '');
-  return (!msg.data && started.get(url)) || checkImage(msg, sender);
+  return (!msg.data && sender && sender.tab && started.get(`${sender.tab.id}|${url}`)) || checkImage(msg, sender);
 }
 
 async function checkImage(msg, sender) {
   const url = String(msg.url || '');
+  const asker = askerOf(sender);
   const [m, settings] = await Promise.all([model(), getSettings()]);
   let bytes = msg.data ? fromBase64(msg.data) : null;
   let hash = null;
   let entry = null;
   let cached = null;
-  if (!bytes) {
-    const hit = await cache.byUrl(m.id, url);
+  if (!bytes && asker) {
+    const hit = await cache.byUrl(m.id, asker, url);
     if (hit) {
       hash = hit.hash;
       entry = hit.entry;
@@ -389,7 +408,7 @@ async function checkImage(msg, sender) {
     entry = await cache.byHash(m.id, hash);
     if (entry) {
       cached = 'hash';
-      await cache.linkUrl(m.id, url, hash);
+      if (asker) await cache.linkUrl(m.id, asker, url, hash);
     } else {
       // What the file says of its origin, from the same bytes (provenance.js), beside the faces.
       const [r, pv] = await Promise.all([runModel(bytes), readProvenance(bytes, {verify: verifyC2pa})]);
@@ -397,7 +416,7 @@ async function checkImage(msg, sender) {
       // for the write (right-click to verdict is the figure that counts); a failed write
       // loses a cache entry, not the check.
       entry = {faces: r.faces, ts: r.too_small, ol: r.over_limit, f: info.format, w: r.width, h: r.height, thumb: r.thumb, pv: keptProvenance(pv)};
-      cache.put(m.id, url, hash, entry).catch((e) => console.warn('Unmask: result not cached', e));
+      cache.put(m.id, asker, url, hash, entry).catch((e) => console.warn('Unmask: result not cached', e));
     }
   }
   const device = judge(foundOf(entry), adjustCalibration(m.calibration, settings.sensitivity));
@@ -550,9 +569,23 @@ async function openOptions(msg) {
 }
 
 const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, report, sendKeptReport, ...videoHandlers({model, runModel})};
+// What the content script in a web page may ask; the rest is for the extension's own pages.
+const FROM_PAGES = new Set(['check', 'secondOpinion', 'explain', 'limits', 'openOptions', 'videoStart', 'videoFrame', 'captureTab', 'videoSecondOpinion', 'report', 'sendKeptReport']);
+
+// Only this extension talks to the worker (it has no externally_connectable), but a page's
+// renderer, if compromised, can send what its content script could: check who asks.
+function allowed(type, sender) {
+  if (!sender || sender.id !== chrome.runtime.id) return false;
+  if (sender.url && sender.url.startsWith(chrome.runtime.getURL(''))) return true; // popup, options
+  return FROM_PAGES.has(type) && Boolean(sender.tab) && sender.tab.id >= 0;
+}
 
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || msg.target !== 'worker' || !HANDLERS[msg.type]) return false;
+  if (!allowed(msg.type, sender)) {
+    sendResponse({ok: false, error: {code: 'forbidden', message: `Unmask does not take "${String(msg.type)}" from there`}});
+    return false;
+  }
   HANDLERS[msg.type](msg, sender).then(
     (value) => sendResponse({ok: true, ...value}),
     (e) => sendResponse({ok: false, error: problemOf(e)}),

@@ -2,8 +2,11 @@
 // (Chrome stops it after 30 s idle) and the browser restarting.
 //
 // Two keys per image, both scoped to the model that produced the score:
-//   u|MODEL|URL   -> {h: content hash}          (http(s) only: data: and blob: URLs are keyed by hash)
-//   h|MODEL|HASH  -> {p: raw p(fake), f: format, w, h, thumb, t}
+//   u|MODEL|ASKER|URL -> {h: content hash}   (http(s) only: data: and blob: URLs are keyed by hash)
+//   h|MODEL|HASH      -> {p: raw p(fake), f: format, w, h, thumb, t}
+// ASKER is the origin of the page that asked (background.js askerOf): a URL seen on one site
+// is found by URL only on that site; elsewhere it is downloaded again (with the permission
+// check that goes with it) and found by its content hash.
 // Stored is the raw score, not the verdict, so a change of sensitivity applies at once.
 // Server answers are cached by content hash too: s|SERVER|HASH -> the server's verdict.
 
@@ -12,7 +15,7 @@ const SWEEP_EVERY = 100; // writes between sweeps
 
 let writes = 0;
 
-const urlKey = (model, url) => `u|${model}|${url}`;
+const urlKey = (model, asker, url) => `u|${model}|${asker}|${url}`;
 const hashKey = (model, hash) => `h|${model}|${hash}`;
 const serverKey = (server, hash) => `s|${server}|${hash}`;
 
@@ -26,9 +29,9 @@ export async function sha256Hex(bytes) {
 }
 
 // {hash, entry} for a URL seen before with this model, or null.
-export async function byUrl(model, url) {
+export async function byUrl(model, asker, url) {
   if (!cacheableUrl(url)) return null;
-  const k = urlKey(model, url);
+  const k = urlKey(model, asker, url);
   const got = await chrome.storage.local.get(k);
   if (!got[k]) return null;
   const entry = await byHash(model, got[k].h);
@@ -41,15 +44,15 @@ export async function byHash(model, hash) {
   return got[k] || null;
 }
 
-export async function put(model, url, hash, entry) {
+export async function put(model, asker, url, hash, entry) {
   const items = {[hashKey(model, hash)]: {...entry, t: Date.now()}};
-  if (cacheableUrl(url)) items[urlKey(model, url)] = {h: hash, t: Date.now()};
+  if (asker && cacheableUrl(url)) items[urlKey(model, asker, url)] = {h: hash, t: Date.now()};
   await chrome.storage.local.set(items);
   await maybeSweep(model);
 }
 
-export async function linkUrl(model, url, hash) {
-  if (cacheableUrl(url)) await chrome.storage.local.set({[urlKey(model, url)]: {h: hash, t: Date.now()}});
+export async function linkUrl(model, asker, url, hash) {
+  if (cacheableUrl(url)) await chrome.storage.local.set({[urlKey(model, asker, url)]: {h: hash, t: Date.now()}});
 }
 
 export async function serverResult(server, hash) {

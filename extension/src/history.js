@@ -6,7 +6,7 @@
 import {checkJson, checkRow, CHECK_COLUMNS, csvLine, MANIFEST_COLUMNS, provenanceOf, trainingRows, zip} from './export.js';
 import * as store from './historystore.js';
 import {getSettings, updateSettings} from './settings.js';
-import {Layer, makeFaces, makePanel, placeFaces, placePanel, renderFaces, renderPanel} from './ui.js';
+import {inspect, Layer, makeFaces, makePanel, placeFaces, placePanel, renderFaces, renderPanel} from './ui.js';
 import {confidenceText, describe, LABELS} from './wording.js';
 
 const $ = (id) => document.getElementById(id);
@@ -88,6 +88,8 @@ async function showUsage() {
 
 // --- one check, opened again with its overlay --------------------------------------------
 const layer = new Layer();
+// Test builds only (build.mjs testHooks): what the overlay shows, as content.js exposes it.
+if (typeof UNMASK_TEST_HOOKS !== 'undefined' && UNMASK_TEST_HOOKS) globalThis.unmaskInspect = () => inspect(layer);
 let opened = null; // {record, item, panel, faces}
 let pictureUrl = null;
 

@@ -8,7 +8,7 @@ import {LIMITS} from './imageinfo.js';
 import {SETTINGS_KEY, withDefaults} from './settings.js';
 import {badgesEnabled} from './sites.js';
 import {closeVideoChecks, layoutVideoChecks, menuCheckVideo, rememberContextTarget, VideoButtons} from './videocheck.js';
-import {Layer, makeBadge, makeFaces, makePanel, placeBadge, placeFaces, placePanel, renderBadge, renderFaces, renderPanel} from './ui.js';
+import {inspect as inspectLayer, Layer, makeBadge, makeFaces, makePanel, placeBadge, placeFaces, placePanel, renderBadge, renderFaces, renderPanel} from './ui.js';
 
 const MAX_CHECKS = 3; // checks in flight from this page
 const MAX_SERVER = 2; // second opinions in flight from this page
@@ -491,26 +491,33 @@ function applySettings(next) {
   startBadges();
 }
 
+// For the browser tests (content.js, test builds only).
+export const inspect = () => inspectLayer(layer);
+
 export function start() {
+  // The page can dispatch events too: only a person's own keys and clicks count.
   document.addEventListener('keydown', (e) => {
-    if (e.key !== 'Escape') return;
+    if (!e.isTrusted || e.key !== 'Escape') return;
     closePanel();
     closeVideoChecks();
   }, true);
   window.addEventListener('resize', () => panel && redraw(panel.img), {passive: true});
   document.addEventListener('contextmenu', (e) => {
+    if (!e.isTrusted) return;
     lastContextTarget = e.composedPath().find((n) => n instanceof HTMLImageElement) || null;
     rememberContextTarget(e);
   }, true);
   // A removed video ends its check at once, not at the next frame.
   new MutationObserver((records) => records.some((r) => r.removedNodes.length) && layoutVideoChecks())
     .observe(document.documentElement, {childList: true, subtree: true});
-  chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
-    if (msg && msg.type === 'menu-check-video') {
+  chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+    // Only the extension's worker asks for an overlay.
+    if (!msg || sender.id !== chrome.runtime.id || sender.tab) return false;
+    if (msg.type === 'menu-check-video') {
       sendResponse({shown: menuCheckVideo(String(msg.srcUrl || ''), {layer, ask})});
       return false;
     }
-    if (!msg || msg.type !== 'menu-check') return false;
+    if (msg.type !== 'menu-check') return false;
     sendResponse({shown: true});
     menuCheck(String(msg.srcUrl || ''));
     return false;

@@ -138,8 +138,11 @@ async function stats() {
 
 const HANDLERS = {check, explain, stats, c2pa};
 
-chrome.runtime.onMessage.addListener((msg, _sender, sendResponse) => {
-  if (!msg || msg.target !== 'offscreen') return false;
+// Only the extension's worker: not a content script (a tab), not another extension.
+const fromWorker = (sender) => sender.id === chrome.runtime.id && !sender.tab && String(sender.url || '').startsWith(chrome.runtime.getURL(''));
+
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  if (!msg || msg.target !== 'offscreen' || !fromWorker(sender)) return false;
   const handler = HANDLERS[msg.type];
   if (!handler) return false;
   handler(msg).then(

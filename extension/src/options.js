@@ -4,7 +4,7 @@ import {adjustCalibration} from './sensitivity.js';
 import {initVideoOptions} from './videooptions.js';
 import {escalationLimits} from './verdict.js';
 import {serverHealth} from './secondopinion.js';
-import {getSettings, parseServerUrl, updateSettings} from './settings.js';
+import {getSettings, parseServerUrl, serverPattern, updateSettings} from './settings.js';
 import {builtinPatterns, originPattern} from './sites.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,11 +27,11 @@ async function saveServer() {
   if (!Number.isFinite(timeout) || timeout < 2 || timeout > 120) return status('server-status', 'give a time between 2 and 120 seconds', false);
   let note = '';
   if (!(serverUrl instanceof Error)) {
-    const host = new URL(serverUrl).hostname;
-    // Granted, the worker reaches the server without CORS; refused, the server must allow this
-    // extension's origin.
-    const granted = await chrome.permissions.request({origins: [originPattern(host)]});
-    if (!granted) note = ` Without access to ${host}, the server must list this extension in UNMASK_CORS_ORIGINS.`;
+    // Exactly the server's scheme, host and port. Granted, the worker reaches the server
+    // without CORS; refused, the server must answer this extension's origin with CORS.
+    const pattern = serverPattern(serverUrl);
+    const granted = await chrome.permissions.request({origins: [pattern]});
+    if (!granted) note = ` Without access to ${new URL(serverUrl).host}, the server must list this extension in UNMASK_CORS_ORIGINS.`;
   }
   await updateSettings({
     secondOpinion: on,

@@ -2,6 +2,8 @@
 // multipart `file`) and read its verdict. Only ever called when the user has turned the
 // second opinion on. Every failure becomes a message a person can act on, and a request
 // never waits longer than the timeout, so nothing on screen stays "checking" forever.
+// askServer's messages are shown in web pages (the overlay) and never name the server's address;
+// serverHealth's are for the options page, which shows it anyway.
 
 export class ServerProblem extends Error {
   // code: unreachable | timeout | unauthorized | rate_limited | rejected | server_error | bad_reply
@@ -31,41 +33,46 @@ export function headers(apiKey) {
   return apiKey ? {'X-API-Key': apiKey} : {};
 }
 
-export async function call(url, init, timeoutS) {
+// where: how messages name the server ("your server", or "the server at https://…").
+export async function call(url, init, timeoutS, where) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutS * 1000);
   try {
     return await fetch(url, {...init, signal: controller.signal, credentials: 'omit', cache: 'no-store'});
   } catch (e) {
-    const base = new URL(url).origin;
     if (controller.signal.aborted) {
-      throw new ServerProblem('timeout', `the server at ${base} did not answer within ${timeoutS} s; it may be busy or stuck. Try again in a moment.`);
+      throw new ServerProblem('timeout', `${where} did not answer within ${timeoutS} s; it may be busy or stuck. Try again in a moment.`);
     }
-    throw new ServerProblem('unreachable', `cannot reach the server at ${base} (${e.message}); check that it is running and that the address in Unmask's options is right.`);
+    throw new ServerProblem('unreachable', `cannot reach ${where} (${e.message}); check that it is running and that the address in Unmask's options is right.`);
   } finally {
     clearTimeout(timer);
   }
 }
 
-export async function errorFrom(response, base) {
+export async function errorFrom(response, where) {
   let message = '';
+  let code = '';
   try {
     const body = await response.json();
     message = body && body.message ? String(body.message) : '';
+    code = body && body.error ? String(body.error) : '';
   } catch {
     // not JSON: keep the status line only
   }
   const s = response.status;
   const said = message ? `: ${message}` : '';
-  if (s === 401 || s === 403) return new ServerProblem('unauthorized', `the server at ${base} refused the API key${said}. Check the key in Unmask's options.`, {status: s});
+  if (s === 403 && code === 'origin_refused') {
+    return new ServerProblem('origin_refused', `${where} does not take requests from this extension: start it with UNMASK_CORS_ORIGINS=${globalThis.location ? globalThis.location.origin : 'chrome-extension://<id>'}.`, {status: s});
+  }
+  if (s === 401 || s === 403) return new ServerProblem('unauthorized', `${where} refused the API key${said}. Check the key in Unmask's options.`, {status: s});
   if (s === 429) {
     const retry = Number(response.headers.get('Retry-After'));
     const retryAfterS = Number.isFinite(retry) && retry > 0 ? retry : null;
     return new ServerProblem('rate_limited', `the server is limiting requests${retryAfterS ? `; try again in ${retryAfterS} s` : '; try again shortly'}.`, {status: s, retryAfterS});
   }
-  if (s === 404) return new ServerProblem('rejected', `${base} answered 404: it is not an Unmask server, or not this version (no /api/v1/check).`, {status: s});
+  if (s === 404) return new ServerProblem('rejected', `${where} answered 404: it is not an Unmask server, or not this version (no /api/v1/check).`, {status: s});
   if (s >= 400 && s < 500) return new ServerProblem('rejected', `the server could not use this image (HTTP ${s})${said}`, {status: s});
-  return new ServerProblem('server_error', `the server at ${base} failed (HTTP ${s})${said}. Try again later.`, {status: s});
+  return new ServerProblem('server_error', `${where} failed (HTTP ${s})${said}. Try again later.`, {status: s});
 }
 
 // bytes: Uint8Array of the image; format: from imageinfo.sniff. Returns the server's verdict.
@@ -73,18 +80,18 @@ export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
   const form = new FormData();
   const type = FORMAT_TYPES[format] || 'application/octet-stream';
   form.append('file', new Blob([bytes], {type}), `image.${(format || 'bin').toLowerCase()}`);
-  const base = new URL(serverUrl).origin;
+  const where = 'your server';
   const started = Date.now();
-  const response = await call(`${serverUrl}/api/v1/check`, {method: 'POST', body: form, headers: headers(apiKey)}, timeoutS);
-  if (!response.ok) throw await errorFrom(response, base);
+  const response = await call(`${serverUrl}/api/v1/check`, {method: 'POST', body: form, headers: headers(apiKey)}, timeoutS, where);
+  if (!response.ok) throw await errorFrom(response, where);
   let body;
   try {
     body = await response.json();
   } catch {
-    throw new ServerProblem('bad_reply', `the server at ${base} answered with something that is not JSON; is it an Unmask server?`);
+    throw new ServerProblem('bad_reply', `${where} answered with something that is not JSON; is it an Unmask server?`);
   }
   if (!body || !VERDICTS.includes(body.verdict)) {
-    throw new ServerProblem('bad_reply', `the server at ${base} gave no verdict; is it an Unmask server?`);
+    throw new ServerProblem('bad_reply', `${where} gave no verdict; is it an Unmask server?`);
   }
   return {
     verdict: body.verdict,
@@ -101,7 +108,8 @@ export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
 // GET /api/v1/health, for the options page's "Test connection".
 export async function serverHealth({serverUrl, apiKey, timeoutS}) {
   const base = new URL(serverUrl).origin;
-  const response = await call(`${serverUrl}/api/v1/health`, {headers: headers(apiKey)}, timeoutS);
+  const where = `the server at ${base}`;
+  const response = await call(`${serverUrl}/api/v1/health`, {headers: headers(apiKey)}, timeoutS, where);
   let body = null;
   try {
     body = await response.json();
@@ -110,7 +118,7 @@ export async function serverHealth({serverUrl, apiKey, timeoutS}) {
   }
   if (!response.ok) {
     if (response.status === 503) throw new ServerProblem('server_error', `the server at ${base} is up but not ready: ${body.message || body.status || 'model not loaded'}.`, {status: 503});
-    throw await errorFrom(new Response(JSON.stringify(body), {status: response.status, headers: response.headers}), base);
+    throw await errorFrom(new Response(JSON.stringify(body), {status: response.status, headers: response.headers}), where);
   }
   return body;
 }

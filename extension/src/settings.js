@@ -52,10 +52,16 @@ export async function updateSettings(changes) {
   return next;
 }
 
+// Loopback addresses never leave this machine: the only place plain http is allowed.
+export function isLoopback(hostname) {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 // The server URL as an origin-rooted base without a trailing slash, or an Error saying why not.
+// The API key and the pictures travel to it: https, unless it runs on this machine.
 export function parseServerUrl(text) {
   const raw = String(text || '').trim();
-  if (!raw) return new Error('enter the address of your Unmask server, for example http://127.0.0.1:8000');
+  if (!raw) return new Error('enter the address of your Unmask server, for example https://unmask.example.org or http://127.0.0.1:8000');
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return new Error(`write the address with http:// or https:// in front, like http://${raw}`);
   let url;
   try {
@@ -66,5 +72,14 @@ export function parseServerUrl(text) {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return new Error(`the server address must start with http:// or https://, not ${url.protocol}`);
   }
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+    return new Error(`use https://${url.host}: over plain http the API key and your pictures would cross the network unencrypted (http is only for a server on this machine, such as http://127.0.0.1:8000)`);
+  }
   return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+// The one host permission the second opinion needs: its scheme, host and port, nothing wider.
+export function serverPattern(serverUrl) {
+  const u = new URL(serverUrl);
+  return `${u.protocol}//${u.host}/*`;
 }

@@ -1,9 +1,12 @@
 // What the content script draws on a page: corner badges and the overlay, all inside one
-// shadow root on one host element outside the page's layout, so the page's styles cannot
-// reach them and they cannot move anything on the page.
+// closed shadow root on one host element outside the page's layout, so the page's styles
+// cannot reach them, they cannot move anything on the page, and the page's scripts cannot
+// read them: what the user checked elsewhere is nobody else's business.
 //
-// Every element carries data-* attributes with its state (verdict, p_fake, ...): they drive
-// the styles, and the browser tests read them.
+// No element carries its result in attributes: the verdict is a class for the styles (the
+// text says it anyway); the rest (p_fake, the URL, where it came from) stays in `state`, a
+// WeakMap of this script's own. Only trusted events (a person's click or key) work the
+// buttons: a page can dispatch events, not make them trusted.
 
 import {mergeServerFaces} from './facecheck.js';
 import {drawnRect, faceRect, panelWidth, placePanelRect} from './geometry.js';
@@ -36,9 +39,9 @@ const STYLE = `
 }
 .badge[hidden], .faces[hidden] { display: none; }
 .badge .dot { width: 8px; height: 8px; border-radius: 50%; background: #fff; flex: none; }
-.badge[data-verdict="fake"], .face[data-verdict="fake"] .tag { background: rgba(196, 43, 50, 0.92); }
-.badge[data-verdict="real"], .face[data-verdict="real"] .tag { background: rgba(30, 128, 74, 0.92); }
-.badge[data-verdict="uncertain"], .face[data-verdict="uncertain"] .tag { background: rgba(176, 120, 8, 0.92); }
+.badge.v-fake, .face.v-fake .tag { background: rgba(196, 43, 50, 0.92); }
+.badge.v-real, .face.v-real .tag { background: rgba(30, 128, 74, 0.92); }
+.badge.v-uncertain, .face.v-uncertain .tag { background: rgba(176, 120, 8, 0.92); }
 .badge .ai { padding: 0 4px; margin-left: 2px; border-radius: 3px; background: #fff; color: rgb(196, 43, 50); font-weight: 700; }
 .provenance { margin: 6px 0; }
 .provenance .said { font-weight: 600; }
@@ -47,9 +50,9 @@ const STYLE = `
 .faces { position: absolute; overflow: hidden; pointer-events: none; }
 .heat { position: absolute; image-rendering: auto; }
 .face { position: absolute; border: 2px solid #fff; border-radius: 3px; box-shadow: 0 0 0 1px rgba(0,0,0,.45); }
-.face[data-verdict="fake"] { border-color: #e0474e; }
-.face[data-verdict="real"] { border-color: #2fa863; }
-.face[data-verdict="uncertain"] { border-color: #e0a21c; }
+.face.v-fake { border-color: #e0474e; }
+.face.v-real { border-color: #2fa863; }
+.face.v-uncertain { border-color: #e0a21c; }
 .face .tag { position: absolute; left: -2px; bottom: 100%; padding: 0 5px; border-radius: 3px 3px 0 0; font-size: 11px; font-weight: 600; line-height: 16px; color: #fff; white-space: nowrap; }
 .face.low .tag { left: 0; bottom: auto; top: 0; border-radius: 0 0 3px 0; }
 .panel {
@@ -58,9 +61,9 @@ const STYLE = `
   box-shadow: 0 6px 24px rgba(0,0,0,.35); font-size: 13px; line-height: 1.4;
   border-top: 5px solid #9aa3b2;
 }
-.panel[data-verdict="fake"] { border-top-color: #c42b32; }
-.panel[data-verdict="real"] { border-top-color: #1e804a; }
-.panel[data-verdict="uncertain"] { border-top-color: #b07808; }
+.panel.v-fake { border-top-color: #c42b32; }
+.panel.v-real { border-top-color: #1e804a; }
+.panel.v-uncertain { border-top-color: #b07808; }
 .panel h2 { margin: 0 24px 2px 0; font-size: 17px; }
 .panel .conf { color: #4b5263; margin-bottom: 8px; }
 .panel ol { margin: 6px 0; padding-left: 0; list-style: none; }
@@ -81,11 +84,15 @@ const STYLE = `
 .panel .report .ok { color: #1e804a; }
 `;
 
+// What each drawn element shows, for placing it (a face's box) and for the tests' inspect().
+export const state = new WeakMap();
+
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), (event) => event.isTrusted && v(event));
+    // data-* only names a control (data-action, data-field): results go in `state`.
     else if (k.startsWith('data-') || k === 'class' || k === 'role' || k === 'title' || k === 'tabindex' || k === 'aria-label') e.setAttribute(k, String(v));
     else e[k] = v;
   }
@@ -93,8 +100,10 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-function clearData(node) {
-  for (const k of Object.keys(node.dataset)) delete node.dataset[k];
+// The verdict as the element's class (its colours), replacing the one it had.
+function showVerdict(node, verdict) {
+  for (const c of [...node.classList]) if (c.startsWith('v-')) node.classList.remove(c);
+  if (verdict) node.classList.add(`v-${verdict}`);
 }
 
 // The host element and its shadow root, created on first use.
@@ -108,7 +117,7 @@ export class Layer {
     if (!this.host) {
       this.host = document.createElement('unmask-layer');
       this.host.style.cssText = 'all: initial; position: absolute; top: 0; left: 0; width: 0; height: 0; overflow: visible; z-index: 2147483647; pointer-events: none;';
-      this.root = this.host.attachShadow({mode: 'open'});
+      this.root = this.host.attachShadow({mode: 'closed'});
       this.root.append(el('style', {textContent: STYLE}));
     }
     // Pages that rebuild their DOM can drop the host: put it back.
@@ -148,15 +157,16 @@ export function facesShown(item) {
 export function renderBadge(badge, item) {
   const d = item.result.device;
   badge.replaceChildren();
-  clearData(badge);
-  Object.assign(badge.dataset, {src: item.src.slice(0, 300), state: item.state, verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence,
-    faces: d.faces.length, cached: item.result.cached || 'no', sensitivity: item.result.sensitivity});
+  showVerdict(badge, d.verdict);
+  const shown = {src: item.src.slice(0, 300), state: item.state, verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence,
+    faces: d.faces.length, cached: item.result.cached || 'no', sensitivity: item.result.sensitivity};
+  state.set(badge, shown);
   badge.append(el('span', {class: 'dot'}), el('span', {class: 'label', textContent: shortText(d.verdict, d.confidence)}));
   const s = item.server;
   if (s) {
-    badge.dataset.serverState = s.state;
+    shown.serverState = s.state;
     if (s.state === 'done') {
-      badge.dataset.serverVerdict = s.verdict;
+      shown.serverVerdict = s.verdict;
       badge.append(el('span', {class: 'srv', textContent: `Server: ${shortText(s.verdict, s.confidence)}`}));
     } else {
       badge.append(el('span', {class: 'srv', textContent: s.state === 'asking' ? 'Server…' : 'Server ✕'}));
@@ -198,13 +208,14 @@ export function renderFaces(frame, item) {
     return;
   }
   frame.hidden = false;
-  frame.dataset.source = item.server && item.server.state === 'done' && Array.isArray(item.server.faces) ? 'server' : 'device';
+  state.set(frame, {source: item.server && item.server.state === 'done' && Array.isArray(item.server.faces) ? 'server' : 'device'});
   // The heat first, so the boxes and their tags lie above it; each over its own face's crop.
   const h = item.heat;
   if (h && h.state === 'done' && h.shown) h.heats.forEach((heat) => frame.append(heatCanvas(heat)));
   facesShown(item).forEach((f, i) => {
-    frame.append(el('div', {class: 'face', 'data-index': i + 1, 'data-verdict': f.verdict, 'data-p-fake': f.p_fake, 'data-source': f.source, 'data-box': f.box.join(',')},
-      el('span', {class: 'tag', textContent: tagText(i, f)})));
+    const face = el('div', {class: `face v-${f.verdict}`}, el('span', {class: 'tag', textContent: tagText(i, f)}));
+    state.set(face, {index: i + 1, verdict: f.verdict, pFake: f.p_fake, source: f.source, box: f.box});
+    frame.append(face);
   });
 }
 
@@ -212,7 +223,8 @@ export function renderFaces(frame, item) {
 // patches red to yellow and at most 70% opaque, cold ones clear, so the face shows through
 // (a square root lifts the weaker patches next to the strongest).
 function heatCanvas(heat) {
-  const canvas = el('canvas', {class: 'heat', 'data-crop': heat.crop.join(','), 'data-strongest': heat.strongest, 'data-ms': heat.ms});
+  const canvas = el('canvas', {class: 'heat'});
+  state.set(canvas, {crop: heat.crop, strongest: heat.strongest, ms: heat.ms});
   canvas.width = canvas.height = heat.grid;
   const ctx = canvas.getContext('2d');
   const img = ctx.createImageData(heat.grid, heat.grid);
@@ -237,12 +249,12 @@ export function placeFaces(frame, img, file) {
   Object.assign(frame.style, {left: `${docX(box.left)}px`, top: `${docY(box.top)}px`, width: `${box.width}px`, height: `${box.height}px`});
   const drawn = drawnRect(box, file, {fit: cs.objectFit, position: cs.objectPosition, natural: {width: img.naturalWidth, height: img.naturalHeight}});
   for (const heat of frame.querySelectorAll('.heat')) {
-    const [x, y, side] = heat.dataset.crop.split(',').map(Number);
+    const [x, y, side] = state.get(heat).crop;
     const f = faceRect([x, y, x + side, y + side], file, drawn);
     Object.assign(heat.style, {left: `${f.left - box.left}px`, top: `${f.top - box.top}px`, width: `${f.width}px`, height: `${f.height}px`});
   }
   for (const face of frame.querySelectorAll('.face')) {
-    const f = faceRect(face.dataset.box.split(',').map(Number), file, drawn);
+    const f = faceRect(state.get(face).box, file, drawn);
     Object.assign(face.style, {left: `${f.left - box.left}px`, top: `${f.top - box.top}px`, width: `${f.width}px`, height: `${f.height}px`});
     face.classList.toggle('low', f.top - box.top < 18); // no room above the box: the tag goes inside
   }
@@ -254,9 +266,9 @@ export function placeFaces(frame, img, file) {
 export function renderPanel(panel, item, handlers) {
   const r = item.result;
   panel.replaceChildren();
-  clearData(panel);
-  panel.dataset.state = item.state;
-  panel.dataset.src = item.src.slice(0, 300);
+  showVerdict(panel, null);
+  const info = {state: item.state, src: item.src.slice(0, 300), where: (state.get(panel) || {}).where};
+  state.set(panel, info);
   panel.setAttribute('role', 'dialog');
   panel.append(el('button', {class: 'close', title: 'Close', 'aria-label': 'Close', textContent: '×', onclick: handlers.close}));
   if (item.state === 'checking' || item.state === 'queued') {
@@ -265,7 +277,7 @@ export function renderPanel(panel, item, handlers) {
   }
   if (!r || !r.ok) {
     const e = r ? r.error : {code: 'unknown', message: 'no answer'};
-    panel.dataset.error = e.code;
+    info.error = e.code;
     panel.append(el('h2', {textContent: "Can't check this image"}), el('div', {class: 'err', textContent: capital(e.message)}));
     if (e.code === 'no_access' && e.host) {
       panel.append(
@@ -279,7 +291,8 @@ export function renderPanel(panel, item, handlers) {
     return;
   }
   const d = r.device;
-  Object.assign(panel.dataset, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence, faces: d.faces.length});
+  Object.assign(info, {verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence, faces: d.faces.length, cached: r.cached || 'no'});
+  showVerdict(panel, d.verdict);
   const p = r.provenance;
   const said = provenanceSection(p);
   if (d.verdict === 'no_face') {
@@ -312,7 +325,7 @@ export function renderPanel(panel, item, handlers) {
   // (A check opened again from the history cannot ask: it shows an answer it already has.)
   if (handlers.askServer || item.server) panel.append(secondOpinionSection(item, handlers));
   if (handlers.report && r.historyId) panel.append(reportSection(item, handlers));
-  if (r.historyProblem) panel.append(el('div', {class: 'err small', 'data-history-problem': '1', textContent: `Not kept in your history: ${r.historyProblem}`}));
+  if (r.historyProblem) panel.append(el('div', {class: 'err small history-problem', textContent: `Not kept in your history: ${r.historyProblem}`}));
   const model = [r.model.name, r.model.version].filter(Boolean).join(' ');
   panel.append(el('div', {class: 'small', textContent: `Model ${model || 'on-device'} · sensitivity ${r.sensitivity}${r.cached ? ' · from cache' : ''}`}));
 }
@@ -333,7 +346,7 @@ const countFaces = (n) => (n === 1 ? '1 face' : `${n} faces`);
 
 // One line per face, numbered as the boxes on the image; the server's verdict once it answered.
 function facesList(faces) {
-  return el('ol', {class: 'faces-list'}, faces.map((f, i) => el('li', {'data-verdict': f.verdict, 'data-source': f.source},
+  return el('ol', {class: 'faces-list'}, faces.map((f, i) => el('li', {},
     `Face ${i + 1} — ${describe(f.verdict, f.confidence, f.p_fake)}`,
     f.source === 'server' ? el('span', {class: 'dev', textContent: f.device ? ` (server; this device: ${shortText(f.device.verdict, f.device.confidence)})` : ' (server)'}) : null)));
 }
@@ -341,7 +354,9 @@ function facesList(faces) {
 // "Show where it looked", and what the colours mean once shown.
 function heatSection(item, faces, handlers) {
   const h = item.heat;
-  const box = el('div', {class: 'explain', 'data-heat-state': h ? h.state : 'none'});
+  const box = el('div', {class: 'explain'});
+  const info = {heatState: h ? h.state : 'none'};
+  state.set(box, info);
   const shown = h && h.state === 'done' && h.shown;
   box.append(el('button', {class: 'act secondary', textContent: h && h.state === 'asking' ? 'Looking…' : shown ? 'Hide where it looked' : 'Show where it looked',
     disabled: Boolean(h && h.state === 'asking'), onclick: handlers.heat}));
@@ -352,7 +367,7 @@ function heatSection(item, faces, handlers) {
     box.append(el('div', {class: 'small', textContent: `Worked out on this device in ${ms} ms; only the square judged around ${faces.length > 1 ? 'each face' : 'the face'} is coloured.`}));
   }
   if (h && h.state === 'error') {
-    box.dataset.heatError = h.error.code;
+    info.heatError = h.error.code;
     box.append(el('div', {class: 'err', textContent: capital(h.error.message)}));
   }
   return box;
@@ -361,9 +376,11 @@ function heatSection(item, faces, handlers) {
 function secondOpinionSection(item, handlers) {
   const r = item.result;
   const s = item.server;
-  const box = el('div', {class: 'second', 'data-server-state': s ? s.state : r.secondOpinion});
+  const box = el('div', {class: 'second'});
+  const shown = {serverState: s ? s.state : r.secondOpinion};
+  state.set(box, shown);
   if (s && s.state === 'done') {
-    box.dataset.serverVerdict = s.verdict;
+    shown.serverVerdict = s.verdict;
     box.append(el('div', {}, el('b', {textContent: 'Second opinion: '}), describe(s.verdict, s.confidence, s.p_fake)));
     if (s.provenance) box.append(el('div', {class: 'msg', textContent: `Provenance: ${s.provenance}`}));
     if (s.model) box.append(el('div', {class: 'small', textContent: `From your server (${s.model}, ${s.ms} ms)`}));
@@ -374,7 +391,7 @@ function secondOpinionSection(item, handlers) {
     return box;
   }
   if (s && s.state === 'error') {
-    box.dataset.serverError = s.error.code;
+    shown.serverError = s.error.code;
     box.append(
       el('div', {class: 'err', textContent: `Second opinion failed: ${s.error.message}`}),
       el('button', {class: 'act secondary', textContent: 'Retry', onclick: handlers.retryServer}),
@@ -404,13 +421,15 @@ const trusted = (fn) => (e) => (e && e.isTrusted ? fn(e) : undefined);
 // ({state: saving | saved | error, message, sent}).
 function reportSection(item, handlers) {
   const rep = item.report || (item.report = {open: false, note: '', send: handlers.serverAllowed, includePicture: false});
-  const box = el('div', {class: 'report', 'data-report-state': rep.state || (rep.open ? 'open' : 'closed')});
+  const box = el('div', {class: 'report'});
+  const info = {reportState: rep.state || (rep.open ? 'open' : 'closed')};
+  state.set(box, info);
   if (rep.state === 'saved') {
-    box.dataset.says = rep.says;
+    info.says = rep.says;
     box.append(el('div', {class: 'ok', textContent: `Report kept in your history: you said it is ${rep.says}.`}));
     if (rep.pictureProblem) box.append(el('div', {class: 'msg', textContent: capital(rep.pictureProblem)}));
     if (rep.sent) {
-      box.dataset.sent = rep.sent.state;
+      info.sent = rep.sent.state;
       box.append(el('div', {class: rep.sent.state === 'sent' ? 'msg' : 'err', textContent: rep.sent.message}));
     }
     // Kept but not (yet) on the server: send it now, if the server is allowed.
@@ -468,11 +487,49 @@ export function placePanel(panel, img, faceBoxes) {
   } else {
     at = {left: vw - size.width - 16, top: 16, where: 'window'};
   }
-  panel.dataset.where = at.where;
+  state.set(panel, {...state.get(panel), where: at.where});
   panel.style.left = `${docX(at.left)}px`;
   panel.style.top = `${docY(at.top)}px`;
 }
 
 function capital(s) {
   return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+// What the layer shows now, as plain data: for the browser tests only (content.js exposes it
+// in the content script's own world when the build has test hooks; pages never see it).
+export function inspect(layer) {
+  const root = layer.root;
+  const box = (node) => node.getBoundingClientRect().toJSON();
+  const of = (node) => ({...state.get(node)});
+  if (!root || !layer.host.isConnected) return {badges: [], panel: null};
+  const badges = [...root.querySelectorAll('.badge')].map((b) => ({...of(b), hidden: b.hidden, rect: box(b), text: b.innerText, title: b.title}));
+  const panel = root.querySelector('.panel');
+  if (!panel) return {badges, panel: null};
+  const frame = root.querySelector('.faces');
+  const framed = frame && !frame.hidden;
+  const second = panel.querySelector('.second');
+  const explain = panel.querySelector('.explain');
+  const report = panel.querySelector('.report');
+  return {
+    badges,
+    panel: {
+      ...of(panel),
+      text: panel.innerText,
+      headline: (panel.querySelector('h2') || {}).textContent,
+      rect: box(panel),
+      viewport: {width: document.documentElement.clientWidth, height: document.documentElement.clientHeight},
+      frame: framed ? {...of(frame), rect: box(frame)} : null,
+      heats: framed ? [...frame.querySelectorAll('.heat')].map((c) => ({...of(c), rect: box(c)})) : [],
+      boxes: framed ? [...frame.querySelectorAll('.face')].map((f) => {
+        const {box: _file, ...face} = of(f);
+        return {...face, tag: f.innerText, rect: box(f)};
+      }) : [],
+      second: second ? {...of(second), text: second.innerText} : null,
+      explain: explain ? {...of(explain), text: explain.innerText} : null,
+      report: report ? {...of(report), text: report.innerText} : null,
+      buttons: [...panel.querySelectorAll('button')].map((b) => ({text: b.textContent, rect: box(b)})),
+      controls: [...panel.querySelectorAll('[data-action], [data-field], [data-says]')].map((c) => ({...c.dataset, disabled: Boolean(c.disabled), rect: box(c)})),
+    },
+  };
 }

@@ -74,8 +74,8 @@ export function videoHandlers({model, runModel}) {
   return {videoStart, videoFrame, captureTab, videoSecondOpinion};
 }
 
+// Its messages are shown in the page's overlay: they never say where the user's server is.
 async function askFrames({serverUrl, apiKey, timeoutS}, form) {
-  const base = new URL(serverUrl).origin;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutS * 1000);
   const started = Date.now();
@@ -84,8 +84,8 @@ async function askFrames({serverUrl, apiKey, timeoutS}, form) {
     response = await fetch(`${serverUrl}/api/v1/check/frames`, {method: 'POST', body: form, headers: apiKey ? {'X-API-Key': apiKey} : {},
       signal: controller.signal, credentials: 'omit', cache: 'no-store'});
   } catch (e) {
-    if (controller.signal.aborted) throw new ServerProblem('timeout', `the server at ${base} did not answer within ${timeoutS} s; try again in a moment.`);
-    throw new ServerProblem('unreachable', `cannot reach the server at ${base} (${e.message}); check that it is running and that the address in Unmask's options is right.`);
+    if (controller.signal.aborted) throw new ServerProblem('timeout', `your server did not answer within ${timeoutS} s; try again in a moment.`);
+    throw new ServerProblem('unreachable', `cannot reach your server (${e.message}); check that it is running and that the address in Unmask's options is right.`);
   } finally {
     clearTimeout(timer);
   }
@@ -97,11 +97,11 @@ async function askFrames({serverUrl, apiKey, timeoutS}, form) {
   }
   if (!response.ok) {
     const said = body && body.message ? `: ${body.message}` : '';
-    if (response.status === 404) throw new ServerProblem('rejected', `${base} answered 404: it is not an Unmask server with video checks (no /api/v1/check/frames).`, {status: 404});
-    throw new ServerProblem(response.status === 401 ? 'unauthorized' : 'rejected', `the server at ${base} could not check the frames (HTTP ${response.status})${said}`, {status: response.status});
+    if (response.status === 404) throw new ServerProblem('rejected', `your server answered 404: it is not an Unmask server with video checks (no /api/v1/check/frames).`, {status: 404});
+    throw new ServerProblem(response.status === 401 ? 'unauthorized' : 'rejected', `your server could not check the frames (HTTP ${response.status})${said}`, {status: response.status});
   }
   if (!body || !['fake', 'real', 'uncertain', 'no_face'].includes(body.verdict)) {
-    throw new ServerProblem('bad_reply', `the server at ${base} gave no verdict; is it an Unmask server?`);
+    throw new ServerProblem('bad_reply', `your server gave no verdict; is it an Unmask server?`);
   }
   return {
     verdict: body.verdict,

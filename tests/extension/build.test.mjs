@@ -70,6 +70,12 @@ describe('npm run build', () => {
     assert.equal(result.id, 'kdmepkbpdjeiglledacpabjjbmcjmhgo', 'the manifest key fixes the ID');
   });
 
+  it('draws in a closed shadow root, and ships no test hook', () => {
+    const content = readFileSync(join(out, 'content.js'), 'utf8');
+    assert.match(content, /mode:\s*"closed"/);
+    assert.doesNotMatch(content, /mode:\s*"open"|unmaskInspect/);
+  });
+
   it('bundles everything: no script comes from a CDN', () => {
     for (const f of ['background.js', 'content.js', 'offscreen.js', 'popup.js', 'options.js']) {
       const code = readFileSync(join(out, f), 'utf8');

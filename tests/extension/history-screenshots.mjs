@@ -23,12 +23,22 @@ const model = await modelUnderTest(images);
 const ext = await buildExtension(model);
 const site = await serveFiles({dirs: [join(ROOT, 'tests/extension/pages'), join(images.root, 'site')]});
 const session = await launch(ext.out);
-const panelRect = (page) => page.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
-const control = (page, sel) => page.evaluate((s) => {
-  const r = document.querySelector('unmask-layer').shadowRoot.querySelector(s).getBoundingClientRect();
-  return {x: r.x + r.width / 2, y: r.y + r.height / 2};
-}, sel);
-const state = (page, sel, key) => page.evaluate(([s, k]) => document.querySelector('unmask-layer')?.shadowRoot.querySelector(s)?.dataset[k], [sel, key]);
+// The overlay is a closed shadow root: read through the test build's unmaskInspect(), in the
+// content script's world on a web page, in the page itself on the extension's history page.
+const inUi = (p, fn, arg) => (p.url().startsWith('chrome-extension://') ? p.evaluate(fn, arg) : session.contentScript(p, fn, arg));
+const shown = (page) => inUi(page, () => (globalThis.unmaskInspect ? globalThis.unmaskInspect().panel : null));
+const panelRect = async (page) => (await shown(page)).rect;
+// sel: [data-KEY=VALUE], a control of the overlay.
+const control = async (page, sel) => {
+  const [, key, value] = /^\[data-([a-z]+)=([\w-]+)\]$/.exec(sel);
+  const c = (await shown(page)).controls.find((x) => x[key] === value);
+  return {x: c.rect.left + c.rect.width / 2, y: c.rect.top + c.rect.height / 2};
+};
+// What the overlay (.panel) or its report form (.report) shows under `key`.
+const state = async (page, sel, key) => {
+  const p = await shown(page);
+  return p && (sel === '.report' ? p.report && p.report[key] : p[key]);
+};
 
 try {
   const page = await session.context.newPage();
@@ -67,7 +77,7 @@ try {
   writeFileSync(join(out, 'history.png'), await history.screenshot());
   log('history.png');
   await history.click('#list li:first-child [data-action=open]');
-  await until(() => history.evaluate(() => document.querySelector('unmask-layer')?.shadowRoot.querySelector('.panel')?.dataset.state === 'done'), 'the check opened again');
+  await until(async () => (await state(history, '.panel', 'state')) === 'done', 'the check opened again');
   await sleep(300);
   writeFileSync(join(out, 'history-check.png'), await history.screenshot());
   log('history-check.png');

@@ -32,33 +32,30 @@ const captureDownloads = (page) => page.evaluate(() => {
   };
 });
 
-// The overlay's state, and where its controls are (for real clicks at those points).
-function overlayOf(page) {
-  return page.evaluate(() => {
-    const host = document.querySelector('unmask-layer');
-    const root = host && host.shadowRoot;
-    const panel = root && root.querySelector('.panel');
-    if (!panel) return null;
-    const report = panel.querySelector('.report');
-    const at = (sel) => {
-      const e = panel.querySelector(sel);
-      if (!e) return null;
-      const r = e.getBoundingClientRect();
-      return {x: r.x + r.width / 2, y: r.y + r.height / 2, disabled: Boolean(e.disabled)};
+// The overlay's state, and where its controls are (for real clicks at those points), read in
+// the extension's own world: on a web page the content script's isolated world (the layer is a
+// closed shadow root), on the history page the page itself; the test build's unmaskInspect().
+let session;
+const inUi = (p, fn, arg) => (p.url().startsWith('chrome-extension://') ? p.evaluate(fn, arg) : session.contentScript(p, fn, arg));
+
+async function overlayOf(page) {
+  return (await inUi(page, () => {
+    const p = globalThis.unmaskInspect && globalThis.unmaskInspect().panel;
+    if (!p) return null;
+    const at = (key, value) => {
+      const c = p.controls.find((x) => x[key] === value);
+      return c ? {x: c.rect.left + c.rect.width / 2, y: c.rect.top + c.rect.height / 2, disabled: c.disabled} : null;
     };
-    return {
-      ...panel.dataset, text: panel.innerText, boxes: root.querySelectorAll('.faces .face').length,
-      report: report ? {...report.dataset, text: report.innerText} : null,
-      controls: {open: at('[data-action=report-open]'), note: at('[data-field=note]'), send: at('[data-field=send]'), picture: at('[data-field=picture]'),
-        real: at('[data-says=real]'), fake: at('[data-says=fake]')},
-    };
-  });
+    return {...p, boxes: p.boxes.length,
+      controls: {open: at('action', 'report-open'), note: at('field', 'note'), send: at('field', 'send'), picture: at('field', 'picture'),
+        real: at('says', 'real'), fake: at('says', 'fake'), sendPicture: at('action', 'send-picture')}};
+  })) ?? null;
 }
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}, () => {
-  let images, ext, site, session, page, server, profile, listener, serverStarting, serverDir, feedbackDb, gone = false;
+  let images, ext, site, page, server, profile, listener, serverStarting, serverDir, feedbackDb, gone = false;
   const file = (name) => readFileSync(join(images.root, 'site/img', name));
 
   // The extension's own API and storage, as its pages use them.
@@ -253,11 +250,7 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     // Opened again from the history page, with its overlay: verdict, boxes and the report.
     const history = await session.extensionPage(`history.html#check=${encodeURIComponent(before.id)}`);
     await history.waitForSelector('body[data-ready="1"]');
-    const shown = await history.evaluate(() => {
-      const root = document.querySelector('unmask-layer').shadowRoot;
-      const panel = root.querySelector('.panel');
-      return {...panel.dataset, boxes: root.querySelectorAll('.faces .face').length, report: panel.querySelector('.report').dataset.reportState, text: panel.innerText};
-    });
+    const shown = await overlayOf(history).then((o) => ({...o, report: o.report.reportState}));
     assert.equal(shown.verdict, before.verdict);
     assert.equal(shown.boxes, before.device.faces.length);
     assert.equal(shown.report, 'saved');
@@ -291,12 +284,9 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     assert.equal(earlier.report.sent.state, 'not_allowed');
     const history = await session.extensionPage(`history.html#check=${encodeURIComponent(earlier.id)}`);
     await history.waitForSelector('body[data-ready="1"]');
-    const sendAt = await history.evaluate(() => {
-      const r = document.querySelector('unmask-layer').shadowRoot.querySelector('[data-action=send-picture]').getBoundingClientRect();
-      return {x: r.x + r.width / 2, y: r.y + r.height / 2};
-    });
+    const sendAt = (await overlayOf(history)).controls.sendPicture;
     await history.mouse.click(sendAt.x, sendAt.y);
-    await waitFor(() => history.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.report').dataset.sent === 'sent'),
+    await waitFor(async () => (await overlayOf(history)).report.sent === 'sent',
       {what: 'the kept report to be sent from the history'});
     await history.close();
 

@@ -16,27 +16,30 @@ import {buildExtension, fixtureImages, modelUnderTest, provenanceFixtures} from 
 
 const RIGHT_CLICKED = ['xmp_ai.jpg', 'a1111.png', 'c2pa_ai.jpg', 'chart_a1111.png', 'plain.jpg', 'text_bomb.png'];
 
-const panelText = (page) => page.evaluate(() => {
+// The extension draws in a closed shadow root: read it in the content script's own world.
+let session;
+
+const panelText = async (page) => (await session.contentScript(page, () => {
   const host = document.querySelector('unmask-layer');
-  const panel = host && host.shadowRoot && host.shadowRoot.querySelector('.panel');
+  const panel = host && chrome.dom.openOrClosedShadowRoot(host).querySelector('.panel');
   if (!panel || /Checking…/.test(panel.innerText)) return null;
   return panel.innerText;
-});
+})) ?? null;
 
 // The badge over an image, if any: its text.
-const badgeText = (page, id) => page.evaluate((id) => {
+const badgeText = async (page, id) => (await session.contentScript(page, (id) => {
   const r = document.getElementById(id).getBoundingClientRect();
   const host = document.querySelector('unmask-layer');
-  const badges = host && host.shadowRoot ? [...host.shadowRoot.querySelectorAll('.badge')].filter((b) => !b.hidden) : [];
+  const badges = host ? [...chrome.dom.openOrClosedShadowRoot(host).querySelectorAll('.badge')].filter((b) => !b.hidden) : [];
   const on = badges.find((b) => {
     const br = b.getBoundingClientRect();
     return br.width > 0 && br.right <= r.right + 1 && br.right >= r.left && br.top >= r.top - 1 && br.top <= r.bottom;
   });
   return on ? {text: on.innerText, ai: Boolean(on.querySelector('.ai'))} : null;
-}, id);
+}, id)) ?? null;
 
 describe('provenance in the extension, in Chromium', {timeout: 15 * 60000}, () => {
-  let fx, ext, site, session;
+  let fx, ext, site;
   const names = () => Object.keys(fx.expect);
   const id = (name) => name.replace(/\W/g, '_');
 

@@ -44,7 +44,7 @@ async function until(fn, what, timeout = 60000) {
 // A screenshot of the image (with its face boxes) and the overlay beside it.
 async function imageAndOverlay(page, selector) {
   const box = await page.locator(selector).boundingBox();
-  const panel = await page.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel').getBoundingClientRect().toJSON());
+  const panel = await session.contentScript(page, () => globalThis.unmaskInspect().panel.rect); // the test build's hook
   const x0 = Math.max(0, Math.min(box.x, panel.left) - 20);
   const y0 = Math.max(0, Math.min(box.y, panel.top) - 20);
   const x1 = Math.max(box.x + box.width, panel.right) + 20;
@@ -80,10 +80,10 @@ try {
   await feed.bringToFront();
   await feed.evaluate(() => document.getElementById('feed_02').scrollIntoView({block: 'start'}));
   await feed.evaluate(() => window.scrollBy(0, -60));
-  const settled = () => feed.evaluate(() => {
-    const host = document.querySelector('unmask-layer');
-    const shown = host ? [...host.shadowRoot.querySelectorAll('.badge')].filter((b) => !b.hidden) : [];
-    return shown.length >= 2 && shown.every((b) => b.dataset.state !== 'checking' && b.dataset.state !== 'queued' && b.dataset.serverState !== 'asking');
+  // What the extension draws is read in its content script's world (the test build's unmaskInspect).
+  const settled = () => session.contentScript(feed, () => {
+    const shown = globalThis.unmaskInspect ? globalThis.unmaskInspect().badges.filter((b) => !b.hidden) : [];
+    return shown.length >= 2 && shown.every((b) => b.state !== 'checking' && b.state !== 'queued' && b.serverState !== 'asking');
   });
   await until(settled, 'the badges');
   await sleep(500);
@@ -94,16 +94,15 @@ try {
   const plain = await session.context.newPage();
   await plain.setViewportSize({width: 1000, height: 820});
   await plain.goto(`${site.origin}/feed.html`);
-  const unsure = await until(() => feed.evaluate(() => {
-    const host = document.querySelector('unmask-layer');
-    const b = [...host.shadowRoot.querySelectorAll('.badge')].find((x) => x.dataset.verdict === 'uncertain' && x.dataset.serverState === 'done');
-    return b ? [...document.images].find((i) => i.currentSrc.startsWith(b.dataset.src))?.id : null;
+  const unsure = await until(() => session.contentScript(feed, () => {
+    const b = globalThis.unmaskInspect().badges.find((x) => x.verdict === 'uncertain' && x.serverState === 'done');
+    return b ? [...document.images].find((i) => i.currentSrc.startsWith(b.src))?.id : null;
   }), 'an unsure image with a second opinion');
   await plain.evaluate((id) => document.getElementById(id).scrollIntoView({block: 'center'}), unsure);
   await session.chooseContextMenuItem(plain, plain.locator(`#${unsure}`));
-  await until(() => plain.evaluate(() => {
-    const p = document.querySelector('unmask-layer')?.shadowRoot.querySelector('.panel');
-    return p && p.dataset.state === 'done' && p.querySelector('.second')?.dataset.serverState === 'done';
+  await until(() => session.contentScript(plain, () => {
+    const p = globalThis.unmaskInspect().panel;
+    return p && p.state === 'done' && p.second?.serverState === 'done';
   }), 'the overlay');
   await sleep(300);
   writeFileSync(join(out, 'overlay.png'), await imageAndOverlay(plain, `#${unsure}`));
@@ -116,9 +115,11 @@ try {
   await group.goto(`${site.origin}/group.html`);
   await until(() => group.evaluate(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)), 'the group page');
   await session.chooseContextMenuItem(group, group.locator('#group'));
-  await until(() => group.evaluate(() => document.querySelector('unmask-layer')?.shadowRoot.querySelector('.panel')?.dataset.state === 'done'), 'the group overlay');
-  await group.locator('unmask-layer .panel button', {hasText: 'Show where it looked'}).click();
-  await until(() => group.evaluate(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.panel .explain')?.dataset.heatState === 'done'), 'the heat', 120000);
+  const shownPanel = () => session.contentScript(group, () => globalThis.unmaskInspect().panel);
+  await until(async () => (await shownPanel())?.state === 'done', 'the group overlay');
+  const show = (await shownPanel()).buttons.find((b) => b.text.includes('Show where it looked')).rect;
+  await group.mouse.click(show.left + show.width / 2, show.top + show.height / 2);
+  await until(async () => (await shownPanel())?.explain?.heatState === 'done', 'the heat', 120000);
   await sleep(300);
   writeFileSync(join(out, 'heat.png'), await imageAndOverlay(group, '#group'));
   await group.close();

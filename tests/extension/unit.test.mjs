@@ -20,7 +20,7 @@ import {NEXT_STEP, nextStep} from '../../extension/src/ui.js';
 import {checkImageBytes, ImageProblem, LIMITS, sniff} from '../../extension/src/imageinfo.js';
 import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
 import {adjustCalibration, LEVELS} from '../../extension/src/sensitivity.js';
-import {parseServerUrl, withDefaults} from '../../extension/src/settings.js';
+import {parseServerUrl, serverPattern, withDefaults} from '../../extension/src/settings.js';
 import {badgesEnabled, builtinPatterns, isBuiltinSite, originPattern, patternMatches} from '../../extension/src/sites.js';
 import {escalates, escalationLimits, verdict} from '../../extension/src/verdict.js';
 import {describe as say, LABELS, pct, tag, wording} from '../../extension/src/wording.js';
@@ -241,6 +241,18 @@ describe('settings', () => {
     assert.match(parseServerUrl('ftp://files.example.org').message, /must start with http/);
     assert.match(parseServerUrl('http://exa mple.org').message, /not a web address/);
   });
+
+  it('takes plain http only for a server on this machine, and asks for exactly its scheme, host and port', () => {
+    for (const url of ['http://localhost:8000', 'http://[::1]:8000', 'http://127.5.6.7:1', 'https://203.0.113.7:8443']) {
+      assert.equal(typeof parseServerUrl(url), 'string', url);
+    }
+    for (const url of ['http://203.0.113.7:8000', 'http://unmask.example.org', 'http://127.0.0.1.evil.example', 'http://localhost.evil.example', 'http://10.0.0.2']) {
+      assert.match(parseServerUrl(url).message, /use https:\/\/.*unencrypted/, url);
+    }
+    assert.equal(serverPattern('http://127.0.0.1:8000'), 'http://127.0.0.1:8000/*');
+    assert.equal(serverPattern('https://unmask.example.org/base'), 'https://unmask.example.org/*');
+    assert.equal(serverPattern('https://unmask.example.org:8443'), 'https://unmask.example.org:8443/*');
+  });
 });
 
 describe('bytes across messages', () => {
@@ -294,6 +306,7 @@ describe('the second-opinion client', () => {
   it('turns each failure into a message a person can act on', async () => {
     const cases = [
       [(req, res) => json(res, 401, {error: 'unauthorized', message: 'the API key is missing'}), 'unauthorized', /refused the API key: the API key is missing/],
+      [(req, res) => json(res, 403, {error: 'origin_refused', message: 'requests from pages at chrome-extension://x are refused'}), 'origin_refused', /does not take requests from this extension: start it with UNMASK_CORS_ORIGINS=/],
       [(req, res) => json(res, 429, {error: 'rate_limited', message: 'slow down'}, {'Retry-After': '7'}), 'rate_limited', /try again in 7 s/],
       [(req, res) => json(res, 415, {error: 'unsupported_type', message: 'not an image type the server takes'}), 'rejected', /HTTP 415.*not an image type/],
       [(req, res) => json(res, 500, {error: 'internal', message: 'boom'}), 'server_error', /failed \(HTTP 500\): boom/],
@@ -306,6 +319,8 @@ describe('the second-opinion client', () => {
         await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 5}, image, 'JPEG'), (e) => {
           assert.equal(e.code, code);
           assert.match(e.message, message);
+          // The overlay shows it in a web page: not where the user's server is.
+          assert.ok(!e.message.includes(new URL(url).host), e.message);
           return true;
         });
       });
@@ -326,7 +341,7 @@ describe('the second-opinion client', () => {
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${server.address().port}`;
     await new Promise((resolve) => server.close(resolve));
-    await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 5}, image, 'JPEG'), (e) => e.code === 'unreachable' && /check that it is running/.test(e.message));
+    await assert.rejects(askServer({serverUrl: url, apiKey: '', timeoutS: 5}, image, 'JPEG'), (e) => e.code === 'unreachable' && /check that it is running/.test(e.message) && !e.message.includes(url));
     await assert.rejects(serverHealth({serverUrl: url, apiKey: '', timeoutS: 5}), (e) => e.code === 'unreachable');
   });
 });

@@ -21,13 +21,17 @@ const PAGES = join(import.meta.dirname, 'pages/video');
 const FRAMES = 6; // the test's sampling: 6 frames over 3 s (the default is 16 over 8 s)
 const WINDOW_S = 3;
 
-// The video overlay's state (data-*), text, timeline marks and the track boxes drawn.
-function overlayOf(page) {
-  return page.evaluate(() => {
+let session;
+
+// The video overlay's state (data-*), text, timeline marks and the track boxes drawn, read in
+// the content script's world: the layer is a closed shadow root, which the page cannot open.
+async function overlayOf(page) {
+  return (await session.contentScript(page, () => {
     const host = document.querySelector('unmask-layer');
-    const panel = host && host.shadowRoot && host.shadowRoot.querySelector('.vpanel');
+    const root = host && chrome.dom.openOrClosedShadowRoot(host);
+    const panel = root && root.querySelector('.vpanel');
     if (!panel || !panel.isConnected) return null;
-    const boxes = host.shadowRoot.querySelector('.vtracks');
+    const boxes = root.querySelector('.vtracks');
     const second = panel.querySelector('.second');
     return {
       ...panel.dataset,
@@ -36,13 +40,13 @@ function overlayOf(page) {
       boxes: boxes && !boxes.hidden ? [...boxes.querySelectorAll('.track')].map((b) => ({...b.dataset, rect: b.getBoundingClientRect().toJSON()})) : [],
       second: second ? {...second.dataset, text: second.innerText} : null,
     };
-  });
+  })) ?? null;
 }
 
 const settled = (o) => o && (o.state === 'done' || o.state === 'error') ? o : null;
 
 describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
-  let media, model, ext, site, other, session, page, server, serverStarting;
+  let media, model, ext, site, other, page, server, serverStarting;
 
   before(async () => {
     media = tempDir('unmask-video-');
@@ -115,8 +119,8 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
 
     // "Get a second opinion": the same JPEG frames to the frames endpoint under gunicorn.
     await page.bringToFront();
-    const button = await page.evaluateHandle(() => document.querySelector('unmask-layer').shadowRoot.querySelector('.vpanel .second button.act'));
-    const box = await button.boundingBox();
+    const box = await session.contentScript(page, () => chrome.dom.openOrClosedShadowRoot(document.querySelector('unmask-layer'))
+      .querySelector('.vpanel .second button.act').getBoundingClientRect().toJSON());
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2); // a real click: the overlay wants isTrusted
     const s = await waitFor(async () => {
       const x = await overlayOf(page);
@@ -204,22 +208,24 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
       const got = await chrome.storage.local.get('settings');
       await chrome.storage.local.set({settings: {...got.settings, sites: ['127.0.0.1']}});
     });
-    const button = await waitFor(async () => {
-      const handle = await page.evaluateHandle(() => {
-        const face = document.getElementById('face').getBoundingClientRect();
-        const buttons = [...(document.querySelector('unmask-layer')?.shadowRoot?.querySelectorAll('.vbutton') || [])];
-        return buttons.find((b) => {
-          const r = b.getBoundingClientRect();
-          return !b.hidden && r.left >= face.left && r.top >= face.top && r.right <= face.right && r.bottom <= face.bottom;
-        }) || null;
+    // The control sits in the extension's closed shadow root: found, and clicked by script, from
+    // the content script's own world (the page cannot reach it at all).
+    const scripted = () => session.contentScript(page, () => {
+      const face = document.getElementById('face').getBoundingClientRect();
+      const host = document.querySelector('unmask-layer');
+      const buttons = host ? [...chrome.dom.openOrClosedShadowRoot(host).querySelectorAll('.vbutton')] : [];
+      const b = buttons.find((x) => {
+        const r = x.getBoundingClientRect();
+        return !x.hidden && r.left >= face.left && r.top >= face.top && r.right <= face.right && r.bottom <= face.bottom;
       });
-      return (await handle.jsonValue()) === null ? null : handle;
-    }, {what: 'the Check video control on #face'});
-    // A click from the page's own script is ignored (isTrusted); a person's click starts the check.
-    await button.evaluate((b) => b.click());
+      if (!b) return null;
+      b.click();
+      return b.getBoundingClientRect().toJSON();
+    });
+    const box = await waitFor(scripted, {what: 'the Check video control on #face'});
+    // A click from a script is ignored (isTrusted); a person's click starts the check.
     await sleep(500);
     assert.equal(await overlayOf(page), null, 'a scripted click started a check');
-    const box = await button.boundingBox();
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
     const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 60000, what: 'the verdict from the control'});
     assert.equal(o.state, 'done', o.text);

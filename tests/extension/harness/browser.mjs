@@ -169,6 +169,27 @@ export class Session {
     return page;
   }
 
+  // Runs fn(arg) in the extension's content-script world of `page`'s main frame: the isolated
+  // world that the page's own scripts cannot reach, where the test build exposes
+  // unmaskInspect() (extension/src/content.js). Resolves undefined when the page has no
+  // content script of ours.
+  async contentScript(page, fn, arg) {
+    const s = await this.context.newCDPSession(page);
+    try {
+      const contexts = [];
+      s.on('Runtime.executionContextCreated', (e) => contexts.push(e.context));
+      await s.send('Runtime.enable');
+      const {frameTree} = await s.send('Page.getFrameTree');
+      const world = contexts.find((c) => c.origin === this.origin && c.auxData && c.auxData.frameId === frameTree.frame.id && !c.auxData.isDefault);
+      if (!world) return undefined;
+      const r = await s.send('Runtime.evaluate', {expression: `(${fn})(${JSON.stringify(arg)})`, contextId: world.id, awaitPromise: true, returnByValue: true});
+      if (r.exceptionDetails) throw new Error(`in the content script: ${r.exceptionDetails.exception ? r.exceptionDetails.exception.description : r.exceptionDetails.text}`);
+      return r.result.value;
+    } finally {
+      await s.detach().catch(() => {});
+    }
+  }
+
   // Chrome stops idle workers after 30 s; do it now, as that would.
   async stopWorker() {
     const page = await this.extensionPage('manifest.json'); // an extension page that sends nothing

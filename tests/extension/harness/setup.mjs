@@ -119,7 +119,7 @@ export async function pythonExpectations(model, images) {
 
 export async function buildExtension(model) {
   const out = mkdtempSync(join(tmpdir(), 'unmask-ext-'));
-  return build({out, model: model.tfjs, zip: 'none'});
+  return build({out, model: model.tfjs, zip: 'none', testHooks: true});
 }
 
 // The project's server (`unmask serve`) with a small ensemble, on a free port.
