@@ -96,6 +96,9 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
   });
 
   async function rightClickCheck(id) {
+    // Close the last overlay first, so that the one read below is this video's.
+    await page.keyboard.press('Escape');
+    await waitFor(async () => !(await overlayOf(page)), {what: 'the last overlay to close'});
     await session.chooseContextMenuItem(page, page.locator(`#${id}`));
     return waitFor(() => overlayOf(page), {what: `the overlay on #${id}`});
   }
