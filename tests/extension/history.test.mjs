@@ -310,7 +310,7 @@ describe('the history of checks and reports, in Chromium', {timeout: 20 * 60000}
     await setSettings({serverUrl: `http://127.0.0.1:${await deadPort()}`, apiKey: KEY});
     reply = await toWorker({type: 'sendKeptReport', id: record.id, includePicture: false});
     assert.equal(reply.sent.state, 'failed');
-    assert.match(reply.sent.message, /cannot reach the server/);
+    assert.match(reply.sent.message, /cannot reach your server/); // shown in pages too: never where it is
     const kept = (await records()).find((r) => r.id === record.id);
     assert.equal(kept.report.says, 'real', 'the failed sends lost the report');
     assert.equal(kept.report.sent.state, 'failed');
