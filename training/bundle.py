@@ -45,10 +45,13 @@ BUNDLE_FILES = ["model.keras", "detector.json", "MODEL_CARD.md", "metrics.json",
 
 
 def sh(*cmd, log: list | None = None) -> None:
-    line = shlex.join(str(c) for c in cmd)
-    print(f"\n$ {line}", flush=True)
+    """Run one command from the repository; the log (docs/EVALUATION.md's Commands) names
+    paths relative to the repository, as the records do, and `unmask` by name."""
+    from training.data import recorded
+
+    print(f"\n$ {shlex.join(str(c) for c in cmd)}", flush=True)
     if log is not None:
-        log.append(line)
+        log.append(shlex.join(recorded(c) if isinstance(c, Path) else "unmask" if c == unmask() else str(c) for c in cmd))
     subprocess.run([str(c) for c in cmd], check=True, cwd=REPO)
 
 
