@@ -19,7 +19,7 @@ import numpy as np
 
 from models.faces import Face, FaceFinder, Found, crop_image, face_contract, smallest_face_found, tiles
 from models.preprocessing import ImageError
-from models.wording import describe, no_face, tag, wording
+from models.wording import describe, no_face, pct, tag, wording
 
 
 def require_size(image: np.ndarray):
@@ -30,9 +30,21 @@ def require_size(image: np.ndarray):
         raise ImageError("too_small", f"The image is {w}x{h} px. " + wording()["too_small"].format(min_face_side=side))
 
 
+# Members of an ensemble whose p(fake) for one face lie this far apart or more disagree widely
+# (issue 20: 89% against 6% on one real face). The verdict stays the calibrated one, which
+# already weighs the members; the disagreement is said beside it as a reason to be unsure.
+MEMBERS_DISAGREE = 0.5
+
+
 def face_result(face: Face, prediction) -> dict:
-    return {**face.as_dict(), **prediction.as_dict(),
-            "summary": describe(prediction.verdict, prediction.confidence, prediction.p_fake)}
+    out = {**face.as_dict(), **prediction.as_dict(),
+           "summary": describe(prediction.verdict, prediction.confidence, prediction.p_fake)}
+    scores = list((prediction.members or {}).values())
+    if len(scores) > 1 and max(scores) - min(scores) >= MEMBERS_DISAGREE:
+        low, high = min(scores), max(scores)
+        out["disagreement"] = {"low": low, "high": high,
+                               "reason": wording()["members_disagree"].format(low=pct(low), high=pct(high))}
+    return out
 
 
 def may_miss(height: int, width: int) -> str | None:

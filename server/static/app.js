@@ -175,7 +175,8 @@ function showFaces(r) {
     const row = body.insertRow();
     row.className = f.verdict;
     row.insertCell().textContent = String(f.n);
-    row.insertCell().textContent = f.summary;
+    // Members far apart on this face: said beside its verdict, as a reason to be unsure.
+    row.insertCell().textContent = f.disagreement ? `${f.summary}. ${f.disagreement.reason}` : f.summary;
     row.insertCell().textContent = f.box.map((v) => Math.round(v)).join(", ");
   });
   const notes = r.faces.length > 1 ? [WORDS.face_order] : [];

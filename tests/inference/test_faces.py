@@ -365,3 +365,18 @@ def test_a_small_face_in_a_large_photo_is_found_tile_by_tile(finder):
     assert len(found.faces) == 1
     x0, y0, x1, y1 = found.faces[0].box
     assert 610 <= (x0 + x1) / 2 <= 696 and 420 <= (y0 + y1) / 2 <= 506
+
+
+def test_members_far_apart_are_said_as_a_reason_to_be_unsure():
+    from models.detector import Prediction
+    from models.faces import Face
+    from models.inference import MEMBERS_DISAGREE, face_result
+
+    face = Face((10.0, 10.0, 90.0, 90.0), 0.9, ((0.0, 0.0),) * 6, (0, 0, 100))
+    apart = face_result(face, Prediction(0.3, "real", 0.93, 0.07, {"pretrained": 0.89, "tuned-cnn": 0.06, "tiny": 0.2}))
+    assert apart["verdict"] == "real"  # the calibrated verdict stays; the reason goes beside it
+    assert apart["disagreement"] == {"low": 0.06, "high": 0.89,
+                                     "reason": wording()["members_disagree"].format(low="6%", high="89%")}
+    close = face_result(face, Prediction(0.3, "real", 0.93, 0.07, {"a": 0.2, "b": 0.2 + MEMBERS_DISAGREE - 0.01}))
+    single = face_result(face, Prediction(0.3, "real", 0.93, 0.07))
+    assert "disagreement" not in close and "disagreement" not in single

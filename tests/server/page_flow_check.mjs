@@ -8,6 +8,7 @@
 //   node page_flow_check.mjs URL scene SCENE     tags, face list, legend, the heat layer's pixels
 //   node page_flow_check.mjs URL noface NOFACE   what a picture without a face shows
 //   node page_flow_check.mjs URL error FILE      the error shown for a bad file, and its preview
+//   node page_flow_check.mjs URL shot PICTURE OUT.png   a screenshot of the whole page (docs/screenshots)
 import { chromium } from "playwright-core";
 
 const [url, scenario, ...paths] = process.argv.slice(2);
@@ -139,6 +140,11 @@ try {
     await page.waitForFunction(() => !document.querySelector("#error").hidden, null, LONG);
     await page.waitForFunction(() => { const i = document.querySelector("#error-preview"); return !i.getAttribute("src") || i.complete; }, null, LONG);
     out.page = await shown(page);
+  } else if (scenario === "shot") { // docs/screenshots/server-page.png: node page_flow_check.mjs URL shot PICTURE OUT.png
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.setInputFiles("#file", paths[0]);
+    await page.waitForFunction(() => !document.querySelector("#heatmap").hidden && document.querySelector("#heatmap").naturalWidth > 0, null, LONG);
+    await page.screenshot({ path: paths[1], fullPage: true });
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }
