@@ -5,8 +5,8 @@ and returns an image of the same shape and range, so the run is repeatable for a
 
 Two kinds:
 - geometry: small rotation, random crop + zoom, horizontal flip;
-- the web's degradations: JPEG recompression (quality 40..95), down- then up-scaling, blur
-  and noise, each applied to a share of the images.
+- the web's degradations: JPEG recompression (quality 40..95), down- then up-scaling (down
+  to the smallest face crop judged), blur and noise, each applied to a share of the images.
 
 `web_degrade` is the fixed degradation that evaluation applies to make web-like copies.
 """
@@ -28,7 +28,10 @@ class AugmentConfig:
     p_jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (40, 95)
     p_rescale: float = 0.4
-    min_rescale: float = 0.4
+    # Down to the smallest face crop ever judged (rescale_floor), so that a face shown small
+    # on the web looks like something seen in training (issue 20: verdicts moved with size).
+    # A number overrides it.
+    min_rescale: float | None = None
     p_blur: float = 0.1
     max_blur_sigma: float = 1.5
     p_noise: float = 0.1
@@ -94,6 +97,20 @@ def random_rescale(image, seed, min_scale: float = 0.4):
     return tf.reshape(tf.image.resize(out, shape[:2], method="bilinear"), shape)
 
 
+def smallest_judged_crop() -> int:
+    """The side of the smallest face crop judged: crop margin x min_face_side (the face contract)."""
+    from models.faces import face_contract, round_half_up
+
+    c = face_contract()
+    return round_half_up(c.crop_margin * c.min_face_side)
+
+
+def rescale_floor(side):
+    """The smallest rescale factor for an image of `side` px (a face crop at the model's
+    size): the one that shows it as small as the smallest crop judged, at most 1."""
+    return tf.minimum(tf.cast(smallest_judged_crop(), tf.float32) / tf.cast(side, tf.float32), 1.0)
+
+
 def gaussian_blur(image, sigma):
     """Separable Gaussian blur with a 7-tap kernel (sigma may be a tensor)."""
     x = tf.range(-3, 4, dtype=tf.float32)
@@ -129,7 +146,8 @@ def augment(image, seed, config: AugmentConfig = AugmentConfig()):
         x = _maybe(0.5, seeds[1], lambda im: random_rotation(im, seeds[2], c.max_rotation_deg), x)
     if c.min_crop < 1:
         x = _maybe(0.5, seeds[3], lambda im: random_crop_zoom(im, seeds[4], c.min_crop), x)
-    x = _maybe(c.p_rescale, seeds[5], lambda im: random_rescale(im, seeds[6], c.min_rescale), x)
+    floor = c.min_rescale if c.min_rescale is not None else rescale_floor(tf.reduce_min(tf.shape(x)[:2]))
+    x = _maybe(c.p_rescale, seeds[5], lambda im: random_rescale(im, seeds[6], floor), x)
     x = _maybe(c.p_blur, seeds[7], lambda im: random_blur(im, seeds[8], c.max_blur_sigma), x)
     x = _maybe(c.p_noise, seeds[9], lambda im: random_noise(im, seeds[10], c.max_noise_std), x)
     # JPEG last, as on the web: whatever happened before gets compressed.

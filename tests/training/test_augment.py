@@ -97,3 +97,16 @@ def test_web_degrade_halves_and_recompresses_deterministically():
     # The fake's pixel-level checkerboard does not survive the trip.
     assert high_freq(out) < 0.5 * high_freq(img)
     assert A.web_degrade(img, scale=1.0, quality=95).shape == img.shape
+
+
+def test_rescaling_reaches_the_smallest_face_crop_judged(fake):
+    """Issue 20: faces are judged from crops of round(1.6 x 48) = 77 px; training shrinks
+    faces that far, so a small face is not new to the model."""
+    assert A.smallest_judged_crop() == 77
+    assert float(A.rescale_floor(256)) == pytest.approx(77 / 256) and float(A.rescale_floor(60)) == 1.0
+    assert A.AugmentConfig().min_rescale is None  # the default follows the face contract
+    floor = float(A.rescale_floor(SIZE))
+    smallest = A.random_rescale(fake, seed(0), min_scale=floor)  # shrunk at most as far as a 77 px crop
+    assert high_freq(smallest) < high_freq(fake)
+    out = A.augment(fake, seed(3), A.AugmentConfig(p_rescale=1.0))
+    assert out.shape == fake.shape and 0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 255
