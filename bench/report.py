@@ -188,15 +188,24 @@ def _face_recall(sec: dict) -> list[str]:
     sizes = [str(s) for s in sec["sizes_px"]]
     lines = [f"Scenes: {sec['scenes']}; faces from {sec['faces_from']}. Found = a judged face's box centre inside "
              f"the pasted square. Tiles: the third look (tile side {sec['tile_side']} px) that issue 20 added.", ""]
-    lines += _table(["search", *(f"{s} px" for s in sizes)],
+    lines += table(["search", *(f"{s} px" for s in sizes)],
                     [[name, *(f"{r[s]:.0%}" for s in sizes)] for name, r in sec["recall"].items()]
                     + [["found face's box side (median, px)", *(str(sec["median_box_side_px"][s] or "-") for s in sizes)]])
     places = list(next(iter(sec["recall_by_place"].values())))
-    lines += _table(["search", *places], [[name, *(f"{r[p]:.0%}" for p in places)] for name, r in sec["recall_by_place"].items()])
+    lines += table(["search", *places], [[name, *(f"{r[p]:.0%}" for p in places)] for name, r in sec["recall_by_place"].items()])
     lines += [f"- smallest pasted side from which at least 90% are found at every larger size: "
               + ", ".join(f"{k} {v} px" for k, v in sec["smallest_side_found_90pct"].items()),
               "- face search on a 1200x800 photo without a face, median / p95 ms: "
               + ", ".join(f"{k} {rep(v, p95=True)}" for k, v in sec["no_face_search_ms"].items()), ""]
+    return lines
+
+
+def _face_stability(sec: dict) -> list[str]:
+    lines = [f"Model: {sec['model']}; {sec['how']}.", ""]
+    lines += table(["face", "found", "p(fake) spread over sizes", "largest move from alone at 256 px", "verdicts"],
+                    [[n, r["found"], r["spread"], r["largest_move_from_alone_256"], ", ".join(r["verdicts"])] for n, r in sec["faces"].items()])
+    lines += [f"- median spread {sec['median_spread']}, largest {sec['max_spread']}; faces whose verdict changes with size "
+              f"or compression: {sec['faces_whose_verdict_changes']} of {len(sec['faces'])}", ""]
     return lines
 
 
@@ -247,7 +256,7 @@ def _tiny_backbones(sec: dict) -> list[str]:
     return markdown(sec)
 
 
-RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "face-recall": ("Faces found, by size and place (composed scenes)", _face_recall), "training": ("Training throughput on the CPU", _training),
+RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Faces: finding them, and the whole check", _faces), "face-recall": ("Faces found, by size and place (composed scenes)", _face_recall), "face-stability": ("One face at many sizes: how far its p(fake) moves", _face_stability), "training": ("Training throughput on the CPU", _training),
           "server": ("Server under load", _server), "soak": ("Soak: two servers, one Redis, a killed worker, Redis restarted", _soak), "browser": ("In the browser (extension, TF.js wasm)", _browser),
           "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones),
           "video": ("Video checks in the browser (extension, TF.js wasm)", _video),

@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "face-recall", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance")
+SECTIONS = ("models", "faces", "face-recall", "face-stability", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance")
 NOT_IN_SMOKE = ("tiny-backbones", "video")  # --smoke runs these only when --only names them
 
 
@@ -49,6 +49,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import faces
 
         return faces.measure(smoke, data)
+    if name == "face-stability":
+        from bench import face_stability
+
+        return face_stability.measure(smoke, data)
     if name == "face-recall":
         from bench import face_recall
 
