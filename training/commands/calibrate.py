@@ -41,6 +41,7 @@ def add_arguments(p) -> None:
     p.add_argument("--metadata", help="with --video: also write it into this metadata.json (the extension's model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
 def run(args) -> int:
     check_max_false_alarm(args.max_false_alarm)
     if args.video:

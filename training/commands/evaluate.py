@@ -44,6 +44,7 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
 def run(args) -> int:
     from models.detector import resolve
 

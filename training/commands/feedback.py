@@ -24,6 +24,7 @@ def add_arguments(p):
                    help="folder: real/, fake/ and manifest.csv (the default with --out); json (the default without), csv")
     e.add_argument("--out", help="where to write (a folder for --format folder; a file, else stdout, for json and csv)")
 
+
 def run(args) -> int:
     from server.config import Config
 

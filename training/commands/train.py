@@ -109,6 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tune-epochs", type=int, default=2, help="epochs per tuning trial")
     p.add_argument("--no-evaluate", action="store_true", help="skip the evaluation at the end")
 
+
 def run(args) -> int:
     weights_choice(args.weights)  # a --weights folder that is not there: said now, not after reading the data
     if not 0 <= args.max_false_alarm <= 1:
