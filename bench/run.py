@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 
 SECTIONS = ("models", "faces", "face-recall", "face-stability", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance")
-NOT_IN_SMOKE = ("tiny-backbones", "video")  # --smoke runs these only when --only names them
+NOT_IN_SMOKE = ("tiny-backbones", "video", "face-recall", "face-stability")  # --smoke runs these only when --only names them
 
 
 def _now() -> str:

@@ -307,3 +307,21 @@ def test_summary_and_percentiles():
     assert s == {"median": 4.0, "min": 1.0, "max": 10.0, "runs": 7, "p95": round(float(np.percentile(values, 95)), 3)}
     with pytest.raises(ValueError, match="nothing was measured"):
         summary([])
+
+
+def test_smoke_face_recall_and_stability(tmp_path):
+    """The sections of issue 20 (run with --only in a smoke run): recall by size and place with
+    and without the tiles, and one face's p(fake) over sizes."""
+    out = tmp_path / "faces.json"
+    r = bench("--smoke", "--only", "face-recall", "--only", "face-stability", "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr[-4000:]
+    sections = json.loads(out.read_text())["sections"]
+    recall = sections["face-recall"]
+    assert set(recall["recall"]) == {"tiles", "no_tiles"} and len(recall["recall_by_place"]["tiles"]) == 9
+    for size, share in recall["recall"]["tiles"].items():  # the tiles only look where nothing was found
+        assert 0 <= recall["recall"]["no_tiles"][size] <= share <= 1
+    check_summary(recall["no_face_search_ms"]["tiles"])
+    stability = sections["face-stability"]
+    assert stability["faces"] and all(0 <= r["spread"] <= 1 for r in stability["faces"].values() if r["spread"] is not None)
+    md = out.with_suffix(".md").read_text()
+    assert "Faces found, by size and place" in md and "how far its p(fake) moves" in md
