@@ -106,7 +106,7 @@ def load_mesonet(weights_file: Path) -> keras.Model:
     weights_file = Path(weights_file)
     if not weights_file.exists():
         raise FileNotFoundError(f"MesoNet weights not found: {weights_file} (../shared/weights/mesonet, "
-                                "or set UNMASK_SHARED_WEIGHTS)")
+                                "or set UNMASK_WEIGHTS)")
     with h5py.File(weights_file, "r") as f:
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs["layer_names"]]
         network = "mesoinception4" if any(n.startswith("concatenate") for n in names) else "meso4"

@@ -1,29 +1,33 @@
 """Published detectors as peers in our tables: MesoNet with its authors' weights.
 
   python -m training.peers --data ../shared/data/faces-v1 --split-from models/bundled/ensemble --out runs/mesonet
-  unmask evaluate runs/mesonet/MesoInception_DF [--degrade web]
 
 Each of the four published weight files (../shared/weights/mesonet) becomes a detector folder
 that every command takes: the ported network (models/mesonet.py), the split of --split-from
 (so its test split is the one our detectors are judged on), and a calibration fitted on that
 split's validation faces exactly as `unmask calibrate` fits ours. Nothing is trained: MesoNet
 never saw faces-v1, so every figure on it is a left-out figure by construction.
+Each is then evaluated on that test split clean and web-degraded (`unmask evaluate`, as
+`make models` evaluates ours), the figures are recorded in docs/results/peers.json, and the
+tables of docs/EVALUATION.md are made again from it (training/report.py).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
 DEFAULT_WEIGHTS = ("Meso4_DF", "MesoInception_DF", "Meso4_F2F", "MesoInception_F2F")
+PEERS = "docs/results/peers.json"
 
 
 def make_peer(weights_name: str, split_run: Path, out: Path, data: str | None, max_false_alarm: float,
               weights_dir: Path | None = None, progress: bool = True) -> Path:
     """A detector folder for one MesoNet weight file, calibrated on split_run's validation split."""
     from models import mesonet
-    from models.architectures import SHARED_WEIGHTS
+    from models.weights import FOLDER as SHARED_WEIGHTS
     from models.detector import Detector
     from models.tensorflow_import import import_tensorflow
     from training.calibrate import calibrate_detector
@@ -59,13 +63,27 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="where the split's data lies now (default: the folder recorded in split.json)")
     p.add_argument("--weights", nargs="+", default=list(DEFAULT_WEIGHTS), help="which published files")
     p.add_argument("--max-false-alarm", type=float, default=0.05)
+    p.add_argument("--record", type=Path, default=Path(PEERS),
+                   help=f"results file to write (default {PEERS}); docs/EVALUATION.md's peer tables read it")
     args = p.parse_args(argv)
+    from training import report
+    from training.bundle import evaluate_all
+    from training.data import from_record, recorded
+
     try:
-        for name in args.weights:
-            print(f"{name}: {make_peer(name, args.split_from, args.out, args.data, args.max_false_alarm)}")
+        runs = {f"mesonet-{name}": make_peer(name, args.split_from, args.out, args.data, args.max_false_alarm)
+                for name in args.weights}
+        data = Path(args.data) if args.data else from_record(json.loads((args.split_from / "split.json").read_text())["data"])
+        log = [f"python -m training.peers --split-from {args.split_from} --out {args.out}"
+               + (f" --data {recorded(data)}" if args.data else "")]
+        results = report.summarize(evaluate_all(runs, data, log), None, log, recorded(data))
     except (FileNotFoundError, ValueError) as e:
         print(f"training.peers: error: {e}", file=sys.stderr)
         return 2
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    args.record.write_text(json.dumps(results, indent=1) + "\n")
+    report.DOC.write_text(report.regenerate(report.DOC.read_text()))
+    print(f"recorded {args.record}; made the tables of {report.DOC} again")
     return 0
 
 

@@ -8,12 +8,12 @@ import h5py
 import numpy as np
 import pytest
 
-from models import architectures, mesonet
+from models import mesonet, weights
 from models.preprocessing import load_image, resize_for_model
 
-FOLDER = architectures.SHARED_WEIGHTS / "mesonet"
+FOLDER = weights.FOLDER / "mesonet"
 needs_weights = pytest.mark.skipif(not (FOLDER / "Meso4_DF.h5").is_file(),
-                                   reason=f"MesoNet weights not in {FOLDER} (../shared/weights, or set UNMASK_SHARED_WEIGHTS)")
+                                   reason=f"MesoNet weights not in {FOLDER} (../shared/weights, or set UNMASK_WEIGHTS)")
 
 
 def authors_faces():
