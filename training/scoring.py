@@ -100,14 +100,16 @@ def find_images(folder) -> tuple[list[Path], int]:
     return images, len(files) - len(images)
 
 
-def _load(source):
+def decode(data: bytes):
+    """(image, None) or (None, (reason, message)) for one file's bytes: every consumer that
+    reads files in bulk (`unmask predict`, `unmask scan`) refuses a bad file alike."""
     from models.inference import require_size
     from models.preprocessing import ImageError, load_image
 
     try:
-        if Path(source).is_file() and Path(source).stat().st_size == 0:
+        if not data:
             return None, ("empty", "the file is empty (0 bytes)")
-        image = load_image(source)
+        image = load_image(data)
         require_size(image)
         return image, None
     except ImageError as e:
@@ -116,12 +118,33 @@ def _load(source):
         return None, ("error", f"{type(e).__name__}: {e}")
 
 
-def _judged(source, image, result):
+def _load(source):
+    try:
+        data = Path(source).read_bytes()
+    except OSError as e:
+        return None, ("unreadable", f"Cannot open {source}: {e.strerror or e}."), None
+    return (*decode(data), data)
+
+
+def judge(data: bytes, image, result):
+    """FaceCheck's result for a picture with the file's provenance combined in."""
     from models.provenance import judged
     from server.uploads import sniff as kind_of
 
-    data = Path(source).read_bytes()
     return judged(result, data, kind_of(data) or "unknown", image)
+
+
+def predict_row(path: str, result: dict | None, err: tuple | None) -> dict:
+    """One row of `unmask predict` (COLUMNS): a judged result, or the (reason, message) of a
+    file that could not be read."""
+    if err is not None:
+        return {"path": path, "p_fake": "", "verdict": "error", "faces": "", "confidence": "", "p_fake_raw": "",
+                "provenance": "", "error": f"{err[0]}: {err[1]}"}
+    blank = result["model_verdict"]["verdict"] == "no_face"
+    return {"path": path, "p_fake": "" if blank else result["p_fake"], "verdict": result["verdict"],
+            "faces": len(result["faces"]), "confidence": "" if result["confidence"] is None else result["confidence"],
+            "p_fake_raw": "" if blank else result["p_fake_raw"], "provenance": result["provenance"]["tier"] or "",
+            "error": ""}
 
 
 def check_files(check, sources: list, *, batch_size: int = 32, workers: int = 2, progress: bool = True,
@@ -136,10 +159,10 @@ def check_files(check, sources: list, *, batch_size: int = 32, workers: int = 2,
         try:
             for start in range(0, len(sources), batch_size):
                 loaded = list(pool.map(_load, sources[start:start + batch_size]))
-                good = [i for i, (im, _) in enumerate(loaded) if im is not None]
+                good = [i for i, (im, _, _) in enumerate(loaded) if im is not None]
                 results = check.check_images([loaded[i][0] for i in good])
-                judged = dict(zip(good, pool.map(_judged, [sources[start + i] for i in good], [loaded[i][0] for i in good], results)))
-                for i, (im, err) in enumerate(loaded):
+                judged = dict(zip(good, pool.map(judge, [loaded[i][2] for i in good], [loaded[i][0] for i in good], results)))
+                for i, (im, err, _) in enumerate(loaded):
                     yield (start + i, judged[i], None) if im is not None else (start + i, None, err)
                 bar.update(len(loaded))
         finally:

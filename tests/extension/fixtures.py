@@ -198,7 +198,7 @@ def expect(keras_dir: Path, images_root: Path, out: Path) -> dict:
     files, _ = find_images(root)
     answers = {}
     for path in files:
-        image, err = _load(path)
+        image, err, _ = _load(path)
         rel = path.relative_to(root).as_posix()
         answers[rel] = {"error": f"{err[0]}: {err[1]}"} if err else check.check_image(image)
     Path(out).write_text(json.dumps(answers, indent=1))

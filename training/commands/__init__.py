@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": "evaluate a detector: metrics per source, plots, calibration, model card",
     "check": "give the verdict on image or video files",
     "predict": "write path,p_fake,verdict for every image below a folder",
+    "scan": "predict's rows for a folder of any size, as an Apache Beam pipeline (local, Flink, Spark, Dataflow)",
     "explain": "show what the detector looked at (Grad-CAM, LIME, feature maps)",
     "convert": "export a detector to a TensorFlow.js graph model with metadata",
     "serve": "run the second-opinion server under gunicorn",
@@ -45,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args._module, "PASSES_UNKNOWN_OPTIONS", False):
+        parser.error("unrecognized arguments: " + " ".join(unknown))
+    args.unknown = unknown
     try:
         return int(args._module.run(args) or 0)
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from training.scoring import COLUMNS, IMAGE_SUFFIXES, check_files, find_images
+from training.scoring import COLUMNS, IMAGE_SUFFIXES, check_files, find_images, predict_row
 
 
 def add_arguments(p):
@@ -50,16 +50,9 @@ def run(args) -> int:
         writer.writeheader()
         for i, r, err in check_files(check, images, batch_size=args.batch_size, progress=not args.quiet,
                                      desc=f"{detector.name} on {folder}"):
-            rel = images[i].relative_to(folder).as_posix()
+            row = predict_row(images[i].relative_to(folder).as_posix(), r, err)
             if err is not None:
-                row = {"path": rel, "p_fake": "", "verdict": "error", "faces": "", "confidence": "", "p_fake_raw": "",
-                       "provenance": "", "error": f"{err[0]}: {err[1]}"}
                 errors[err[0]] += 1
-            else:
-                blank = r["model_verdict"]["verdict"] == "no_face"
-                row = {"path": rel, "p_fake": "" if blank else r["p_fake"], "verdict": r["verdict"],
-                       "faces": len(r["faces"]), "confidence": "" if r["confidence"] is None else r["confidence"],
-                       "p_fake_raw": "" if blank else r["p_fake_raw"], "provenance": r["provenance"]["tier"] or "", "error": ""}
             verdicts[row["verdict"]] += 1
             writer.writerow(row)
     n_err = sum(errors.values())
