@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass, field, fields
 
 MB = 1024 * 1024
@@ -93,7 +94,9 @@ class Config:
     cache_entries: int = 1024
     # Trust X-Forwarded-For from one proxy in front (to tell clients apart).
     trust_proxy: bool = False
-    # Origins allowed by CORS, e.g. chrome-extension://<id>; empty: none.
+    # Origins whose requests are taken and answered with CORS, besides the server's own:
+    # by default our own extension (its ID comes from extension/manifest.json's key), so the
+    # second opinion of `make run` works; UNMASK_CORS_ORIGINS replaces it (empty: none).
     cors_origins: list[str] = field(default_factory=list)
     # Keep accepted uploads here (named by their SHA-256); empty: never stored.
     upload_dir: str = ""
@@ -121,7 +124,8 @@ class Config:
             cache_ttl_s=_int("UNMASK_CACHE_TTL_S", 86400),
             cache_entries=_int("UNMASK_CACHE_ENTRIES", 1024),
             trust_proxy=_bool("UNMASK_TRUST_PROXY", False),
-            cors_origins=_list("UNMASK_CORS_ORIGINS"),
+            cors_origins=(_list("UNMASK_CORS_ORIGINS") if "UNMASK_CORS_ORIGINS" in os.environ
+                          else own_extension_origins()),
             upload_dir=_env("UNMASK_UPLOAD_DIR"),
             feedback_uri=_env("UNMASK_FEEDBACK_URI") or "sqlite:///feedback.sqlite3",
             tmp_dir=_env("UNMASK_TMP_DIR") or tempfile.gettempdir(),
@@ -199,3 +203,23 @@ def parse_bind(bind: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"bind address {bind!r} is not HOST:PORT (for example 127.0.0.1:8000)")
     return host, int(port)
+
+
+MANIFEST = Path(__file__).resolve().parents[1] / "extension" / "manifest.json"
+
+
+def own_extension_origins(manifest: Path = MANIFEST) -> list[str]:
+    """chrome-extension://ID of the extension built from this checkout, as Chrome derives the ID
+    of an unpacked extension from its manifest's key (extension/build.mjs prints the same):
+    the first 32 hex digits of SHA-256 of the key, each written as a letter a-p. Empty when
+    the manifest or its key is absent (a server installed without the extension's source)."""
+    import base64
+    import hashlib
+    import json
+
+    try:
+        key = json.loads(manifest.read_text())["key"]
+        digest = hashlib.sha256(base64.b64decode(key)).hexdigest()[:32]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return ["chrome-extension://" + "".join(chr(ord("a") + int(h, 16)) for h in digest)]

@@ -27,6 +27,7 @@ from PIL import Image
 from tests.server import files
 from tests.server.c2pa_signing import TRAINED, sign
 from tests.server.conftest import ROOT, run_server, worker_pids
+from tests.server.test_attacks import EXTENSION
 from tests.synthetic import bad_files, decompression_bomb, encode, face_image, write_video
 
 MAX_IMAGE = 300_000
@@ -94,6 +95,13 @@ def test_openapi_is_served_and_names_every_endpoint(server):
 def test_no_cross_origin_access_unless_configured(server):
     r = server.get("/api/v1/models", headers={"Origin": "chrome-extension://abcdefghijklmnopabcdefghijklmnop"})
     assert r.status_code == 403 and r.json()["error"] == "origin_refused" and "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_our_own_extension_is_allowed_without_configuration(server):
+    # The ID that `npm run build` prints for the unpacked extension of this checkout (this
+    # server has no UNMASK_CORS_ORIGINS): `make run` and the extension work together as installed.
+    r = server.get("/api/v1/models", headers={"Origin": EXTENSION})
+    assert r.status_code == 200 and r.headers.get("Access-Control-Allow-Origin") == EXTENSION
 
 
 def test_unknown_paths_and_methods_answer_json(server):

@@ -297,6 +297,10 @@ def test_settings_parse_and_refuse_nonsense(monkeypatch):
     cfg = Config.from_env()
     assert cfg.max_image_bytes == 1000 and cfg.batching is False
     assert cfg.cors_origins == ["chrome-extension://abc", "https://example.org"]
+    monkeypatch.setenv("UNMASK_CORS_ORIGINS", "")  # set and empty: no other origin at all
+    assert Config.from_env().cors_origins == []
+    monkeypatch.delenv("UNMASK_CORS_ORIGINS")  # unset: this checkout's own extension
+    assert Config.from_env().cors_origins == ["chrome-extension://kdmepkbpdjeiglledacpabjjbmcjmhgo"]
     monkeypatch.setenv("UNMASK_WORKERS", "3")
     monkeypatch.setenv("UNMASK_THREADS", "2")
     monkeypatch.setenv("UNMASK_BIND", "0.0.0.0:9000")
