@@ -221,6 +221,12 @@ def _provenance(sec: dict) -> list[str]:
     return markdown(sec)
 
 
+def _scan(sec: dict) -> list[str]:
+    from bench.scan import markdown
+
+    return markdown(sec)
+
+
 def _soak(sec: dict) -> list[str]:
     lines = [f"Model: {sec['model']}. Images: {sec['images']}.", "", sec["how"] + ".", ""]
     lat = sec.get("latency_ms") or {}
@@ -260,7 +266,8 @@ RENDER = {"models": ("Models: size and CPU inference", _models), "faces": ("Face
           "server": ("Server under load", _server), "soak": ("Soak: two servers, one Redis, a killed worker, Redis restarted", _soak), "browser": ("In the browser (extension, TF.js wasm)", _browser),
           "tiny-backbones": ("Backbones and input sizes for tiny: model files and wasm time per face", _tiny_backbones),
           "video": ("Video checks in the browser (extension, TF.js wasm)", _video),
-          "provenance": ("Provenance in the browser: parse cost per picture, and the extension's size", _provenance)}
+          "provenance": ("Provenance in the browser: parse cost per picture, and the extension's size", _provenance),
+          "scan": ("unmask scan (Apache Beam) against unmask predict, on 1 and 2 worker processes", _scan)}
 
 
 def markdown(results: dict) -> str:

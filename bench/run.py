@@ -32,8 +32,8 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "face-recall", "face-stability", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance")
-NOT_IN_SMOKE = ("tiny-backbones", "video", "face-recall", "face-stability")  # --smoke runs these only when --only names them
+SECTIONS = ("models", "faces", "face-recall", "face-stability", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance", "scan")
+NOT_IN_SMOKE = ("tiny-backbones", "video", "face-recall", "face-stability", "scan")  # --smoke runs these only when --only names them
 
 
 def _now() -> str:
@@ -77,6 +77,10 @@ def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
         from bench import video
 
         return video.measure(smoke, data, work)
+    if name == "scan":
+        from bench import scan
+
+        return scan.measure(smoke, data, work)
     if name == "provenance":
         from bench import provenance
 

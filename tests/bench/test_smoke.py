@@ -325,3 +325,19 @@ def test_smoke_face_recall_and_stability(tmp_path):
     assert stability["faces"] and all(0 <= r["spread"] <= 1 for r in stability["faces"].values() if r["spread"] is not None)
     md = out.with_suffix(".md").read_text()
     assert "Faces found, by size and place" in md and "how far its p(fake) moves" in md
+
+
+def test_smoke_scan(tmp_path):
+    """The scan section (run with --only in a smoke run): predict and the pipeline on 1 and 2
+    workers over the same folder, each with its figures and the targets judged."""
+    out = tmp_path / "scan.json"
+    r = bench("--smoke", "--only", "scan", "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr[-4000:]
+    sec = json.loads(out.read_text())["sections"]["scan"]
+    assert sec["status"] == "ok" and sec["pictures"] == 12
+    assert set(sec["runs"]) == {"predict", "scan_1", "scan_2"}
+    for run in sec["runs"].values():
+        assert is_num(run["wall_s"]) and run["wall_s"] > 0 and is_num(run["cpu_s"]) and run["pictures_per_s"] > 0
+    for t in sec["targets"].values():
+        assert is_num(t["value"]) and t["met"] in (True, False)
+    assert "unmask scan (Apache Beam) against unmask predict" in out.with_suffix(".md").read_text()
