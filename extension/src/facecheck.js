@@ -10,9 +10,9 @@
 //
 // No TensorFlow.js here (the detector and the finder come in), so the service worker can
 // judge cached raw scores at the user's sensitivity without bundling the model code.
-import {iou} from './geometry.js';
+import {iou, smallestFaceFound} from './geometry.js';
 import {escalates, verdict} from './verdict.js';
-import {describe, tooSmall, wording} from './wording.js';
+import {describe, mayMiss, tooSmall, wording} from './wording.js';
 
 export const NO_FACE = 'no_face';
 
@@ -38,11 +38,15 @@ export function faceResult(face, prediction) {
   return {...rest, ...prediction, summary: describe(prediction.verdict, prediction.confidence, prediction.p_fake)};
 }
 
-// models.inference.combine: the picture's verdict from its judged faces.
+// models.inference.combine: the picture's verdict from its judged faces. found.may_miss_side
+// (FaceCheck.score: the smallest face the search finds reliably in a picture this large, or
+// null) makes a no-face answer say what may have been missed, as models.inference.may_miss.
 export function combine(faces, found) {
   const counts = {faces_too_small: found.too_small, faces_over_limit: found.over_limit, width: found.width, height: found.height};
   if (!faces.length) {
-    return {verdict: NO_FACE, confidence: null, p_fake: null, p_fake_raw: null, summary: wording.no_face, faces: [], ...counts};
+    const hint = found.may_miss_side ? mayMiss(found.may_miss_side) : null;
+    return {verdict: NO_FACE, confidence: null, p_fake: null, p_fake_raw: null,
+      summary: wording.no_face + (hint ? ` ${hint}` : ''), faces: [], ...counts, ...(hint ? {hint} : {})};
   }
   const top = faces.reduce((best, f) => (f.p_fake > best.p_fake ? f : best)); // the first highest, as Python's max
   const verdicts = new Set(faces.map((f) => f.verdict));
@@ -95,7 +99,8 @@ export class FaceCheck {
   async score(pixels) {
     const found = await this.find(pixels);
     const raw = found.faces.length ? await this.detector.scores(found.faces.map((f) => this.crop(pixels, f.crop))) : [];
-    return {...found, faces: found.faces.map((f, i) => ({...f, p_raw: raw[i]}))};
+    return {...found, faces: found.faces.map((f, i) => ({...f, p_raw: raw[i]})),
+      may_miss_side: smallestFaceFound(found.height, found.width, this.finder.contract)};
   }
 
   // models.inference.FaceCheck.check_image, at the model's own calibration unless given.

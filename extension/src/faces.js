@@ -22,7 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {loadGraphModel} from '@tensorflow/tfjs-converter';
 
-import {iou} from './geometry.js';
+import {iou, roundHalfUp, tiles} from './geometry.js';
 import {boxAverage, pixelChannels} from './preprocess.js';
 
 function need(ok, what) {
@@ -39,6 +39,7 @@ export function faceContract(metadata) {
     scoreClip: d.score_clip, minScore: d.min_score, nmsIou: d.nms_iou,
     tightCropPad: d.tight_crop_pad, tightCropMinSide: d.tight_crop_min_side,
     tileSide: d.tile_side, tileOverlap: d.tile_overlap, tilesPerSide: d.tiles_per_side, tileEdge: d.tile_edge,
+    tileFoundSide: d.tile_found_side,
     cropMargin: f.crop && f.crop.margin, minFaceSide: f.min_face_side, maxFaces: f.max_faces,
     outputs: f.model && f.model.outputs,
   };
@@ -46,7 +47,7 @@ export function faceContract(metadata) {
   need(Array.isArray(c.strides) && Array.isArray(c.anchorsPerCell) && c.strides.length === c.anchorsPerCell.length,
     'detector.anchor_strides and anchors_per_cell must be lists of one length');
   for (const k of ['scoreClip', 'minScore', 'nmsIou', 'tightCropPad', 'tightCropMinSide', 'tileSide', 'tileOverlap', 'tilesPerSide',
-    'tileEdge', 'cropMargin', 'minFaceSide', 'maxFaces']) {
+    'tileEdge', 'tileFoundSide', 'cropMargin', 'minFaceSide', 'maxFaces']) {
     need(Number.isFinite(c[k]), `${k} must be a number`);
   }
   need(Array.isArray(d.input_range) && d.input_range[0] === 0 && d.input_range[1] === 255, 'detector.input_range must be [0, 255]');
@@ -54,8 +55,7 @@ export function faceContract(metadata) {
   return c;
 }
 
-// floor(v + 0.5): models.faces.round_half_up.
-export const roundHalfUp = (v) => Math.floor(v + 0.5);
+export {roundHalfUp, tiles}; // geometry.js holds them: TF-free, for facecheck.js too
 
 // Python's round(v, digits) for Face.as_dict (toFixed rounds the exact binary value too).
 const roundTo = (v, digits) => Number(v.toFixed(digits));
@@ -151,23 +151,6 @@ export function weightedNms(candidates, iouThreshold) {
   return out;
 }
 
-// The square tiles [x, y, side] of the third look, row by row (models.faces.tiles); none for
-// a picture no larger than tileSide.
-export function tiles(height, width, c) {
-  const long = Math.max(height, width);
-  const short = Math.min(height, width);
-  if (c.tileSide <= 0 || long <= c.tileSide) return [];
-  const step = 1 - c.tileOverlap;
-  const side = Math.min(Math.max(c.tileSide, Math.ceil(long / (1 + (c.tilesPerSide - 1) * step))), short);
-  const starts = (length) => {
-    if (length <= side) return [0];
-    const n = Math.ceil((length - side) / (side * step)) + 1;
-    return Array.from({length: n}, (_, i) => roundHalfUp((i * (length - side)) / (n - 1)));
-  };
-  const out = [];
-  for (const y of starts(height)) for (const x of starts(width)) out.push([x, y, side]);
-  return out;
-}
 
 // Whether a box (tile px) stays clear of the tile's sides inside the picture (models.faces.inside_tile).
 export function insideTile(box, [x, y, side], height, width, edge) {

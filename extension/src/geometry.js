@@ -11,6 +11,36 @@ export function iou(a, b) {
   return union > 0 ? inter / union : 0;
 }
 
+// floor(v + 0.5): models.faces.round_half_up.
+export const roundHalfUp = (v) => Math.floor(v + 0.5);
+
+// The square tiles [x, y, side] of a large picture's third look (models.faces.tiles); c: the
+// face contract (faces.js faceContract). None for a picture no longer than tile_side.
+export function tiles(height, width, c) {
+  const long = Math.max(height, width);
+  const short = Math.min(height, width);
+  if (c.tileSide <= 0 || long <= c.tileSide) return [];
+  const step = 1 - c.tileOverlap;
+  const side = Math.min(Math.max(c.tileSide, Math.ceil(long / (1 + (c.tilesPerSide - 1) * step))), short);
+  const starts = (length) => {
+    if (length <= side) return [0];
+    const n = Math.ceil((length - side) / (side * step)) + 1;
+    return Array.from({length: n}, (_, i) => roundHalfUp((i * (length - side)) / (n - 1)));
+  };
+  const out = [];
+  for (const y of starts(height)) for (const x of starts(width)) out.push([x, y, side]);
+  return out;
+}
+
+// models.faces.smallest_face_found: about the smallest face side (px) the search finds
+// reliably in a picture this large, or null for a picture the tiles never look at
+// (models.inference.may_miss says nothing then).
+export function smallestFaceFound(height, width, c) {
+  const t = tiles(height, width, c);
+  if (!t.length) return null;
+  return Math.max(c.minFaceSide, Math.ceil((c.tileFoundSide * t[0][2]) / c.tileSide));
+}
+
 const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), Math.max(lo, hi));
 
 // One value of object-position ("50%", "10px", "left", ...) -> offset within `free` px.

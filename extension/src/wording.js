@@ -42,6 +42,11 @@ export function tag(verdict, confidence = null) {
   return text.includes('{pct}') && confidence !== null && confidence !== undefined ? text.replaceAll('{pct}', pct(confidence)) : text.replace(' {pct}', '');
 }
 
+// models.inference.may_miss: what a search of a large picture may have missed.
+export function mayMiss(side) {
+  return WORDING.may_miss.replace('{side}', String(side));
+}
+
 export function tooSmall(minFaceSide) {
   return WORDING.too_small.replaceAll('{min_face_side}', String(minFaceSide));
 }

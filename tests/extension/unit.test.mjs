@@ -15,7 +15,7 @@ import pngjs from 'pngjs';
 
 import {fromBase64, toBase64} from '../../extension/src/bytes.js';
 import {combine, escalatesImage, judge, mergeServerFaces, requireSize} from '../../extension/src/facecheck.js';
-import {drawnRect, faceRect, panelWidth, placePanelRect} from '../../extension/src/geometry.js';
+import {drawnRect, faceRect, panelWidth, placePanelRect, smallestFaceFound} from '../../extension/src/geometry.js';
 import {NEXT_STEP, nextStep} from '../../extension/src/ui.js';
 import {checkImageBytes, ImageProblem, LIMITS, sniff} from '../../extension/src/imageinfo.js';
 import {askServer, serverHealth} from '../../extension/src/secondopinion.js';
@@ -386,7 +386,23 @@ describe('the overlay\'s next step', () => {
 describe('facecheck: faces first, the rule of models/inference.py', () => {
   const face = (verdict, p, extra = {}) => ({box: [0, 0, 60, 60], detector_score: 0.9, crop: [0, 0, 60], keypoints: [], verdict,
     confidence: Math.max(p, 1 - p), p_fake: p, p_fake_raw: p, summary: say(verdict, Math.max(p, 1 - p), p), ...extra});
-  const found = {too_small: 1, over_limit: 0, width: 640, height: 480};
+  // The face contract's numbers for the tiled look, from the one contract (models/preprocessing.json).
+  const faces = JSON.parse(readFileSync(join(ROOT, 'models/preprocessing.json'), 'utf8')).faces;
+  const d = faces.detector;
+  const contract = {tileSide: d.tile_side, tileOverlap: d.tile_overlap, tilesPerSide: d.tiles_per_side,
+    tileFoundSide: d.tile_found_side, minFaceSide: faces.min_face_side};
+  // FaceCheck.score adds may_miss_side to what the finder found, as combine reads it.
+  const found = {too_small: 1, over_limit: 0, width: 640, height: 480, may_miss_side: smallestFaceFound(480, 640, contract)};
+
+  it('says the smallest face found reliably exactly as models.faces.smallest_face_found', () => {
+    const sizes = [[480, 640], [400, 300], [576, 576], [577, 300], [800, 1200], [3000, 4000], [100, 5000]];
+    const want = python(`import json
+from models.faces import smallest_face_found, tiles, face_contract
+sizes = json.loads(${JSON.stringify(JSON.stringify(sizes))})
+print(json.dumps([smallest_face_found(h, w) if tiles(h, w, face_contract()) else None for h, w in sizes]))`);
+    assert.deepEqual(sizes.map(([h, w]) => smallestFaceFound(h, w, contract)), want);
+    assert.equal(want[1], null); // a small picture: nothing is said about what may be missed
+  });
 
   it('combines faces exactly as models.inference.combine', () => {
     const cases = [
