@@ -174,7 +174,14 @@ def size_and_speed(bench: dict) -> list[str]:
                    ["l", "r", "r", "r", "r", "r", "l"])]
 
 
-TABLES = {"roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
+def fusion(results: dict) -> list[str]:
+    """The rules that combine members, side by side (python -m training.fusion's fusion.json)."""
+    from training.fusion import render
+
+    return render(results).rstrip("\n").split("\n")
+
+
+TABLES = {"fusion": fusion, "roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
           "cascade-bands": cascade_bands, "commands": commands, "size-and-speed": size_and_speed}
 
 
