@@ -14,7 +14,7 @@
 // (the offscreen document starts and loads both models) is kept apart.
 import {readFileSync, rmSync, writeFileSync} from 'node:fs';
 
-import {launch, sleep} from '../tests/extension/harness/browser.mjs';
+import {launch, sleep, waitFor} from '../tests/extension/harness/browser.mjs';
 import {serveFiles} from '../tests/extension/harness/servers.mjs';
 import {buildExtension, modelUnderTest} from '../tests/extension/harness/setup.mjs';
 
@@ -54,10 +54,12 @@ async function main() {
       });
       // The real menu: Chrome's context menu on the video, its "Check video for deepfake" item.
       await session.chooseContextMenuItem(page, page.locator('#v'));
-      const done = await page.waitForFunction(() => {
-        const p = document.querySelector('unmask-layer')?.shadowRoot?.querySelector('.vpanel');
+      // The overlay is a closed shadow root: read in the content script's world (issue 18).
+      const done = await waitFor(() => session.contentScript(page, () => {
+        const host = document.querySelector('unmask-layer');
+        const p = host && chrome.dom.openOrClosedShadowRoot(host).querySelector('.vpanel');
         return p && ['done', 'error'].includes(p.dataset.state) ? {...p.dataset} : null;
-      }, null, {timeout: 180000, polling: 100}).then((h) => h.jsonValue());
+      }), {timeout: 180000, interval: 100, what: 'the video verdict'});
       if (done.state !== 'done') throw new Error(`the video check failed: ${done.error} ${done.detail || ''}`);
       const stalls = await page.evaluate(() => ({longTasks: [...window.longTasks], lateness: window.lateness}));
       out.runs.push({first_verdict_ms: Number(done.firstVerdictMs), frame_ms: done.frameMs.split(',').map(Number),

@@ -88,6 +88,38 @@ export async function launch(extDir, {profile: keep = null} = {}) {
   }
 }
 
+// The extension `origin`'s content-script world in a page: an isolated world, not the page's
+// own (auxData.isDefault), in the frame `frameId` (any frame when null).
+export const isContentScriptWorld = (c, origin, frameId = null) => c.origin === origin && Boolean(c.auxData) && !c.auxData.isDefault
+  && (frameId === null || c.auxData.frameId === frameId);
+
+// Runs fn(arg) (a function, or its source) in the content-script world, on the CDP session
+// `s` that has that world's id; what it returns, by value (promises awaited).
+export async function evaluateInWorld(s, contextId, fn, arg) {
+  const r = await s.send('Runtime.evaluate', {expression: `(${fn})(${JSON.stringify(arg)})`, contextId, awaitPromise: true, returnByValue: true});
+  if (r.exceptionDetails) throw new Error(`in the content script: ${r.exceptionDetails.exception ? r.exceptionDetails.exception.description : r.exceptionDetails.text}`);
+  return r.result.value;
+}
+
+// Runs fn(arg) in the content-script world of the extension at `origin` in `page`'s main
+// frame (Playwright `context`): the isolated world that the page's own scripts cannot reach,
+// where the test build exposes unmaskInspect() (extension/src/content.js). Resolves undefined
+// when the page has no content script of ours.
+export async function inContentScript(context, origin, page, fn, arg) {
+  const s = await context.newCDPSession(page);
+  try {
+    const contexts = [];
+    s.on('Runtime.executionContextCreated', (e) => contexts.push(e.context));
+    await s.send('Runtime.enable');
+    const {frameTree} = await s.send('Page.getFrameTree');
+    const world = contexts.find((c) => isContentScriptWorld(c, origin, frameTree.frame.id));
+    if (!world) return undefined;
+    return await evaluateInWorld(s, world.id, fn, arg);
+  } finally {
+    await s.detach().catch(() => {});
+  }
+}
+
 // A page target that Playwright does not attach to (the action popup), driven over CDP.
 class TargetSession {
   constructor(cdp, sessionId) {
@@ -169,25 +201,9 @@ export class Session {
     return page;
   }
 
-  // Runs fn(arg) in the extension's content-script world of `page`'s main frame: the isolated
-  // world that the page's own scripts cannot reach, where the test build exposes
-  // unmaskInspect() (extension/src/content.js). Resolves undefined when the page has no
-  // content script of ours.
+  // inContentScript, for this session's extension.
   async contentScript(page, fn, arg) {
-    const s = await this.context.newCDPSession(page);
-    try {
-      const contexts = [];
-      s.on('Runtime.executionContextCreated', (e) => contexts.push(e.context));
-      await s.send('Runtime.enable');
-      const {frameTree} = await s.send('Page.getFrameTree');
-      const world = contexts.find((c) => c.origin === this.origin && c.auxData && c.auxData.frameId === frameTree.frame.id && !c.auxData.isDefault);
-      if (!world) return undefined;
-      const r = await s.send('Runtime.evaluate', {expression: `(${fn})(${JSON.stringify(arg)})`, contextId: world.id, awaitPromise: true, returnByValue: true});
-      if (r.exceptionDetails) throw new Error(`in the content script: ${r.exceptionDetails.exception ? r.exceptionDetails.exception.description : r.exceptionDetails.text}`);
-      return r.result.value;
-    } finally {
-      await s.detach().catch(() => {});
-    }
+    return inContentScript(this.context, this.origin, page, fn, arg);
   }
 
   // Chrome stops idle workers after 30 s; do it now, as that would.
