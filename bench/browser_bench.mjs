@@ -8,8 +8,8 @@
 // feed, click and infer are pictures with a face; click_no_face candidate pictures without one,
 // of which the first runs.no_face_clicks that the face finder finds no face in are clicked.
 //
-// For each model, the extension is built from extension/ (extension/build.mjs, with that model)
-// into a temporary folder, plus one page of ours, bench-probe.html (bench/browser_probe.js).
+// For each model, the extension is built from extension/ (extension/build.mjs, with that model,
+// with the test hooks that let the bench watch its closed overlay) into a temporary folder, plus one page of ours, bench-probe.html (bench/browser_probe.js).
 // Pages and images are served over HTTPS by this script, under the names of a site the
 // extension badges by default (www.reddit.com, images on i.redd.it), which Chromium maps to
 // 127.0.0.1 (--host-resolver-rules; a throwaway self-signed certificate). Measured:
