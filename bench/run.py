@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import os
 import shlex
@@ -32,7 +33,13 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("models", "faces", "face-recall", "face-stability", "training", "server", "soak", "browser", "tiny-backbones", "video", "provenance", "scan")
+# section -> its module in bench/; each module's measure() takes (smoke, data, work), or the
+# first ARGUMENTS[section] of them.
+MODULES = {"models": "models", "faces": "faces", "face-recall": "face_recall", "face-stability": "face_stability",
+           "training": "training", "server": "server_load", "soak": "soak", "browser": "browser",
+           "tiny-backbones": "tiny_backbones", "video": "video", "provenance": "provenance", "scan": "scan"}
+ARGUMENTS = {"models": 1, "faces": 2, "face-recall": 2, "face-stability": 2}
+SECTIONS = tuple(MODULES)  # in the order they run and are reported
 NOT_IN_SMOKE = ("tiny-backbones", "video", "face-recall", "face-stability", "scan")  # --smoke runs these only when --only names them
 
 
@@ -41,53 +48,8 @@ def _now() -> str:
 
 
 def _section(name: str, smoke: bool, data: Path | None, work: Path) -> dict:
-    if name == "models":
-        from bench import models
-
-        return models.measure(smoke)
-    if name == "faces":
-        from bench import faces
-
-        return faces.measure(smoke, data)
-    if name == "face-stability":
-        from bench import face_stability
-
-        return face_stability.measure(smoke, data)
-    if name == "face-recall":
-        from bench import face_recall
-
-        return face_recall.measure(smoke, data)
-    if name == "training":
-        from bench import training
-
-        return training.measure(smoke, data, work)
-    if name == "server":
-        from bench import server_load
-
-        return server_load.measure(smoke, data, work)
-    if name == "soak":
-        from bench import soak
-
-        return soak.measure(smoke, data, work)
-    if name == "tiny-backbones":
-        from bench import tiny_backbones
-
-        return tiny_backbones.measure(smoke, data, work)
-    if name == "video":
-        from bench import video
-
-        return video.measure(smoke, data, work)
-    if name == "scan":
-        from bench import scan
-
-        return scan.measure(smoke, data, work)
-    if name == "provenance":
-        from bench import provenance
-
-        return provenance.measure(smoke, data, work)
-    from bench import browser
-
-    return browser.measure(smoke, data, work)
+    module = importlib.import_module(f"bench.{MODULES[name]}")  # imported only when run: each loads its own stack
+    return module.measure(*(smoke, data, work)[:ARGUMENTS.get(name, 3)])
 
 
 def parse_args(argv=None):
