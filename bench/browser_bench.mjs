@@ -420,25 +420,28 @@ const FEED_OBSERVER = `(() => {
   setTimeout(beat, BEAT);
 })();`;
 
-// In the content script's world, installed as soon as that world exists (before any badge
-// can come: each needs the worker's answer): the badge states, from every change of the layer.
+// In the content script's world: the badge states, from every change of the layer. Times
+// come from the badges themselves (ui.js stamps since/at), so a counter installed after the
+// first badges came (a loaded machine) still reads when each came and finished.
 const BADGE_COUNTER = (want) => {
-  const b = globalThis.__benchBadges = {firstBadge: null, done: null, finished: 0, errors: 0, badges: 0, late: false};
+  const b = globalThis.__benchBadges = {firstBadge: null, done: null, finished: 0, errors: 0, badges: 0};
   const count = (root) => {
     const badges = root.querySelectorAll('.badge');
-    if (badges.length && b.firstBadge === null) b.firstBadge = performance.now();
     let fin = 0;
     let err = 0;
+    let last = null;
     for (const x of badges) {
       const s = globalThis.unmaskInspect.shown(x);
-      if (s && s.state === 'done') fin++;
-      else if (s && s.state === 'error') {
+      if (!s) continue;
+      if (b.firstBadge === null || s.since < b.firstBadge) b.firstBadge = s.since;
+      if (s.state === 'done' || s.state === 'error') {
         fin++;
-        err++;
+        if (s.state === 'error') err++;
+        last = last === null ? s.at : Math.max(last, s.at);
       }
     }
     Object.assign(b, {badges: badges.length, finished: fin, errors: err});
-    if (fin >= want && b.done === null) b.done = performance.now();
+    if (fin >= want && b.done === null) b.done = last;
   };
   const watch = (host) => {
     const root = chrome.dom.openOrClosedShadowRoot(host);
@@ -447,7 +450,6 @@ const BADGE_COUNTER = (want) => {
   };
   const host = document.querySelector('unmask-layer');
   if (host) {
-    b.late = chrome.dom.openOrClosedShadowRoot(host).querySelector('.badge') !== null;
     watch(host);
   } else {
     new MutationObserver((rs, mo) => {
@@ -489,9 +491,8 @@ async function measureFeeds(ctx, config) {
     if (ok !== true) throw new BenchError(`cannot count the badges from the content script: ${ok instanceof Error ? ok.message : 'not a build with test hooks'}`);
     const b = await until(async () => {
       const s = await evaluateInWorld(cdp, world, () => globalThis.__benchBadges, null);
-      return s && (s.done !== null || s.late) ? s : null;
+      return s && s.done !== null ? s : null;
     }, `badges on all ${config.feed.length} feed images`, WAIT_MS, 200);
-    if (b.late) throw new BenchError('badges were shown before the bench could watch for them');
     const main = await page.evaluate(() => window.__bench);
     await cdp.detach().catch(() => {});
     await page.close();

@@ -158,8 +158,14 @@ export function renderBadge(badge, item) {
   const d = item.result.device;
   badge.replaceChildren();
   showVerdict(badge, d.verdict);
+  // since: when this badge first showed; at: when it reached its state (performance.now()).
+  // A reader of the layer (the bench, through the test build's hook) then needs no watcher
+  // in place before the badge comes, which a loaded machine cannot promise.
+  const prev = state.get(badge);
+  const now = performance.now();
   const shown = {src: item.src.slice(0, 300), state: item.state, verdict: d.verdict, pFake: d.p_fake, confidence: d.confidence,
-    faces: d.faces.length, cached: item.result.cached || 'no', sensitivity: item.result.sensitivity};
+    faces: d.faces.length, cached: item.result.cached || 'no', sensitivity: item.result.sensitivity,
+    since: prev ? prev.since : now, at: prev && prev.state === item.state ? prev.at : now};
   state.set(badge, shown);
   badge.append(el('span', {class: 'dot'}), el('span', {class: 'label', textContent: shortText(d.verdict, d.confidence)}));
   const s = item.server;
