@@ -568,7 +568,9 @@ async function openOptions(msg) {
   return {};
 }
 
-const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, report, sendKeptReport, ...videoHandlers({model, runModel})};
+const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, report, sendKeptReport, ...videoHandlers({model, runModel}),
+  // Test builds only: the browser tests' full disk (historystore.js); extension pages only.
+  ...(UNMASK_TEST_HOOKS ? {testDiskFull: async (msg) => (history.setDiskFullForTests(msg.full), {})} : {})};
 // What the content script in a web page may ask; the rest is for the extension's own pages.
 const FROM_PAGES = new Set(['check', 'secondOpinion', 'explain', 'limits', 'openOptions', 'videoStart', 'videoFrame', 'captureTab', 'videoSecondOpinion', 'report', 'sendKeptReport']);
 

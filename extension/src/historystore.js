@@ -104,6 +104,22 @@ let estimate = null;
 let adds = 0;
 const PRUNE_EVERY = 50;
 
+// Test builds only (build.mjs testHooks): the browser tests need a browser whose disk is full,
+// and Chromium gives them no way to shrink its quota (DevTools' Storage.overrideQuotaForOrigin
+// does nothing since Chromium 156). With this set, writing a check fails as such a browser
+// fails it, with a QuotaExceededError; deleting still works, as it does there.
+let diskFullForTests = false;
+export function setDiskFullForTests(full) {
+  if (UNMASK_TEST_HOOKS) diskFullForTests = Boolean(full);
+}
+
+function putCheck(r) {
+  return tx('checks', 'readwrite', ({checks}) => {
+    if (UNMASK_TEST_HOOKS && diskFullForTests) throw storageError(new DOMException('The quota has been exceeded.', 'QuotaExceededError'));
+    return req(checks.put(r));
+  });
+}
+
 export async function add(record, {days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUOTA_BYTES} = {}) {
   const r = {...record, size: 0};
   r.size = sizeOf(r);
@@ -113,13 +129,13 @@ export async function add(record, {days = DEFAULT_DAYS, quotaBytes = DEFAULT_QUO
     estimate = (await prune({days, quotaBytes, room: r.size})).bytes;
   }
   try {
-    await tx('checks', 'readwrite', ({checks}) => req(checks.put(r)));
+    await putCheck(r);
   } catch (e) {
     if (e.code !== 'quota_exceeded') throw e;
     // The browser's own quota ran out before ours: make room once among the unreported checks
     // (a report is never dropped for this), then give up with the message.
     estimate = (await prune({days, quotaBytes: Math.floor((await usage()).bytes / 2), room: r.size, keepReported: true})).bytes;
-    await tx('checks', 'readwrite', ({checks}) => req(checks.put(r)));
+    await putCheck(r);
   }
   estimate += r.size;
   return r;

@@ -74,6 +74,8 @@ describe('npm run build', () => {
     const content = readFileSync(join(out, 'content.js'), 'utf8');
     assert.match(content, /mode:\s*"closed"/);
     assert.doesNotMatch(content, /mode:\s*"open"|unmaskInspect/);
+    // Nor the history's full-disk switch (historystore.js), nor the worker's message for it.
+    assert.doesNotMatch(readFileSync(join(out, 'background.js'), 'utf8'), /testDiskFull|The quota has been exceeded/);
   });
 
   it('bundles everything: no script comes from a CDN', () => {
