@@ -8,8 +8,9 @@ verdicts; never the picture) and expire after `UNMASK_CACHE_TTL_S`.
 
 Each worker keeps the latest entries in its memory; with a `redis://` storage they are also
 written to Redis, which every worker of every server sharing it reads. Redis gets short
-timeouts; while it does not answer, the worker carries on with its memory alone (logged) and
-tries Redis again every few seconds.
+timeouts. While it does not answer, the worker carries on with its memory alone (logged) and
+a background thread asks Redis again every second; once it answers, the results this worker
+made meanwhile are written there too, so that no other worker scores them again.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import time
 from collections import OrderedDict
 
 log = logging.getLogger("unmask.server")
-RETRY_REDIS_S = 5.0  # after a failure, Redis is left alone this long
+RETRY_REDIS_S = 1.0  # while Redis does not answer, a background thread asks again this often
 
 
 def result_key(digest: str, *parts) -> str:
@@ -31,14 +32,16 @@ class ResultCache:
     def __init__(self, uri: str = "memory://", timeout_s: float = 0.25, ttl_s: int = 86400, entries: int = 1024):
         self.ttl_s, self.entries = ttl_s, entries
         self._memory: OrderedDict[str, tuple[float, str]] = OrderedDict()  # key -> (expires, JSON)
+        self._unshared: OrderedDict[str, None] = OrderedDict()  # keys put while Redis did not answer
         self._lock = threading.Lock()
         self._redis = None
-        self._redis_down_until = 0.0  # time.monotonic(); 0: Redis is believed up
+        self._redis_down = False  # requests leave Redis alone while set; the retry thread clears it
+        self._retry_thread: threading.Thread | None = None
         if uri.startswith(("redis://", "rediss://")):
             import redis
 
             self._redis = redis.Redis.from_url(uri, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self.stats = {"hits": 0, "misses": 0, "redis_errors": 0}
+        self.stats = {"hits": 0, "misses": 0, "redis_errors": 0, "shared_after_outage": 0}
 
     @property
     def enabled(self) -> bool:
@@ -67,12 +70,17 @@ class ResultCache:
             return
         text = json.dumps(value)
         self._remember(key, text)
-        self._redis_call(lambda r: r.set(key, text, ex=self.ttl_s))
+        if self._redis is not None and self._redis_call(lambda r: r.set(key, text, ex=self.ttl_s)) is None:
+            with self._lock:  # shared once Redis answers again (_retry)
+                self._unshared[key] = None
+                while len(self._unshared) > self.entries:
+                    self._unshared.popitem(last=False)
 
     def state(self) -> dict:
         kind = "redis" if self._redis is not None else "memory"
-        shared = self._redis is not None and not self._redis_down_until
-        return {"storage": kind, "shared": shared, "entries_here": len(self._memory), **self.stats}
+        shared = self._redis is not None and not self._redis_down
+        return {"storage": kind, "shared": shared, "entries_here": len(self._memory),
+                "waiting_for_redis": len(self._unshared), **self.stats}
 
     def _remember(self, key: str, text: str) -> None:
         with self._lock:
@@ -82,21 +90,60 @@ class ResultCache:
                 self._memory.popitem(last=False)
 
     def _redis_call(self, fn):
-        """fn(redis) or None: without Redis, while it is left alone, or when it fails now."""
-        if self._redis is None or time.monotonic() < self._redis_down_until:
+        """fn(redis) or None: without Redis, while it is down, or when it fails now."""
+        if self._redis is None or self._redis_down:
             return None
         import redis
 
         try:
-            out = fn(self._redis)
+            return fn(self._redis)
         except redis.RedisError as e:
             self.stats["redis_errors"] += 1
-            if not self._redis_down_until:
-                log.warning("result cache: Redis does not answer (%s); this worker uses its own memory until it does",
-                            type(e).__name__)
-            self._redis_down_until = time.monotonic() + RETRY_REDIS_S
+            self._went_down(e)
             return None
-        if self._redis_down_until:
-            log.info("result cache: Redis answers again; results are shared")
-            self._redis_down_until = 0.0
-        return out
+
+    def _went_down(self, error: Exception) -> None:
+        with self._lock:
+            if self._redis_down:
+                return
+            self._redis_down = True
+            log.warning("result cache: Redis does not answer (%s); this worker uses its own memory until it does",
+                        type(error).__name__)
+            # A thread of its own, so that Redis comes back for this worker even while no request
+            # comes (a gunicorn worker forks before any request, so the thread is the worker's).
+            self._retry_thread = threading.Thread(target=self._retry, name="unmask-cache-redis-retry", daemon=True)
+            self._retry_thread.start()
+
+    def _retry(self) -> None:
+        import redis
+
+        while True:
+            time.sleep(RETRY_REDIS_S)
+            try:
+                self._redis.ping()
+            except redis.RedisError:
+                self.stats["redis_errors"] += 1
+                continue
+            # Up again: requests write to Redis from now on, and this thread writes what was put
+            # before (with what is left of its time; what expired or was forgotten is not).
+            now = time.monotonic()
+            with self._lock:
+                self._redis_down = False
+                waiting = [(k, self._memory[k]) for k in self._unshared if k in self._memory and self._memory[k][0] > now]
+                self._unshared.clear()
+            try:
+                if waiting:
+                    pipe = self._redis.pipeline(transaction=False)
+                    for key, (expires, text) in waiting:
+                        pipe.set(key, text, ex=max(1, int(expires - now)))
+                    pipe.execute()
+            except redis.RedisError as e:
+                self.stats["redis_errors"] += 1
+                with self._lock:
+                    for key, _ in waiting:
+                        self._unshared[key] = None
+                self._went_down(e)  # down again: a new thread takes over
+                return
+            self.stats["shared_after_outage"] += len(waiting)
+            log.info("result cache: Redis answers again; results are shared (%d made meanwhile written there)", len(waiting))
+            return

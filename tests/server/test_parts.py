@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,30 @@ def test_result_cache_off_and_expired_entries():
     assert short.get("k") == {"v": 1}
     short._memory["k"] = (0.0, short._memory["k"][1])  # as if its time had passed
     assert short.get("k") is None
+
+
+def test_result_cache_shares_what_it_made_while_redis_was_down(redis_server):
+    """A worker's results from an outage reach Redis once it is back, without a request."""
+    import redis
+
+    here, there = ResultCache(redis_server.uri, ttl_s=600), ResultCache(redis_server.uri, ttl_s=600)
+    here.put("before", {"v": 1})
+    assert there.get("before") == {"v": 1} and here.state()["shared"] is True
+    redis_server.stop()
+    try:
+        here.put("during", {"v": 2})
+        assert here.get("during") == {"v": 2}  # from its own memory
+        state = here.state()
+        assert state["shared"] is False and state["waiting_for_redis"] == 1 and state["redis_errors"] >= 1
+    finally:
+        redis_server.start()
+    deadline = time.monotonic() + 60
+    while not here.state()["shared"]:
+        assert time.monotonic() < deadline, here.state()
+        time.sleep(0.1)
+    assert here.state()["waiting_for_redis"] == 0 and here.state()["shared_after_outage"] == 1
+    assert there.get("during") == {"v": 2}  # another worker reads it from Redis
+    assert 0 < redis.Redis.from_url(redis_server.uri).ttl("during") <= 600  # what was left of its time
 
 
 def test_retry_after_rounds_up():

@@ -6,6 +6,7 @@ remembers alone and keeps answering; once Redis is back, they share again.
 Each server runs one worker, so a server's health speaks for the process that counts."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -92,9 +93,8 @@ def test_redis_stopped_servers_count_alone_then_share_again(pair, redis_server):
     finally:
         redis_server.start()
 
-    # Each server tries Redis again after a while (the limiter after 1, 2, 4... s, the cache
-    # after 5 s), when a request needs it: send some (new pictures: a picture a worker holds
-    # in memory needs no Redis) until both say they share again.
+    # Each server tries Redis again after a while: the limiter after 1, 2, 4... s when a request
+    # needs it, the cache every second by itself. Send some requests until both share again.
     deadline, n = time.monotonic() + 180, 100
     while True:
         states = []
@@ -110,6 +110,12 @@ def test_redis_stopped_servers_count_alone_then_share_again(pair, redis_server):
         time.sleep(1)
     assert all("Rate limit storage recovered" in s.log() for s in pair)
     assert "result cache: Redis answers again" in a.log()  # a's cache met the outage; b's never asked
+    # What a checked alone during the outage reached Redis when it came back: b does not score it again.
+    assert re.search(r"results are shared \(\d+ made meanwhile written there\)", a.log())
+    calls = health(b)["batching"]["model_calls"]
+    again = b.post("/api/v1/check", files=picture(33), headers=client(13))
+    assert again.status_code == 200 and again.headers["X-Unmask-Cache"] == "hit"
+    assert health(b)["batching"]["model_calls"] == calls
     assert alternate(pair, 20, LIMIT + 1) == [200] * LIMIT + [429]
     assert a.post("/api/v1/check", files=picture(35), headers=client(21)).headers["X-Unmask-Cache"] == "miss"
     assert b.post("/api/v1/check", files=picture(35), headers=client(22)).headers["X-Unmask-Cache"] == "hit"
