@@ -49,7 +49,8 @@ export async function call(url, init, timeoutS, where) {
   }
 }
 
-export async function errorFrom(response, where) {
+// path: what was asked, named when the server does not know it (404).
+export async function errorFrom(response, where, path = '/api/v1/check') {
   let message = '';
   let code = '';
   try {
@@ -70,20 +71,21 @@ export async function errorFrom(response, where) {
     const retryAfterS = Number.isFinite(retry) && retry > 0 ? retry : null;
     return new ServerProblem('rate_limited', `the server is limiting requests${retryAfterS ? `; try again in ${retryAfterS} s` : '; try again shortly'}.`, {status: s, retryAfterS});
   }
-  if (s === 404) return new ServerProblem('rejected', `${where} answered 404: it is not an Unmask server, or not this version (no /api/v1/check).`, {status: s});
+  if (s === 404) return new ServerProblem('rejected', `${where} answered 404: it is not an Unmask server, or not this version (no ${path}).`, {status: s});
   if (s >= 400 && s < 500) return new ServerProblem('rejected', `the server could not use this image (HTTP ${s})${said}`, {status: s});
   return new ServerProblem('server_error', `${where} failed (HTTP ${s})${said}. Try again later.`, {status: s});
 }
 
-// bytes: Uint8Array of the image; format: from imageinfo.sniff. Returns the server's verdict.
-export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
-  const form = new FormData();
-  const type = FORMAT_TYPES[format] || 'application/octet-stream';
-  form.append('file', new Blob([bytes], {type}), `image.${(format || 'bin').toLowerCase()}`);
+// The server's model as people read it: "ensemble 20261122-…".
+export const modelOf = (body) => (body.model ? [body.model.name, body.model.version].filter(Boolean).join(' ') : '');
+
+// POST a form to the user's server (path: /api/v1/check, /api/v1/check/frames) and return its
+// JSON answer, which must carry a verdict; `ms` is added: how long the server took.
+export async function postForVerdict({serverUrl, apiKey, timeoutS}, path, form) {
   const where = 'your server';
   const started = Date.now();
-  const response = await call(`${serverUrl}/api/v1/check`, {method: 'POST', body: form, headers: headers(apiKey)}, timeoutS, where);
-  if (!response.ok) throw await errorFrom(response, where);
+  const response = await call(`${serverUrl}${path}`, {method: 'POST', body: form, headers: headers(apiKey)}, timeoutS, where);
+  if (!response.ok) throw await errorFrom(response, where, path);
   let body;
   try {
     body = await response.json();
@@ -93,6 +95,15 @@ export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
   if (!body || !VERDICTS.includes(body.verdict)) {
     throw new ServerProblem('bad_reply', `${where} gave no verdict; is it an Unmask server?`);
   }
+  return {body, ms: Date.now() - started};
+}
+
+// bytes: Uint8Array of the image; format: from imageinfo.sniff. Returns the server's verdict.
+export async function askServer(server, bytes, format) {
+  const form = new FormData();
+  const type = FORMAT_TYPES[format] || 'application/octet-stream';
+  form.append('file', new Blob([bytes], {type}), `image.${(format || 'bin').toLowerCase()}`);
+  const {body, ms} = await postForVerdict(server, '/api/v1/check', form);
   return {
     verdict: body.verdict,
     confidence: typeof body.confidence === 'number' ? body.confidence : null,
@@ -100,8 +111,8 @@ export async function askServer({serverUrl, apiKey, timeoutS}, bytes, format) {
     faces: Array.isArray(body.faces) ? body.faces.filter(isFace).map(faceOf) : null,
     basis: body.basis || 'model',
     provenance: body.provenance && body.provenance.generator_evidence ? String(body.provenance.summary || 'generator metadata found') : null,
-    model: body.model ? [body.model.name, body.model.version].filter(Boolean).join(' ') : '',
-    ms: Date.now() - started,
+    model: modelOf(body),
+    ms,
   };
 }
 

@@ -3,7 +3,7 @@
 // the tab is captured for a cross-origin video, and the sampled frames go to the user's
 // server only when they turned the second opinion on. background.js registers these handlers.
 import {fromBase64} from './bytes.js';
-import {ServerProblem} from './secondopinion.js';
+import {modelOf, postForVerdict} from './secondopinion.js';
 import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl} from './settings.js';
 import {checkCalibration} from './verdict.js';
@@ -74,35 +74,9 @@ export function videoHandlers({model, runModel}) {
   return {videoStart, videoFrame, captureTab, videoSecondOpinion};
 }
 
-// Its messages are shown in the page's overlay: they never say where the user's server is.
-async function askFrames({serverUrl, apiKey, timeoutS}, form) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutS * 1000);
-  const started = Date.now();
-  let response;
-  try {
-    response = await fetch(`${serverUrl}/api/v1/check/frames`, {method: 'POST', body: form, headers: apiKey ? {'X-API-Key': apiKey} : {},
-      signal: controller.signal, credentials: 'omit', cache: 'no-store'});
-  } catch (e) {
-    if (controller.signal.aborted) throw new ServerProblem('timeout', `your server did not answer within ${timeoutS} s; try again in a moment.`);
-    throw new ServerProblem('unreachable', `cannot reach your server (${e.message}); check that it is running and that the address in Unmask's options is right.`);
-  } finally {
-    clearTimeout(timer);
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    // not JSON: said below
-  }
-  if (!response.ok) {
-    const said = body && body.message ? `: ${body.message}` : '';
-    if (response.status === 404) throw new ServerProblem('rejected', `your server answered 404: it is not an Unmask server with video checks (no /api/v1/check/frames).`, {status: 404});
-    throw new ServerProblem(response.status === 401 ? 'unauthorized' : 'rejected', `your server could not check the frames (HTTP ${response.status})${said}`, {status: response.status});
-  }
-  if (!body || !['fake', 'real', 'uncertain', 'no_face'].includes(body.verdict)) {
-    throw new ServerProblem('bad_reply', `your server gave no verdict; is it an Unmask server?`);
-  }
+// The frames' verdict from the user's server (secondopinion.js: its messages never say where it is).
+async function askFrames(server, form) {
+  const {body, ms} = await postForVerdict(server, '/api/v1/check/frames', form);
   return {
     verdict: body.verdict,
     confidence: typeof body.confidence === 'number' ? body.confidence : null,
@@ -110,7 +84,7 @@ async function askFrames({serverUrl, apiKey, timeoutS}, form) {
     tracks: Array.isArray(body.tracks) ? body.tracks.map((t) => ({frames: t.frames, judged: t.judged, verdict: t.verdict, p_fake: t.p_fake, confidence: t.confidence})) : [],
     frames_with_face: body.frames_with_face,
     calibration: body.calibration,
-    model: body.model ? [body.model.name, body.model.version].filter(Boolean).join(' ') : '',
-    ms: Date.now() - started,
+    model: modelOf(body),
+    ms,
   };
 }
