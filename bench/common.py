@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import platform
 import random
@@ -77,6 +78,20 @@ def machine() -> dict:
 
 
 # --- summaries --------------------------------------------------------------------------------
+def run_node_bench(script: str, config: dict, work: Path) -> dict:
+    """Run bench/SCRIPT (a node script driving Chromium) on a JSON config written to `work`;
+    the figures it writes to config["out"]. Its progress goes to our stderr as it comes; a
+    failure raises BenchError with the lines that say why."""
+    config_path = work / f"{Path(script).stem}-config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.run(["node", str(ROOT / "bench" / script), str(config_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()] or proc.stderr.strip().splitlines()[-1:]
+        raise BenchError(f"bench/{script} failed ({proc.returncode}): {' '.join(lines[:3]) or 'see the lines above'}")
+    return json.loads(Path(config["out"]).read_text())
+
+
 def percentile(values, q: float) -> float:
     """The q-th percentile (0..100), linear between the closest ranks (numpy's default)."""
     s = sorted(values)

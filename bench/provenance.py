@@ -11,12 +11,9 @@ extension's size (files, bytes, the Web Store zip).
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from bench.common import ROOT, BenchError, say, summary
+from bench.common import run_node_bench, say, summary
 
 SECTION = "provenance"
 WITHOUT_BUDGET_MS = 5
@@ -52,14 +49,8 @@ def _pictures(folder: Path) -> list[dict]:
 def measure(smoke: bool, data: Path | None, work: Path) -> dict:
     pictures = _pictures(work / "provenance")
     config = {"pictures": pictures, "runs": 20 if smoke else 200, "out": str(work / "provenance-raw.json")}
-    (work / "provenance-config.json").write_text(json.dumps(config))
     say(SECTION, f"running bench/provenance_bench.mjs ({config['runs']} reads of each of {len(pictures)} pictures)")
-    proc = subprocess.run(["node", str(ROOT / "bench" / "provenance_bench.mjs"), str(work / "provenance-config.json")], cwd=ROOT,
-                          stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        raise BenchError(f"bench/provenance_bench.mjs failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
-    raw = json.loads(Path(config["out"]).read_text())
+    raw = run_node_bench("provenance_bench.mjs", config, work)
     rows = {}
     for p in pictures:
         s = summary(raw["ms"][p["key"]], p95=True, digits=3)

@@ -12,12 +12,11 @@ in Chrome's own menu, several times. Budgets (issue 21), each recorded as met or
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import ROOT, BenchError, say, summary
+from bench.common import ROOT, run_node_bench, say, summary
 
 SECTION = "video"
 FIRST_VERDICT_BUDGET_MS = 300
@@ -32,15 +31,8 @@ def measure(smoke: bool, data: Path | None, work: Path) -> dict:
                    env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     config = {"media": str(media), "runs": 2 if smoke else 10, "frames": 4 if smoke else 16,
               "window_s": 2 if smoke else 8, "out": str(work / "video-raw.json")}
-    (work / "video-config.json").write_text(json.dumps(config))
     say(SECTION, f"running bench/video_bench.mjs ({config['runs']} checks of {config['frames']} frames over {config['window_s']} s)")
-    proc = subprocess.run(["node", str(ROOT / "bench" / "video_bench.mjs"), str(work / "video-config.json")], cwd=ROOT,
-                          stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
-        raise BenchError(f"bench/video_bench.mjs failed ({proc.returncode}): {' '.join(lines[:3]) or 'see the lines above'}")
-    raw = json.loads(Path(config["out"]).read_text())
+    raw = run_node_bench("video_bench.mjs", config, work)
     first, warm = raw["runs"][0], raw["runs"][1:]
     firsts = summary([r["first_verdict_ms"] for r in warm], p95=True, digits=1)
     frames = summary([ms for r in warm for ms in r["frame_ms"]], p95=True, digits=1)
