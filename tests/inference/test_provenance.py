@@ -164,6 +164,19 @@ def test_truncated_and_oversized_credentials_and_huge_xmp():
     assert p["tier"] is None and any("over" in f["message"] and f["source"] == "xmp" for f in p["findings"])
 
 
+def test_an_oversized_manifest_is_read_and_none_of_its_bulk_reaches_the_answer():
+    # 12 MB of Content Credentials (a thumbnail of noise), under the server's 20 MB upload
+    # limit: c2pa-rs reads it in one piece (about 0.3 s and 30 MB here), the tier is right,
+    # and the answer stays a few KB: the thumbnail is never echoed back.
+    bulk = np.random.default_rng(0).integers(0, 256, 12_000_000, dtype=np.uint8).tobytes()
+    data = sign(jpeg(9), "image/jpeg", TRAINED, generator="Test Diffusion", thumbnail=bulk)
+    assert len(data) > 12_000_000
+    p = provenance.inspect(data, "jpeg")
+    assert p["tier"] == "declared" and p["c2pa"]["validation_state"] == "Valid", p["c2pa"]
+    assert p["c2pa"]["claim_generator"] == "Test Diffusion 1.0"
+    assert len(json.dumps(p)) < 20_000
+
+
 def test_a_remote_manifest_is_reported_not_fetched():
     from tests.server.conftest import Listener
 

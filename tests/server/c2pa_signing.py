@@ -68,9 +68,10 @@ def ca_pem() -> str:
 
 
 def sign(data: bytes, mime: str, source_type: str = TRAINED, generator: str = "Unmask test generator",
-         remote_url: str | None = None) -> bytes:
+         remote_url: str | None = None, thumbnail: bytes | None = None) -> bytes:
     """`data` with a C2PA manifest whose "created" action names `source_type`. With
-    `remote_url` the manifest is not embedded; the file only points at that URL."""
+    `remote_url` the manifest is not embedded; the file only points at that URL. `thumbnail`:
+    bytes the manifest carries as its thumbnail (how a manifest gets big)."""
     import c2pa
 
     chain, key = test_chain()
@@ -82,8 +83,12 @@ def sign(data: bytes, mime: str, source_type: str = TRAINED, generator: str = "U
             {"label": "c2pa.actions", "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": source_type}]}}
         ],
     }
+    if thumbnail is not None:
+        manifest["thumbnail"] = {"format": "image/jpeg", "identifier": "thumbnail.jpg"}
     info = c2pa.C2paSignerInfo(b"es256", chain.encode(), key.encode(), None)
     with c2pa.Signer.from_info(info) as signer, c2pa.Builder(json.dumps(manifest)) as builder:
+        if thumbnail is not None:
+            builder.add_resource("thumbnail.jpg", io.BytesIO(thumbnail))
         if remote_url:
             builder.set_no_embed()
             builder.set_remote_url(remote_url)
