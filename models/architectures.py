@@ -195,9 +195,16 @@ def build_backbone(kind: str = "mobilenet", alpha: float = 1.0, weights: str | N
 def build_pretrained(backbone: str = "mobilenet", alpha: float = 1.0, weights: str | None = "shared",
                      dropout: float = 0.3, weights_dir: Path | None = None) -> keras.Model:
     """A pretrained backbone with a new head. Train the head first (backbone frozen), then
-    fine-tune: see training/train.py."""
+    fine-tune: see training/train.py. backbone: mobilenet (v1, `alpha` wide), xception, or
+    mobilenet_v2 (the port of models/backbones.py at the contract's 256 px: the server's
+    self-blended specialist)."""
     inputs, x = _input_and_rescale("pretrained")
-    base = build_backbone(backbone, alpha, weights, weights_dir)
+    if backbone == "mobilenet_v2":
+        spec = input_spec("pretrained")
+        x = _to_backbone_scaling(x, backbone, spec)
+        base = _ported_backbone(backbone, weights, weights_dir, spec.input_size)
+    else:
+        base = build_backbone(backbone, alpha, weights, weights_dir)
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout)(x)

@@ -28,6 +28,16 @@ BN_MOMENTUM = 0.9  # see faster_batch_norm
 # Where fine-tuning starts in a pretrained MobileNet backbone. The 0.25-wide one in tiny is
 # small enough to adapt whole (from its first conv); the full-width one adapts its top blocks.
 FINE_TUNE_FROM = {"tiny": "conv1", "pretrained": "conv_dw_6"}
+
+
+def fine_tune_from(args) -> str | None:
+    """The layer fine-tuning starts from; pretrained on MobileNet v2 from its first block at 1/16
+    resolution, as conv_dw_6 is in v1 (models/architectures.py TINY_FINE_TUNE_FROM)."""
+    if args.model == "pretrained" and getattr(args, "backbone", None) == "mobilenet_v2":
+        from models.architectures import TINY_FINE_TUNE_FROM
+
+        return TINY_FINE_TUNE_FROM["mobilenet_v2"]
+    return FINE_TUNE_FROM.get(args.model)
 STATE_FILE = "state.json"
 
 
@@ -361,10 +371,10 @@ def fit_model(splits, settings: dict, args, run_dir: Path, state: dict):
     if fine_tune:
         if phase != "fine-tune":
             phase, start = "fine-tune", max(start, epochs)
-            set_backbone_trainable(model, True, FINE_TUNE_FROM.get(args.model))
+            set_backbone_trainable(model, True, fine_tune_from(args))
             compile_model(model, settings["fine_tune_lr"])
             write_state(run_dir, {**read_state(run_dir), "phase": phase, "epoch": start})
-            print(f"fine-tuning the backbone from {FINE_TUNE_FROM.get(args.model)} up for {fine_tune} epochs "
+            print(f"fine-tuning the backbone from {fine_tune_from(args)} up for {fine_tune} epochs "
                   f"at lr {settings['fine_tune_lr']:g}", flush=True)
         total = epochs + fine_tune
         if start < total:

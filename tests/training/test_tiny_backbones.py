@@ -97,3 +97,18 @@ def test_unknown_backbone_and_unavailable_weights_are_refused():
         architectures.build_tiny(weights=None, backbone="resnet50")
     with pytest.raises(ValueError, match="no download"):
         architectures.build_tiny(weights="imagenet", backbone="efficientnet_lite0")
+
+
+def test_pretrained_on_mobilenet_v2_at_the_contract_size_fine_tunes_from_its_own_block():
+    """The server's self-blended specialist: `unmask train --model pretrained --backbone mobilenet_v2`."""
+    from types import SimpleNamespace
+
+    from training.train import backbone_of, fine_tune_from
+
+    spec = input_spec("pretrained")
+    model = architectures.build_pretrained(backbone="mobilenet_v2", weights=None)
+    assert model.input_shape == (None, spec.input_size, spec.input_size, 3)
+    assert backbone_of(model).name == "mobilenet_v2" and model.get_layer("p_fake").output.shape == (None, 1)
+    start = fine_tune_from(SimpleNamespace(model="pretrained", backbone="mobilenet_v2"))
+    assert start in [layer.name for layer in backbone_of(model).layers]
+    assert fine_tune_from(SimpleNamespace(model="pretrained", backbone="mobilenet")) == "conv_dw_6"

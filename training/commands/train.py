@@ -91,8 +91,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "describes), imagenet (Keras downloads its own MobileNet v1 weights), none (random: one "
                         "phase, everything trained)")
     g.add_argument("--alpha", type=float, choices=[0.25, 1.0], default=1.0, help="pretrained: MobileNet width")
-    g.add_argument("--backbone", choices=["mobilenet", "xception"], default="mobilenet",
-                   help="pretrained: the ImageNet backbone; xception needs --weights imagenet (a download)")
+    g.add_argument("--backbone", choices=["mobilenet", "mobilenet_v2", "xception"], default="mobilenet",
+                   help="pretrained: the ImageNet backbone (mobilenet: v1; mobilenet_v2: the port in models/backbones.py, "
+                        "weights from the shared folder); xception needs --weights imagenet (a download)")
     g.add_argument("--fine-tune-epochs", type=int, help="epochs fine-tuning the backbone after the head; default per model")
     g.add_argument("--fine-tune-lr", type=float, help="learning rate while fine-tuning the backbone; default per model")
     g = p.add_argument_group("ensemble")
