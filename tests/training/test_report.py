@@ -86,3 +86,25 @@ def test_make_models_records_what_its_evaluations_measured(tmp_path):
     assert "| ensemble: real faces called fake, every real source | <= 5% each | 7.5% | **NOT met** (alpha) |" in tables["targets"]
     assert "| tiny | 1,234 | 0.810 | **0.810** | 0.970 | 0.975 | 0.600 |" in tables["roc-auc"]
     assert tables["commands"] == "```sh\nunmask train ...\n```"
+
+
+def test_a_specialist_is_judged_per_fake_source_against_its_own_and_all_reals(tmp_path):
+    from training import report
+    from training.specialists import aucs_per_source
+
+    rows = ["path,source,label,p_fake_raw,p_fake,verdict,error",
+            "a,dfdc,real,0.1,0.5,uncertain,", "b,dfdc,real,0.6,0.5,uncertain,",
+            "c,dfdc,fake,0.4,0.5,uncertain,", "d,dfdc,fake,0.9,0.5,uncertain,",
+            "e,ffhq,real,0.3,0.5,uncertain,", "f,sd21,fake,0.2,0.5,uncertain,",
+            "g,sd21,fake,0.8,0.5,uncertain,", "h,sd21,fake,,,,unreadable"]  # an image that failed counts nowhere
+    (tmp_path / "predictions.csv").write_text("\n".join(rows) + "\n")
+    got = aucs_per_source(tmp_path / "predictions.csv")
+    # dfdc fakes 0.4, 0.9 against own reals 0.1, 0.6: 3 of 4 pairs ranked right; against all reals
+    # (0.1, 0.6, 0.3): 5 of 6. sd21 (0.2, 0.8) has no reals of its own: 4 of 6 against all.
+    assert got == {"dfdc": {"fakes": 2, "own_reals": 0.75, "all_reals": pytest.approx(5 / 6)},
+                   "sd21": {"fakes": 2, "own_reals": None, "all_reals": pytest.approx(4 / 6)}}
+    record = {"specialists": {"sbi": {"model": "tiny", "input_size": 224, "epochs_run": 40, "train_hours": 1.2,
+                                      "auc": got, "mean_auc_paired": 0.75, "web_mean_auc_paired": 0.7, "share_uncertain": 1.0}}}
+    lines = report.specialists(record)
+    assert lines[0].startswith("| specialist | dfdc | sd21 |")
+    assert "| 0.750 / 0.833 | — / 0.667 | 0.750 | 0.700 | 100.0% | not met |" in lines[2]
