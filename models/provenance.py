@@ -330,9 +330,9 @@ def novelai_stealth(data: bytes) -> str | None:
     bits = (alpha.T.reshape(-1) & 1).astype(np.uint8)  # column by column
     head = np.packbits(bits[: 8 * (len(STEALTH_MAGIC[0]) + 4)]).tobytes()
     magic, size = head[: len(STEALTH_MAGIC[0])], int.from_bytes(head[len(STEALTH_MAGIC[0]) :], "big")
-    if magic not in STEALTH_MAGIC or size <= 0 or size % 8 or size // 8 > limit:
-        return None
     start = 8 * (len(STEALTH_MAGIC[0]) + 4)
+    if magic not in STEALTH_MAGIC or size <= 0 or size % 8 or size // 8 > limit or start + size > bits.size:
+        return None
     body = np.packbits(bits[start : start + size]).tobytes()
     try:
         if magic == b"stealth_pngcomp":

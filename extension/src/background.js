@@ -11,7 +11,7 @@ import {escalatesImage, judge} from './facecheck.js';
 import {sendReport} from './feedback.js';
 import * as history from './historystore.js';
 import {checkImageBytes, ImageProblem, LIMITS} from './imageinfo.js';
-import {combineProvenance, readProvenance} from './provenance.js';
+import {combineProvenance, readProvenance, withPixelEvidence} from './provenance.js';
 import {askServer} from './secondopinion.js';
 import {adjustCalibration} from './sensitivity.js';
 import {getSettings, parseServerUrl, updateSettings} from './settings.js';
@@ -411,7 +411,9 @@ async function checkImage(msg, sender) {
       if (asker) await cache.linkUrl(m.id, asker, url, hash);
     } else {
       // What the file says of its origin, from the same bytes (provenance.js), beside the faces.
-      const [r, pv] = await Promise.all([runModel(bytes), readProvenance(bytes, {verify: verifyC2pa})]);
+      const [r, read] = await Promise.all([runModel(bytes), readProvenance(bytes, {verify: verifyC2pa})]);
+      // And what only the decoded pixels show (NovelAI's hidden metadata, in a PNG as Python reads it).
+      const pv = withPixelEvidence(read, {stealth: info.format === 'PNG' ? r.stealth : null});
       // A picture without a face is cached too: it is not run again. The answer does not wait
       // for the write (right-click to verdict is the figure that counts); a failed write
       // loses a cache entry, not the check.

@@ -10,6 +10,7 @@ import {load} from './detector.js';
 import {heatFor, occlusionMap} from './explain.js';
 import {FaceCheck} from './facecheck.js';
 import {cropPixels, loadFaceFinder} from './faces.js';
+import {novelaiStealth} from './provenance.js';
 
 const THUMB = 48; // px, the popup's recent-checks thumbnails
 
@@ -82,7 +83,9 @@ async function check({data, thumb = true}) {
     // Raw scores per face: the worker applies the calibration at the user's sensitivity.
     const found = await fc.score(pixels);
     runs += 1;
-    return {...found, thumb: thumb ? await thumbnail(bitmap) : null};
+    // NovelAI's hidden metadata lives in the alpha channel: only decoded pixels show it.
+    const stealth = await novelaiStealth(pixels.data, pixels.width, pixels.height);
+    return {...found, stealth, thumb: thumb ? await thumbnail(bitmap) : null};
   } finally {
     bitmap.close();
   }

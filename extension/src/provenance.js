@@ -420,6 +420,74 @@ export async function readProvenance(bytes, {verify = null} = {}) {
   return summarise(findings, c2pa);
 }
 
+// NovelAI's "stealth" metadata (models/provenance.py novelai_stealth): in the lowest bit of the
+// alpha channel, read column by column (top to bottom, then left to right), a magic word, a
+// 32-bit length in bits, and the JSON, gzipped after "stealth_pngcomp". Only decoded pixels
+// show it, so the offscreen document reads it (rgba: ImageData.data, alpha not premultiplied).
+// The text, or null; at most max_text_bytes read or inflated.
+const STEALTH_MAGIC = ['stealth_pngcomp', 'stealth_pnginfo'];
+
+export async function novelaiStealth(rgba, width, height) {
+  const headBits = 8 * (STEALTH_MAGIC[0].length + 4);
+  const total = width * height;
+  const bytesAt = (startBit, n) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < 8 * n; i++) {
+      const k = startBit + i; // column-major index of the pixel
+      const alpha = rgba[(((k % height) * width) + Math.floor(k / height)) * 4 + 3];
+      out[i >> 3] |= (alpha & 1) << (7 - (i & 7));
+    }
+    return out;
+  };
+  if (!width || !height || total < headBits) return null;
+  const head = bytesAt(0, headBits / 8);
+  const magic = latin1(head.subarray(0, STEALTH_MAGIC[0].length));
+  const size = u32be(head, STEALTH_MAGIC[0].length);
+  if (!STEALTH_MAGIC.includes(magic) || size <= 0 || size % 8 || size / 8 > LIMITS.max_text_bytes || headBits + size > total) return null;
+  let body = bytesAt(headBits, size / 8);
+  if (magic === 'stealth_pngcomp') body = await gunzipWithin(body, LIMITS.max_text_bytes);
+  if (!body) return null;
+  try {
+    return new TextDecoder('utf-8', {fatal: true}).decode(body);
+  } catch {
+    return null;
+  }
+}
+
+// gzip inflated to at most `limit` bytes (the rest is not read), or null when it is not gzip.
+async function gunzipWithin(bytes, limit) {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+  const parts = [];
+  let n = 0;
+  try {
+    while (n < limit) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      parts.push(value.subarray(0, limit - n));
+      n += Math.min(value.length, limit - n);
+    }
+  } catch {
+    return null;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+// What only the decoded pixels show, added to a file's provenance: `stealth` is
+// novelaiStealth's text (offscreen.js), for a PNG as Python reads it.
+export function withPixelEvidence(provenance, {stealth = null} = {}) {
+  if (stealth === null || stealth === undefined) return provenance;
+  const findings = [...provenance.findings, {source: 'png', tier: 'declared', message: "NovelAI's hidden generation metadata is in the alpha channel"}];
+  return summarise(findings, provenance.c2pa);
+}
+
 // models.provenance.combine: signed or declared AI makes the picture fake, with or without a
 // face (no confidence: no calibrated number backs metadata); nothing makes it real.
 export function combineProvenance(device, provenance) {

@@ -12,7 +12,7 @@ import {tmpdir} from 'node:os';
 import * as esbuild from 'esbuild';
 
 import RULES from '../../models/provenance.json' with {type: 'json'};
-import {combineProvenance, pngText, readProvenance} from '../../extension/src/provenance.js';
+import {combineProvenance, novelaiStealth, pngText, readProvenance, withPixelEvidence} from '../../extension/src/provenance.js';
 import {wording} from '../../extension/src/wording.js';
 import {provenanceFixtures, ROOT} from './harness/setup.mjs';
 
@@ -39,10 +39,18 @@ describe('provenance, as Python reads it', {timeout: 300000}, () => {
     verify = (bytes, mime) => reader.readManifestStore(bytes, mime, {wasm: C2PA_WASM});
   });
 
+  // As background.js reads a file: its bytes, then for a PNG what its decoded pixels show.
+  const provenanceOf = async (name, want) => {
+    const read = await readProvenance(readFileSync(join(fx.root, name)), {verify});
+    if (!want.size) return read;
+    const rgba = new Uint8Array(readFileSync(join(fx.root, 'pixels', `${name}.rgba`)));
+    return withPixelEvidence(read, {stealth: await novelaiStealth(rgba, ...want.size)});
+  };
+
   it('gives every fixture the tier and the sentence Python gives it', async () => {
-    assert.ok(Object.keys(fx.expect).length >= 15);
+    assert.ok(Object.keys(fx.expect).length >= 17);
     for (const [name, want] of Object.entries(fx.expect)) {
-      const got = await readProvenance(readFileSync(join(fx.root, name)), {verify});
+      const got = await provenanceOf(name, want);
       assert.equal(got.tier, want.tier, `${name}: ${JSON.stringify(got.findings)}`);
       assert.equal(got.ai, want.ai, name);
       assert.equal(got.c2pa.present, want.c2pa, `${name}: C2PA marker`);
@@ -79,6 +87,37 @@ describe('provenance, as Python reads it', {timeout: 300000}, () => {
     assert.match(ztxt.stopped, /more than 1048576 bytes/);
     const prov = await readProvenance(readFileSync(join(fx.root, 'text_bomb.png')));
     assert.ok(prov.findings.some((f) => f.source === 'png' && /malformed chunk/.test(f.message)));
+  });
+
+  it("reads NovelAI's hidden metadata from the alpha channel only, within the limits", async () => {
+    for (const name of ['novelai_stealth.png', 'novelai_stealth_plain.png']) {
+      const want = fx.expect[name];
+      assert.equal(want.tier, 'declared', `Python: ${name}`);
+      assert.equal((await readProvenance(readFileSync(join(fx.root, name)))).tier, null, `${name}: the bytes alone say nothing`);
+      const rgba = new Uint8Array(readFileSync(join(fx.root, 'pixels', `${name}.rgba`)));
+      assert.match(await novelaiStealth(rgba, ...want.size), /"steps": 28/);
+    }
+    // Every alpha 255 (no message), a length past the limit, and gzip that is not gzip: nothing.
+    const [w, h] = fx.expect['novelai_stealth.png'].size;
+    const rgba = new Uint8Array(readFileSync(join(fx.root, 'pixels', 'novelai_stealth.png.rgba')));
+    const opaque = rgba.map((v, i) => (i % 4 === 3 ? 255 : v));
+    assert.equal(await novelaiStealth(opaque, w, h), null);
+    const setBits = (pixels, start, bytes) => {
+      const out = pixels.slice();
+      bytes.forEach((byte, j) => {
+        for (let b = 0; b < 8; b++) {
+          const k = start + 8 * j + b;
+          const at = ((k % h) * w + Math.floor(k / h)) * 4 + 3;
+          out[at] = (out[at] & 0xfe) | ((byte >> (7 - b)) & 1);
+        }
+      });
+      return out;
+    };
+    const tooLong = setBits(rgba, 8 * 15, [0x7f, 0xff, 0xff, 0xf8]); // 268 M bits announced
+    assert.equal(await novelaiStealth(tooLong, w, h), null);
+    const notGzip = setBits(rgba, 8 * 19, [0x00, 0x01, 0x02, 0x03]); // the body's gzip header broken
+    assert.equal(await novelaiStealth(notGzip, w, h), null);
+    assert.equal(await novelaiStealth(rgba, 3, 3), null); // too few pixels for the header
   });
 
   it('makes a declared picture fake, with or without a face, and never real', async () => {

@@ -3,7 +3,9 @@ of each (models/provenance.py), for the extension's tests of its JS twin.
 
     python tests/extension/provenance_fixtures.py OUT    # OUT/*.jpg|png + OUT/expect.json
 
-expect.json: {file: {tier, ai, statement, c2pa, signer, claim_generator, validation_codes}}.
+expect.json: {file: {tier, ai, statement, c2pa, signer, claim_generator, validation_codes}}, and
+for a PNG its decoded pixels (OUT/pixels/NAME.rgba, RGBA rows, with `size`: [width, height]),
+which the extension reads for what only pixels show (NovelAI's hidden metadata).
 Both sides trust only the official C2PA trust list here, so the test CA's credentials are
 declared (signed by a signer on no trust list) on both.
 """
@@ -38,6 +40,9 @@ def make() -> dict[str, bytes]:
         "ztxt_bomb.png": files.png_with_ztxt_bomb(size=8 * 1024 * 1024),
         "c2pa_ai.jpg": sign(encode(face_image("real", 200, 12)), "image/jpeg", TRAINED, generator="Test Diffusion"),
         "c2pa_camera.jpg": sign(encode(face_image("real", 200, 13)), "image/jpeg", CAPTURE, generator="Test Camera"),
+        # NovelAI's hidden metadata in the alpha channel: only decoded pixels show it (offscreen.js).
+        "novelai_stealth.png": files.novelai_stealth_png({"Description": "a portrait", "steps": 28}, seed=14),
+        "novelai_stealth_plain.png": files.novelai_stealth_png({"steps": 28}, seed=15, compressed=False),
         "chart_a1111.png": encode(files.chart(), "PNG", pnginfo=_info({"parameters": "a chart, Steps: 20, Sampler: Euler a"})),
     }
 
@@ -51,6 +56,18 @@ def _info(chunks):
     return info
 
 
+def _write_pixels(data: bytes, path: Path) -> list[int]:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        rgba = img.convert("RGBA")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(rgba.tobytes())
+    return list(rgba.size)
+
+
 def write(out: Path) -> dict:
     from models.provenance import inspect
     from server.uploads import sniff
@@ -62,6 +79,8 @@ def write(out: Path) -> dict:
         p = inspect(data, sniff(data))
         expect[name] = {"tier": p["tier"], "ai": p["ai"], "statement": p["statement"], "c2pa": p["c2pa"]["present"],
                         "signer": p["signer"], "claim_generator": p["claim_generator"], "validation_codes": p["validation_codes"]}
+        if name.endswith(".png") and "bomb" not in name:  # Pillow refuses the bombs' text, by design
+            expect[name]["size"] = _write_pixels(data, out / "pixels" / f"{name}.rgba")
     (out / "expect.json").write_text(json.dumps(expect, indent=1))
     return expect
 
