@@ -9,6 +9,10 @@ Two kinds:
   to the smallest face crop judged), blur and noise, each applied to a share of the images.
 
 `web_degrade` is the fixed degradation that evaluation applies to make web-like copies.
+`same_chain` is the one processing chain that `unmask train --same-chain` pushes every
+training image through, real or fake (issue 17: the collections differ in framing, size and
+compression, and a detector can learn those instead of the manipulation); training/shortcuts.py
+measures how much of the collections' signatures it leaves.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ class AugmentConfig:
     max_blur_sigma: float = 1.5
     p_noise: float = 0.1
     max_noise_std: float = 8.0
+    same_chain: bool = False  # then every image also goes through same_chain, last
 
 
 def _uniform(seed, lo=0.0, hi=1.0):
@@ -134,9 +139,31 @@ def random_noise(image, seed, max_std: float = 8.0):
     return image + std * tf.random.stateless_normal(tf.shape(image), s2)
 
 
+# --- the same processing chain for every image ---------------------------------------------
+@dataclass(frozen=True)
+class Chain:
+    """Crop jitter, rescale and back, re-JPEG: each applied to every image (p = 1)."""
+    min_crop: float = 0.9  # crop jitter: a square of 90-100% of the side, anywhere, zoomed back
+    min_scale: float = 0.5  # shrink to 50-100% and enlarge back
+    jpeg_quality: tuple[int, int] = (60, 95)
+
+
+SAME_CHAIN = Chain()
+
+
+def same_chain(image, seed, chain: Chain = SAME_CHAIN):
+    """`image` (float32 0..255, (H, W, 3)) through the chain, each step from its own sub-seed:
+    crop jitter, rescale, then JPEG last, as on the web. Same shape, clipped to 0..255."""
+    s = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3))
+    x = random_crop_zoom(tf.cast(image, tf.float32), s[0], chain.min_crop)
+    x = random_rescale(x, s[1], chain.min_scale)
+    return random_jpeg(tf.clip_by_value(x, 0.0, 255.0), s[2], chain.jpeg_quality)
+
+
 # --- all together -------------------------------------------------------------------------
 def augment(image, seed, config: AugmentConfig = AugmentConfig()):
-    """Geometry, then web degradations, each from its own sub-seed; output clipped to 0..255."""
+    """Geometry, then web degradations, each from its own sub-seed, then (config.same_chain)
+    the same chain for every image; output clipped to 0..255."""
     seeds = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 13))
     c = config
     x = tf.cast(image, tf.float32)
@@ -152,6 +179,9 @@ def augment(image, seed, config: AugmentConfig = AugmentConfig()):
     x = _maybe(c.p_noise, seeds[9], lambda im: random_noise(im, seeds[10], c.max_noise_std), x)
     # JPEG last, as on the web: whatever happened before gets compressed.
     x = _maybe(c.p_jpeg, seeds[11], lambda im: random_jpeg(tf.clip_by_value(im, 0, 255), seeds[12], c.jpeg_quality), x)
+    if c.same_chain:
+        # Its own seed, so that the steps before draw what they drew without the chain.
+        x = same_chain(tf.clip_by_value(x, 0.0, 255.0), tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 17))
     return tf.clip_by_value(x, 0.0, 255.0)
 
 

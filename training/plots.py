@@ -82,13 +82,10 @@ def roc(curves: dict[str, tuple], path, title: str = "ROC") -> Path:
     return _save(fig, path)
 
 
-def confusion(cm, path, row_labels=("real", "fake"), col_labels=("real", "fake"), title: str = "Confusion matrix",
-              xlabel: str = "predicted") -> Path:
-    """A count matrix with each cell's share of its row, rows are the true labels."""
+def _confusion_ax(ax, cm, row_labels, col_labels, title: str, xlabel: str) -> None:
     cm = np.asarray(cm, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * cm.shape[1], 1.4 + 1.1 * cm.shape[0]))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -99,6 +96,25 @@ def confusion(cm, path, row_labels=("real", "fake"), col_labels=("real", "fake")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("true label")
     ax.set_title(title, fontsize=10)
+
+
+def confusion(cm, path, row_labels=("real", "fake"), col_labels=("real", "fake"), title: str = "Confusion matrix",
+              xlabel: str = "predicted") -> Path:
+    """A count matrix with each cell's share of its row, rows are the true labels."""
+    n_rows, n_cols = np.shape(cm)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * n_cols, 1.4 + 1.1 * n_rows))
+    _confusion_ax(ax, cm, row_labels, col_labels, title, xlabel)
+    return _save(fig, path)
+
+
+def confusions(matrices: list, path, labels, title: str = "", xlabel: str = "predicted") -> Path:
+    """Several (title, count matrix) side by side, one set of class labels, as `confusion` draws each."""
+    n = np.shape(matrices[0][1])[0]
+    fig, axes = plt.subplots(1, len(matrices), figsize=(len(matrices) * (2.2 + 1.3 * n), 1.8 + 1.1 * n), squeeze=False)
+    for ax, (sub, cm) in zip(axes[0], matrices):
+        _confusion_ax(ax, cm, labels, labels, sub, xlabel)
+    if title:
+        fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 

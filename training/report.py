@@ -198,7 +198,30 @@ def specialists(results: dict) -> list[str]:
     return table(head, rows)
 
 
-TABLES = {"fusion": fusion, "specialists": specialists, "roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
+SHORTCUT_FEATURES = {"pixels": "pixels: MobileNet v2 + signal", "deep": "MobileNet v2 features",
+                     "signal": "signal statistics", "framing": "framing (face box in the picture)"}
+
+
+def shortcuts(results: dict) -> list[str]:
+    """How well faces-v1's collections can be told apart, balanced accuracy before and after the
+    same chain (python -m training.shortcuts's shortcuts.json)."""
+    rows = []
+    for name, t in results["tasks"].items():
+        counts = list(t["n"].values())
+        if name == "real-sources":
+            what = "the real sources apart (" + ", ".join(f"{s} {n}" for s, n in zip(t["classes"], counts)) + ")"
+        else:
+            what = f"{t['classes'][0]} ({counts[0]}) vs {t['classes'][1]} ({counts[1]})"
+        for i, (fs, res) in enumerate(t["features"].items()):
+            b = res["before"]["balanced_accuracy"]
+            a = res.get("after", {}).get("balanced_accuracy")
+            rows.append([what if i == 0 else "", _f(t["chance"]), SHORTCUT_FEATURES[fs], _f(b),
+                         "— (not moved by the chain)" if a is None else _f(a), "" if a is None else _f(b - a)])
+    return [f"From `{results['command']}` ({results['faces']:,} face crops):", "",
+            *table(["task", "chance", "features", "before", "after the chain", "drop"], rows, ["l", "r", "l", "r", "r", "r"])]
+
+
+TABLES = {"fusion": fusion, "specialists": specialists, "shortcuts": shortcuts, "roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
           "cascade-bands": cascade_bands, "commands": commands, "size-and-speed": size_and_speed}
 
 

@@ -223,15 +223,16 @@ def pipelines(splits, input_size: int, settings: dict, args):
     from training.pipeline import class_weights, make_dataset
 
     train = None
+    augment_config = training_augmentation(args)
     class_weight = class_weights(splits["train"]) if args.balance == "class-weight" and splits["train"] else None
     if splits["train"] and getattr(args, "sbi", "off") != "off":
-        train = self_blended_pipeline(splits["train"], input_size, settings, args, class_weight)
+        train = self_blended_pipeline(splits["train"], input_size, settings, args, class_weight, augment_config=augment_config)
     elif splits["train"]:
         if class_weight:
             print(f"class weights: real {class_weight[0]:.3f}, fake {class_weight[1]:.3f}")
         train = make_dataset(splits["train"], input_size, settings["batch_size"], training=True, augment=not args.no_augment,
                              seed=args.seed, balance="oversample" if args.balance == "oversample" else "none",
-                             class_weight=class_weight, with_weights=True,
+                             augment_config=augment_config, class_weight=class_weight, with_weights=True,
                              crops=face_crops([s.path for s in splits["train"]]))
     if getattr(args, "sbi", "off") == "only":
         # Trained on reals and blends only, it is judged on the same task: the validation reals
@@ -244,9 +245,19 @@ def pipelines(splits, input_size: int, settings: dict, args):
     return train, val
 
 
-def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_weight, validation: bool = False):
+def training_augmentation(args):
+    """The augmentation of training images: the defaults, and with --same-chain the one chain for every image."""
+    from training.augment import AugmentConfig
+
+    return AugmentConfig(same_chain=bool(getattr(args, "same_chain", False)))
+
+
+def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_weight, validation: bool = False,
+                          augment_config=None):
     """The training batches with self-blended pairs (training/sbi.py); validation=True: the
     same blends every epoch, no augmentation."""
+    from functools import partial
+
     from training.augment import augment
     from training.facecrops import face_crops
     from training.sbi import face_landmarks, paired_dataset
@@ -258,7 +269,8 @@ def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_
     for i, p in zip(real_at, found):
         points[i] = p
     ds, info = paired_dataset(samples, crops, points, input_size, settings["batch_size"], args.sbi, args.seed,
-                              class_weight, None if args.no_augment or validation else augment, fresh=not validation)
+                              class_weight, None if args.no_augment or validation else partial(augment, config=augment_config or training_augmentation(args)),
+                              fresh=not validation)
     reals = len(real_at)
     print(f"self-blended images ({args.sbi}" + (", validation" if validation else "") + f"): {info['pairs']} of {reals} "
           "real faces get " + ("a fixed blended copy" if validation else "a fresh blended copy each epoch")

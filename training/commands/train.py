@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance", choices=["class-weight", "oversample", "none"], default="class-weight",
                    help="how to handle imbalanced labels (default class-weight)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation and web degradations")
+    p.add_argument("--same-chain", action="store_true",
+                   help="also push every training image, real or fake, through one processing chain (crop jitter, "
+                        "rescale 0.5-1 and back, JPEG 60-95; training/augment.py), so that the collections' own "
+                        "framing, size and compression stop telling the label (issue 17, python -m training.shortcuts)")
     p.add_argument("--sbi", choices=["off", "add", "only"], default="off",
                    help="self-blended images (training/sbi.py): each real face next to a blended copy of itself, made "
                         "afresh every epoch; add: besides the collection fakes; only: instead of them (default off)")
@@ -112,6 +116,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if getattr(args, "same_chain", False) and args.no_augment:
+        raise CLIError("--same-chain is part of the augmentation: drop --no-augment, or --same-chain")
     weights_choice(args.weights)  # a --weights folder that is not there: said now, not after reading the data
     if not 0 <= args.max_false_alarm <= 1:
         raise CLIError(f"--max-false-alarm is the share of real images that may be called fake, from 0 to 1 "
