@@ -5,7 +5,7 @@
 // state, which drive the styles and which the browser tests read.
 import {placePanelRect, panelWidth} from './geometry.js';
 import {videoRect} from './videosampler.js';
-import {confidenceText, describe, LABELS, SHORT, pct, wording} from './wording.js';
+import {confidenceText, describe, LABELS, tag as shortTag, wording} from './wording.js';
 
 const W = wording.video;
 
@@ -61,7 +61,6 @@ const trusted = (fn) => (e) => e.isTrusted && fn(e);
 
 const docX = (x) => x + window.scrollX;
 const docY = (y) => y + window.scrollY;
-const shortText = (v, c) => (v === 'fake' || v === 'real' ? `${SHORT[v]} ${pct(c)}` : SHORT[v]);
 
 // The overlay's elements: {root (style + panel + track boxes, added to the layer), panel, boxes}.
 export function makeVideoOverlay() {
@@ -200,7 +199,7 @@ export function placeVideoOverlay(overlay, check) {
     const shown = track || face;
     boxes.append(el('div', {class: 'track', 'data-track': face.track ?? '', 'data-verdict': shown.verdict, 'data-box': face.box.join(','),
       style: `left: ${fx(x0)}px; top: ${fy(y0)}px; width: ${fx(x1) - fx(x0)}px; height: ${fy(y1) - fy(y0)}px`},
-    el('span', {textContent: `${track ? `Face ${face.track + 1} ` : ''}${shortText(shown.verdict, shown.confidence)}`})));
+    el('span', {textContent: `${track ? `Face ${face.track + 1} ` : ''}${shortTag(shown.verdict, shown.confidence)}`})));
   }
 }
 
