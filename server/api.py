@@ -74,11 +74,9 @@ def check():
     detection = state.detection
     detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
-    result, image = _checked(upload)
-    provenance = _provenance(upload, image)
-    body = detection.image_result(result, provenance)
-    body.update(_common(upload, detection), image={"width": int(image.shape[1]), "height": int(image.shape[0])},
-                provenance=provenance)
+    checked = _checked(upload)
+    body = detection.image_result(checked["result"], checked["provenance"])
+    body.update(_common(upload, detection), image=checked["image"], provenance=checked["provenance"])
     _store(upload, body)
     g.verdict = body["verdict"]
     return jsonify(body)
@@ -154,8 +152,8 @@ def explain():
         raise ApiError(400, "bad_draw", "draw must be picture (the image with heat and boxes) or heat (the heat alone)")
     state.detection.require()
     upload = uploads.read_upload(request, IMAGE_KINDS, state.config.max_image_bytes)
-    result, image = _checked(upload)
-    png, targets = state.detection.explain_png(image, target, draw, result)
+    checked = _checked(upload, pixels=True)
+    png, targets = state.detection.explain_png(checked["pixels"], target, draw, checked["result"])
     if not targets:
         from models.wording import wording
 
@@ -220,29 +218,54 @@ def openapi():
 
 
 # --- helpers ----------------------------------------------------------------------------
-def _checked(upload):
-    """(the model's result on this upload, its decoded pixels). The result comes from the
-    cache when these bytes were checked before by the same model (server/cache.py): no model
-    call. The pixels are decoded either way (a bad file is refused alike; provenance and
-    explain read them)."""
+def _checked(upload, pixels: bool = False) -> dict:
+    """What the model and the file's provenance say of an upload: {"result", "provenance",
+    "image": {width, height}, "pixels": decoded, or None}. It comes from the cache when these
+    bytes were checked before by the same model, calibration and provenance rules
+    (server/cache.py): no decoding, no model call, no provenance read, so a repeat costs a
+    lookup. Bytes are only ever cached after they decoded, so a hit is never a bad file.
+    `pixels`: decode them even on a hit (explain draws on them)."""
     import hashlib
 
     from models.preprocessing import contract
 
     state = _state()
     d = state.detection.require()
+    key = None
+    if state.cache.enabled:
+        cal = d.calibration  # `unmask calibrate` moves the verdicts without a new version
+        key = result_key(hashlib.sha256(upload.data).hexdigest(), d.name, d.version, contract()["version"],
+                         f"{cal.temperature:.6g}/{cal.fake_threshold:.6g}/{cal.real_threshold:.6g}", _provenance_rules())
+        hit = state.cache.get(key)
+        g.cache = "miss" if hit is None else "hit"
+        if hit is not None:
+            return {**hit, "pixels": _decode(upload) if pixels else None}
     image = _decode(upload)
-    if not state.cache.enabled:
-        return state.detection.check_image(image), image
-    cal = d.calibration  # `unmask calibrate` moves the verdicts without a new version
-    key = result_key(hashlib.sha256(upload.data).hexdigest(), d.name, d.version, contract()["version"],
-                     f"{cal.temperature:.6g}/{cal.fake_threshold:.6g}/{cal.real_threshold:.6g}")
-    result = state.cache.get(key)
-    g.cache = "miss" if result is None else "hit"
-    if result is None:
-        result = state.detection.check_image(image)
-        state.cache.put(key, result)
-    return result, image
+    checked = {"result": state.detection.check_image(image), "provenance": _provenance(upload, image),
+               "image": {"width": int(image.shape[1]), "height": int(image.shape[0])}}
+    if key is not None:
+        state.cache.put(key, checked)
+    return {**checked, "pixels": image}
+
+
+def _provenance_rules() -> str:
+    """What a cached provenance section depends on besides the bytes: the rules, the trust
+    anchors and this code's version (a new release reads files anew)."""
+    import hashlib
+    import os
+
+    from models import provenance
+
+    cached = current_app.config.get("UNMASK_PROVENANCE_RULES")
+    if cached is None:
+        try:
+            anchors = provenance.trust_anchors(os.environ.get(provenance.ANCHORS_ENV) or None)
+        except ValueError as e:  # the provenance read reports it; the key only has to differ
+            anchors = str(e)
+        text = json.dumps(provenance.RULES, sort_keys=True) + anchors
+        cached = "p" + hashlib.sha256((text + current_app.config["UNMASK_VERSION"]).encode()).hexdigest()[:12]
+        current_app.config["UNMASK_PROVENANCE_RULES"] = cached
+    return cached
 
 
 def _decode(upload):

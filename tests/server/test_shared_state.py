@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.server.conftest import run_server
+from tests.server.c2pa_signing import TRAINED, sign
 from tests.synthetic import encode, face_image
 
 LIMIT = 5  # per hour: no window can pass during the test, however loaded the machine
@@ -63,15 +64,22 @@ def test_a_picture_scored_by_one_server_is_not_scored_again_by_either(pair):
     assert health(a)["batching"]["model_calls"] == calls[a.base] + 1
     again = b.post("/api/v1/check", files=picture(31), headers=client(4))
     assert again.status_code == 200 and again.headers["X-Unmask-Cache"] == "hit"
-    for key in ("verdict", "p_fake", "faces", "image"):
+    for key in ("verdict", "p_fake", "faces", "image", "provenance"):
         assert again.json()[key] == first.json()[key]
+    # What the file says of its origin is kept with the result: a hit reads no file again.
+    signed = {"file": ("signed.jpg", sign(encode(face_image("real", 200, 36)), "image/jpeg", TRAINED), "image/jpeg")}
+    made = a.post("/api/v1/check", files=signed, headers=client(7))
+    kept = b.post("/api/v1/check", files=signed, headers=client(8))
+    assert (made.headers["X-Unmask-Cache"], kept.headers["X-Unmask-Cache"]) == ("miss", "hit")
+    assert made.json()["provenance"]["tier"] == "declared" and kept.json()["provenance"] == made.json()["provenance"]
+    assert kept.json()["verdict"] == made.json()["verdict"] == "fake"
     heat = a.post("/api/v1/explain", files=picture(31), headers=client(5))
     assert heat.status_code == 200 and heat.headers["X-Unmask-Cache"] == "hit"
     assert heat.headers["Content-Type"] == "image/png" and heat.headers["X-Unmask-Faces"] == "1"
     other = b.post("/api/v1/check", files=picture(32), headers=client(6))
     assert other.status_code == 200 and other.headers["X-Unmask-Cache"] == "miss"
-    # Scored once each: picture 31 by a, picture 32 by b; the hits cost no model call.
-    assert health(a)["batching"]["model_calls"] == calls[a.base] + 1
+    # Scored once each: pictures 31 and the signed one by a, picture 32 by b; the hits cost no model call.
+    assert health(a)["batching"]["model_calls"] == calls[a.base] + 2
     assert health(b)["batching"]["model_calls"] == calls[b.base] + 1
 
 
