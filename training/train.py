@@ -50,11 +50,16 @@ def prepare_run_dir(run_dir: Path, args) -> dict:
         state = read_state(run_dir)
         if state.get("model") not in (None, args.model):
             raise CLIError(f"{run_dir} is a {state['model']} run; resume it with --model {state['model']}")
+        chain = bool(getattr(args, "same_chain", False))
+        if state.get("same_chain", chain) != chain:  # a run started before the flag existed records none
+            raise CLIError(f"{run_dir} was trained {'with' if state['same_chain'] else 'without'} --same-chain; "
+                           f"resume it {'with' if state['same_chain'] else 'without'} it")
         return state
     if (run_dir / "model.keras").exists() or (ckpt / "last.keras").exists():
         raise CLIError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
     ckpt.mkdir(parents=True, exist_ok=True)
-    state = {"model": args.model, "epoch": 0, "phase": "train", "best": None}
+    state = {"model": args.model, "epoch": 0, "phase": "train", "best": None,
+             "same_chain": bool(getattr(args, "same_chain", False))}
     write_state(run_dir, state)
     return state
 

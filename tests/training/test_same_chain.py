@@ -75,3 +75,16 @@ def test_same_chain_with_no_augment_is_a_clear_error(small_manifest, tmp_path, u
                             "--no-augment", "--same-chain")
     assert status != 0 and "--same-chain" in err and "--no-augment" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("started_with", [True, False])
+def test_a_run_resumes_only_as_it_was_started(small_manifest, tmp_path, unmask, started_with):
+    import json
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.keras").write_bytes(b"")
+    (run / "checkpoints" / "state.json").write_text(json.dumps({"model": "tiny", "epoch": 3, "same_chain": started_with}))
+    status, _, err = unmask("train", "--model", "tiny", "--data", small_manifest, "--out", run, "--resume",
+                            *([] if started_with else ["--same-chain"]))
+    assert status != 0 and "--same-chain" in err and ("with " if started_with else "without ") in err
