@@ -243,7 +243,11 @@ def _soak(sec: dict) -> list[str]:
     lines += ["Faults: " + "; ".join(f"{e['what']} at {e['at_s']} s" for e in sec["events"]) + ".", ""]
     lines += ["After the run: " + "; ".join(f"{name}: {a['workers']} workers, {a['sharing_redis']} of {a['health_answers']} "
                                             "health answers sharing Redis again (limit and cache)"
+                                            + (f", {a['failed_requests_logged']} failed requests logged" if "failed_requests_logged" in a else "")
                                             for name, a in sec["after"].items()) + ".", ""]
+    examples = [e for a in sec["after"].values() for e in a.get("error_examples", [])]
+    if examples:
+        lines += ["Failed requests logged: " + "; ".join(f"`{e}`" for e in examples[:3]), ""]
     c = sec["cache_hit"]
     lines += table(["result cache hit", "median / p95 ms"], [
         ["HTTP round trip of a repeated picture", rep(c["http_round_trip_ms"], 2, p95=True)],

@@ -145,8 +145,19 @@ def _after(server) -> dict:
     for _ in range(12):
         h = _health(server)
         answers.append({"rate_limit_shared": h["rate_limit"]["shared"], "cache_shared": h["cache"]["shared"]})
+    # The requests the server failed (server/__init__.py logs each 5xx with its traceback; the
+    # killed worker and the swallowed limiter errors are not failures): counted, and the last
+    # line of the first few, so that a failure in the results says what it was.
+    server.log.seek(0)
+    lines = server.log.read().decode(errors="replace").splitlines()
+    errors = [i for i, line in enumerate(lines) if "[ERROR] unhandled error" in line]
+    said = []
+    for i in errors[:3]:
+        tail = next((lines[j] for j in range(i + 1, min(i + 80, len(lines))) if lines[j] and not lines[j].startswith((" ", "Traceback", "["))), "")
+        said.append(f"{lines[i].split('] ', 3)[-1]}: {tail}"[:300])
     return {"workers": len(server.workers()), "health_answers": len(answers),
-            "sharing_redis": sum(a["rate_limit_shared"] and a["cache_shared"] for a in answers)}
+            "sharing_redis": sum(a["rate_limit_shared"] and a["cache_shared"] for a in answers),
+            "failed_requests_logged": len(errors), "error_examples": said}
 
 
 def _cache_hit(server, image: Path, redis_uri: str, n: int) -> dict:

@@ -7,10 +7,11 @@ a new model, calibration or contract never serves an old answer. Entries are JSO
 verdicts; never the picture) and expire after `UNMASK_CACHE_TTL_S`.
 
 Each worker keeps the latest entries in its memory; with a `redis://` storage they are also
-written to Redis, which every worker of every server sharing it reads. Redis gets short
+written to Redis, which every worker of every server sharing it reads first. Redis gets short
 timeouts. While it does not answer, the worker carries on with its memory alone (logged) and
 a background thread asks Redis again every second; once it answers, the results this worker
-made meanwhile are written there too, so that no other worker scores them again.
+holds are written there where Redis lacks them (made meanwhile, or lost by a restarted Redis),
+so that no other worker scores them again.
 """
 from __future__ import annotations
 
@@ -48,22 +49,30 @@ class ResultCache:
         return self.ttl_s > 0 and self.entries > 0
 
     def get(self, key: str) -> dict | None:
+        """Redis first when it is up (the one answer every worker shares); this worker's memory
+        when Redis is away, or lacks what the memory holds (a restarted Redis lost it: it is
+        written back there, so the next worker finds it too)."""
         if not self.enabled:
             return None
-        now = time.monotonic()
-        with self._lock:
-            hit = self._memory.get(key)
-            if hit and hit[0] > now:
-                self._memory.move_to_end(key)
-                self.stats["hits"] += 1
-                return json.loads(hit[1])
         text = self._redis_call(lambda r: r.get(key))
         if text is not None:
-            self._remember(key, text.decode() if isinstance(text, bytes) else text)
+            text = text.decode() if isinstance(text, bytes) else text
+            self._remember(key, text)
             self.stats["hits"] += 1
             return json.loads(text)
-        self.stats["misses"] += 1
-        return None
+        now = time.monotonic()
+        with self._lock:
+            held = self._memory.get(key)
+            if held and held[0] > now:
+                self._memory.move_to_end(key)
+            else:
+                held = None
+        if held is None:
+            self.stats["misses"] += 1
+            return None
+        self._redis_call(lambda r: r.set(key, held[1], ex=max(1, int(held[0] - now)), nx=True))
+        self.stats["hits"] += 1
+        return json.loads(held[1])
 
     def put(self, key: str, value: dict) -> None:
         if not self.enabled:
@@ -124,26 +133,27 @@ class ResultCache:
             except redis.RedisError:
                 self.stats["redis_errors"] += 1
                 continue
-            # Up again: requests write to Redis from now on, and this thread writes what was put
-            # before (with what is left of its time; what expired or was forgotten is not).
+            # Up again: requests write to Redis from now on, and this thread writes what this
+            # worker holds, with what is left of its time, where Redis lacks it: what was made
+            # meanwhile, and what a restarted Redis lost (a hit from memory never writes there).
             now = time.monotonic()
             with self._lock:
                 self._redis_down = False
-                waiting = [(k, self._memory[k]) for k in self._unshared if k in self._memory and self._memory[k][0] > now]
+                made = len(self._unshared)
+                held = [(k, v) for k, v in self._memory.items() if v[0] > now]
                 self._unshared.clear()
             try:
-                if waiting:
+                if held:
                     pipe = self._redis.pipeline(transaction=False)
-                    for key, (expires, text) in waiting:
-                        pipe.set(key, text, ex=max(1, int(expires - now)))
-                    pipe.execute()
+                    for key, (expires, text) in held:
+                        pipe.set(key, text, ex=max(1, int(expires - now)), nx=True)
+                    written = sum(bool(r) for r in pipe.execute())
+                else:
+                    written = 0
             except redis.RedisError as e:
                 self.stats["redis_errors"] += 1
-                with self._lock:
-                    for key, _ in waiting:
-                        self._unshared[key] = None
-                self._went_down(e)  # down again: a new thread takes over
+                self._went_down(e)  # down again: a new thread takes over, and writes them all again
                 return
-            self.stats["shared_after_outage"] += len(waiting)
-            log.info("result cache: Redis answers again; results are shared (%d made meanwhile written there)", len(waiting))
+            self.stats["shared_after_outage"] += written
+            log.info("result cache: Redis answers again; results are shared (%d made meanwhile, %d written there)", made, written)
             return

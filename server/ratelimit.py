@@ -43,9 +43,12 @@ def install(app, blueprint, exempt: set, rate: str, uri: str, timeout_s: float):
     from server.responses import error_response
     from server.config import parse_rate
 
+    # swallow_errors: the first request that meets a dead Redis switches the limiter to its memory;
+    # one whose error comes while another thread already switched it would be raised (HTTP 500).
+    # It is let through uncounted instead, and logged: at most one request per thread, once.
     limiter = Limiter(key_func=client_key, app=app, storage_uri=uri, storage_options=storage_options(uri, timeout_s),
                       strategy="moving-window", headers_enabled=False, in_memory_fallback_enabled=True,
-                      key_prefix="unmask-rate")
+                      swallow_errors=True, key_prefix="unmask-rate")
     _log_through(limiter.logger)
     limiter.request_filter(lambda: request.endpoint in exempt or request.method == "OPTIONS")
     count, period_s = parse_rate(rate)

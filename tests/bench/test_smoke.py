@@ -133,6 +133,9 @@ def test_smoke_soak(smoke):
     for after in soak["after"].values():
         assert after["workers"] == 2  # gunicorn replaced the killed worker
         assert 0 <= after["sharing_redis"] <= after["health_answers"] == 12
+        # A worker killed and Redis restarted lose no request and fail none (a 5xx logs its error).
+        assert after["failed_requests_logged"] == 0, after["error_examples"]
+    assert soak["server_errors_5xx"] == 0, soak["statuses"]
     hit = soak["cache_hit"]
     # The same picture again, once every worker shares Redis again: every repeat is a hit,
     # whichever worker answers it.

@@ -277,7 +277,8 @@ def test_result_cache_off_and_expired_entries():
 
 
 def test_result_cache_shares_what_it_made_while_redis_was_down(redis_server):
-    """A worker's results from an outage reach Redis once it is back, without a request."""
+    """A worker's results reach a restarted Redis once it is back, without a request: those
+    made during the outage, and those the restart lost."""
     import redis
 
     here, there = ResultCache(redis_server.uri, ttl_s=600), ResultCache(redis_server.uri, ttl_s=600)
@@ -295,9 +296,23 @@ def test_result_cache_shares_what_it_made_while_redis_was_down(redis_server):
     while not here.state()["shared"]:
         assert time.monotonic() < deadline, here.state()
         time.sleep(0.1)
-    assert here.state()["waiting_for_redis"] == 0 and here.state()["shared_after_outage"] == 1
-    assert there.get("during") == {"v": 2}  # another worker reads it from Redis
+    # Both reached the restarted (empty) Redis: what was made meanwhile, and what it had lost.
+    assert here.state()["waiting_for_redis"] == 0 and here.state()["shared_after_outage"] == 2
+    there._memory.clear()
+    assert there.get("during") == {"v": 2} and there.get("before") == {"v": 1}  # read from Redis
     assert 0 < redis.Redis.from_url(redis_server.uri).ttl("during") <= 600  # what was left of its time
+    # A worker that never met an outage, and holds what a restarted Redis lost: its next hit
+    # writes it back, and another worker finds it there.
+    quiet = ResultCache(redis_server.uri, ttl_s=600)
+    quiet.put("quiet", {"v": 3})
+    redis_server.stop()
+    redis_server.start()
+    deadline = time.monotonic() + 60
+    while quiet.get("quiet") != {"v": 3} or not quiet.state()["shared"]:  # a first call may meet the old connection
+        assert time.monotonic() < deadline, quiet.state()
+        time.sleep(0.1)
+    assert quiet.get("quiet") == {"v": 3}
+    assert ResultCache(redis_server.uri).get("quiet") == {"v": 3}
 
 
 def test_retry_after_rounds_up():
