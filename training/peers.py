@@ -80,10 +80,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"training.peers: error: {e}", file=sys.stderr)
         return 2
-    args.record.parent.mkdir(parents=True, exist_ok=True)
-    args.record.write_text(json.dumps(results, indent=1) + "\n")
-    report.DOC.write_text(report.regenerate(report.DOC.read_text()))
-    print(f"recorded {args.record}; made the tables of {report.DOC} again")
+    report.record(results, args.record)
     return 0
 
 

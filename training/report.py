@@ -245,6 +245,15 @@ def regenerate(text: str, root: Path = REPO) -> str:
     return MARKER.sub(fill, text)
 
 
+def record(results: dict, path: Path, doc: Path = DOC) -> None:
+    """Write a results file (docs/results/*.json), then make every table of the document
+    again from its results file; says what it did."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    doc.write_text(regenerate(doc.read_text()))
+    print(f"recorded {path}; made the tables of {doc} again")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--doc", type=Path, default=DOC, help="the document (default docs/EVALUATION.md)")

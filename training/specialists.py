@@ -85,10 +85,7 @@ def main(argv=None) -> int:
     results = {"about": "specialists trained on real faces only; every fake source is left out by construction. "
                         "Test split of " + recorded(data),
                "specialists": {name: describe(run, metrics[name]) for name, run in runs.items()}, "commands": log}
-    args.record.parent.mkdir(parents=True, exist_ok=True)
-    args.record.write_text(json.dumps(results, indent=1) + "\n")
-    report.DOC.write_text(report.regenerate(report.DOC.read_text()))
-    print(f"recorded {args.record}; made the tables of {report.DOC} again")
+    report.record(results, args.record)
     return 0
 
 
