@@ -48,9 +48,10 @@ function crc32(b, start, end) {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-// At most limit + 1 bytes of a zlib stream: reading stops as soon as the budget is passed.
-async function inflate(bytes, limit) {
-  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate')).getReader();
+// At most limit + 1 bytes of a zlib stream (format 'gzip': a gzip one): reading stops as soon
+// as the budget is passed. Throws when the stream is broken.
+async function inflate(bytes, limit, format = 'deflate') {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream(format)).getReader();
   const parts = [];
   let total = 0;
   try {
@@ -445,39 +446,13 @@ export async function novelaiStealth(rgba, width, height) {
   const size = u32be(head, STEALTH_MAGIC[0].length);
   if (!STEALTH_MAGIC.includes(magic) || size <= 0 || size % 8 || size / 8 > LIMITS.max_text_bytes || headBits + size > total) return null;
   let body = bytesAt(headBits, size / 8);
-  if (magic === 'stealth_pngcomp') body = await gunzipWithin(body, LIMITS.max_text_bytes);
-  if (!body) return null;
   try {
+    // Python inflates at most max_text_bytes and reads what came.
+    if (magic === 'stealth_pngcomp') body = (await inflate(body, LIMITS.max_text_bytes, 'gzip')).subarray(0, LIMITS.max_text_bytes);
     return new TextDecoder('utf-8', {fatal: true}).decode(body);
   } catch {
-    return null;
+    return null; // not gzip, or not UTF-8
   }
-}
-
-// gzip inflated to at most `limit` bytes (the rest is not read), or null when it is not gzip.
-async function gunzipWithin(bytes, limit) {
-  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
-  const parts = [];
-  let n = 0;
-  try {
-    while (n < limit) {
-      const {done, value} = await reader.read();
-      if (done) break;
-      parts.push(value.subarray(0, limit - n));
-      n += Math.min(value.length, limit - n);
-    }
-  } catch {
-    return null;
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 // What only the decoded pixels show, added to a file's provenance: `stealth` is
