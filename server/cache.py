@@ -33,11 +33,10 @@ class ResultCache:
     def __init__(self, uri: str = "memory://", timeout_s: float = 0.25, ttl_s: int = 86400, entries: int = 1024):
         self.ttl_s, self.entries = ttl_s, entries
         self._memory: OrderedDict[str, tuple[float, str]] = OrderedDict()  # key -> (expires, JSON)
-        self._unshared: OrderedDict[str, None] = OrderedDict()  # keys put while Redis did not answer
+        self._made_while_down = 0  # results put while Redis did not answer (the retry writes them all)
         self._lock = threading.Lock()
         self._redis = None
         self._redis_down = False  # requests leave Redis alone while set; the retry thread clears it
-        self._retry_thread: threading.Thread | None = None
         if uri.startswith(("redis://", "rediss://")):
             import redis
 
@@ -81,15 +80,13 @@ class ResultCache:
         self._remember(key, text)
         if self._redis is not None and self._redis_call(lambda r: r.set(key, text, ex=self.ttl_s)) is None:
             with self._lock:  # shared once Redis answers again (_retry)
-                self._unshared[key] = None
-                while len(self._unshared) > self.entries:
-                    self._unshared.popitem(last=False)
+                self._made_while_down += 1
 
     def state(self) -> dict:
         kind = "redis" if self._redis is not None else "memory"
         shared = self._redis is not None and not self._redis_down
         return {"storage": kind, "shared": shared, "entries_here": len(self._memory),
-                "waiting_for_redis": len(self._unshared), **self.stats}
+                "waiting_for_redis": self._made_while_down, **self.stats}
 
     def _remember(self, key: str, text: str) -> None:
         with self._lock:
@@ -120,8 +117,7 @@ class ResultCache:
                         type(error).__name__)
             # A thread of its own, so that Redis comes back for this worker even while no request
             # comes (a gunicorn worker forks before any request, so the thread is the worker's).
-            self._retry_thread = threading.Thread(target=self._retry, name="unmask-cache-redis-retry", daemon=True)
-            self._retry_thread.start()
+            threading.Thread(target=self._retry, name="unmask-cache-redis-retry", daemon=True).start()
 
     def _retry(self) -> None:
         import redis
@@ -135,13 +131,12 @@ class ResultCache:
                 continue
             # Up again: requests write to Redis from now on, and this thread writes what this
             # worker holds, with what is left of its time, where Redis lacks it: what was made
-            # meanwhile, and what a restarted Redis lost (a hit from memory never writes there).
+            # meanwhile, and what a restarted Redis lost, before any request asks for it.
             now = time.monotonic()
             with self._lock:
                 self._redis_down = False
-                made = len(self._unshared)
+                made, self._made_while_down = self._made_while_down, 0
                 held = [(k, v) for k, v in self._memory.items() if v[0] > now]
-                self._unshared.clear()
             try:
                 if held:
                     pipe = self._redis.pipeline(transaction=False)
@@ -152,6 +147,8 @@ class ResultCache:
                     written = 0
             except redis.RedisError as e:
                 self.stats["redis_errors"] += 1
+                with self._lock:
+                    self._made_while_down += made
                 self._went_down(e)  # down again: a new thread takes over, and writes them all again
                 return
             self.stats["shared_after_outage"] += written
