@@ -108,3 +108,10 @@ def test_a_specialist_is_judged_per_fake_source_against_its_own_and_all_reals(tm
     lines = report.specialists(record)
     assert lines[0].startswith("| specialist | dfdc | sd21 |")
     assert "| 0.750 / 0.833 | — / 0.667 | 0.750 | 0.700 | 100.0% | not met |" in lines[2]
+
+
+def test_specialists_refuses_a_folder_that_is_not_a_finished_run(tmp_path, capsys):
+    from training import specialists
+
+    assert specialists.main(["--runs", str(tmp_path), "--record", str(tmp_path / "out.json")]) == 2
+    assert "no model.keras in" in capsys.readouterr().err and not (tmp_path / "out.json").exists()
