@@ -5,7 +5,8 @@
 //
 //   node bench/provenance_bench.mjs CONFIG.json    (bench/provenance.py writes CONFIG, reads OUT)
 //
-// CONFIG: {pictures: [{key, file, manifest}], runs, out}. OUT: {ms: {key: [ms...]}, extension}.
+// CONFIG: {pictures: [{key, file, manifest}], pixel_sizes: [[w, h]...], runs, out}.
+// OUT: {ms: {key: [ms...]}, pixel_ms: {WxH: [ms...]}, extension}.
 import {mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {createServer} from 'node:http';
 import {tmpdir} from 'node:os';
@@ -65,6 +66,24 @@ try {
     out.first_ms[p.key] = r.first;
     out.tiers[p.key] = {tier: r.tier, c2pa: r.c2pa};
     process.stderr.write(`provenance: ${p.key}: ${r.ms.length} runs\n`);
+  }
+  // What only decoded pixels show (offscreen.js, for pictures that are not JPEG): the Stable
+  // Diffusion watermark and NovelAI's alpha-channel metadata, on pixels of each size.
+  out.pixel_ms = {};
+  for (const [w, h] of config.pixel_sizes) {
+    out.pixel_ms[`${w}x${h}`] = await page.evaluate(async ({w, h, runs}) => {
+      const px = new Uint8ClampedArray(w * h * 4);
+      for (let i = 0; i < px.length; i++) px[i] = (Math.imul(i, 2654435761) >>> 24) & 255; // noise, alpha too
+      const ms = [];
+      for (let k = 0; k < runs + 3; k++) {
+        const t0 = performance.now();
+        Provenance.sdWatermark(px, w, h);
+        await Provenance.novelaiStealth(px, w, h);
+        if (k >= 3) ms.push(performance.now() - t0);
+      }
+      return ms;
+    }, {w, h, runs: config.runs});
+    process.stderr.write(`provenance: pixels ${w}x${h}: ${config.runs} runs\n`);
   }
 } finally {
   await browser.close();

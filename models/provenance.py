@@ -55,7 +55,7 @@ def inspect(data: bytes, kind: str, pixels=None) -> dict:
     if pixels is not None:
         from models.watermark import find_watermark
 
-        mark = find_watermark(pixels, kind)
+        mark = find_watermark(pixels)
         if mark["note"]:
             _finding(findings, "watermark", mark["note"], "declared" if mark["found"] else None)
         metadata["watermark"] = mark

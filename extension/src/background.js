@@ -411,9 +411,11 @@ async function checkImage(msg, sender) {
       if (asker) await cache.linkUrl(m.id, asker, url, hash);
     } else {
       // What the file says of its origin, from the same bytes (provenance.js), beside the faces.
-      const [r, read] = await Promise.all([runModel(bytes), readProvenance(bytes, {verify: verifyC2pa})]);
-      // And what only the decoded pixels show (NovelAI's hidden metadata, in a PNG as Python reads it).
-      const pv = withPixelEvidence(read, {stealth: info.format === 'PNG' ? r.stealth : null});
+      // And what only the decoded pixels show, as Python reads them: NovelAI's hidden metadata in
+      // a PNG, the Stable Diffusion watermark in any format but JPEG (which destroys it).
+      const pixelEvidence = {stealth: info.format === 'PNG', watermark: info.format !== 'JPEG'};
+      const [r, read] = await Promise.all([runModel(bytes, {type: 'check', pixelEvidence}), readProvenance(bytes, {verify: verifyC2pa})]);
+      const pv = withPixelEvidence(read, {stealth: r.stealth, watermark: r.watermark});
       // A picture without a face is cached too: it is not run again. The answer does not wait
       // for the write (right-click to verdict is the figure that counts); a failed write
       // loses a cache entry, not the check.

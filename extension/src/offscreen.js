@@ -10,7 +10,7 @@ import {load} from './detector.js';
 import {heatFor, occlusionMap} from './explain.js';
 import {FaceCheck} from './facecheck.js';
 import {cropPixels, loadFaceFinder} from './faces.js';
-import {novelaiStealth} from './provenance.js';
+import {novelaiStealth, sdWatermark} from './provenance.js';
 
 const THUMB = 48; // px, the popup's recent-checks thumbnails
 
@@ -76,16 +76,19 @@ async function thumbnail(bitmap) {
   return canvas.toDataURL('image/jpeg', 0.7);
 }
 
-async function check({data, thumb = true}) {
+// pixelEvidence: what to look for in the decoded pixels, which only they show (the worker
+// asks by format, as Python reads them): {stealth} NovelAI's hidden metadata in a PNG's alpha
+// channel, {watermark} the Stable Diffusion watermark, which JPEG destroys.
+async function check({data, thumb = true, pixelEvidence = {}}) {
   const fc = await faceCheck();
   const {bitmap, pixels} = await decode(fromBase64(data));
   try {
     // Raw scores per face: the worker applies the calibration at the user's sensitivity.
     const found = await fc.score(pixels);
     runs += 1;
-    // NovelAI's hidden metadata lives in the alpha channel: only decoded pixels show it.
-    const stealth = await novelaiStealth(pixels.data, pixels.width, pixels.height);
-    return {...found, stealth, thumb: thumb ? await thumbnail(bitmap) : null};
+    const stealth = pixelEvidence.stealth ? await novelaiStealth(pixels.data, pixels.width, pixels.height) : null;
+    const watermark = pixelEvidence.watermark ? sdWatermark(pixels.data, pixels.width, pixels.height) : null;
+    return {...found, stealth, watermark, thumb: thumb ? await thumbnail(bitmap) : null};
   } finally {
     bitmap.close();
   }

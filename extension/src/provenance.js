@@ -455,12 +455,89 @@ export async function novelaiStealth(rgba, width, height) {
   }
 }
 
-// What only the decoded pixels show, added to a file's provenance: `stealth` is
-// novelaiStealth's text (offscreen.js), for a PNG as Python reads it.
-export function withPixelEvidence(provenance, {stealth = null} = {}) {
-  if (stealth === null || stealth === undefined) return provenance;
-  const findings = [...provenance.findings, {source: 'png', tier: 'declared', message: "NovelAI's hidden generation metadata is in the alpha channel"}];
-  return summarise(findings, provenance.c2pa);
+// The Stable Diffusion invisible watermark (models/watermark.py, with its numbers and
+// messages in provenance.json): the U channel of YUV as OpenCV rounds it, the Haar
+// approximation band, one bit per 4x4 block (is its largest coefficient but the first, modulo
+// a step, over half a step?), averaged over the blocks read that carry the same message bit.
+// rgba: ImageData.data. {found, generator, agreement, note}, as Python's find_watermark.
+const MARK = RULES.watermark;
+const MARK_MESSAGES = Object.entries(MARK.messages).map(([name, spec]) => [name, spec.ascii
+  ? [...spec.ascii].flatMap((c) => [...c.charCodeAt(0).toString(2).padStart(8, '0')].map(Number))
+  : [...spec.bits].map(Number)]);
+
+// NumPy's rint: halves go to the even neighbour.
+const rintEven = (x) => {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+// The bit of each block read, and its number in reading order: whole rows of blocks around the
+// middle, at most max_blocks of them (half a megapixel).
+function blockBits(rgba, width, height) {
+  const B = MARK.block;
+  const bh = Math.floor(Math.floor(height / 4) * 2 / B);
+  const bw = Math.floor(Math.floor(width / 4) * 2 / B);
+  const rows = Math.max(1, Math.min(bh, Math.floor(MARK.max_blocks / Math.max(bw, 1))));
+  const r0 = Math.floor((bh - rows) / 2);
+  const ph = 2 * B * rows, pw = 2 * B * bw; // the pixels the blocks read cover
+  const u = new Uint8Array(ph * pw);
+  for (let y = 0; y < ph; y++) {
+    for (let x = 0, i = ((2 * B * r0 + y) * width) * 4, o = y * pw; x < pw; x++, i += 4) {
+      const luma = 0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2];
+      u[o + x] = Math.min(255, Math.max(0, rintEven((rgba[i + 2] - luma) * 0.492111 + 128.0)));
+    }
+  }
+  const bits = new Float64Array(rows * bw);
+  const band = new Float64Array(B * B);
+  for (let bi = 0; bi < rows; bi++) {
+    for (let bj = 0; bj < bw; bj++) {
+      for (let r = 0; r < B; r++) {
+        const o = 2 * (bi * B + r) * pw + 2 * bj * B;
+        for (let c = 0; c < B; c++) {
+          const k = o + 2 * c;
+          band[r * B + c] = (u[k] + u[k + 1] + u[k + pw] + u[k + pw + 1]) / 2.0; // pywt's Haar cA
+        }
+      }
+      let pos = 1;
+      for (let k = 2; k < B * B; k++) if (Math.abs(band[k]) > Math.abs(band[pos])) pos = k;
+      bits[bi * bw + bj] = Math.abs(band[pos]) % MARK.scale > 0.5 * MARK.scale ? 1 : 0;
+    }
+  }
+  return {bits, first: r0 * bw};
+}
+
+export function sdWatermark(rgba, width, height) {
+  const w = wording.provenance;
+  if (!(width >= MARK.min_side && height >= MARK.min_side)) return {found: false, generator: null, agreement: null, note: w.watermark_too_small};
+  const {bits, first} = blockBits(rgba, width, height);
+  const best = {found: false, generator: null, agreement: null, note: null};
+  for (const [name, message] of MARK_MESSAGES) {
+    const n = message.length;
+    if (bits.length < n) continue;
+    const sums = new Float64Array(n), counts = new Float64Array(n);
+    for (let k = 0; k < bits.length; k++) {
+      sums[(first + k) % n] += bits[k];
+      counts[(first + k) % n] += 1;
+    }
+    let matched = 0;
+    for (let k = 0; k < n; k++) matched += Number((sums[k] / counts[k] * 255 > 127 ? 1 : 0) === message[k]);
+    const agreement = matched / n;
+    if (best.agreement === null || agreement > best.agreement) best.agreement = agreement;
+    if (agreement >= MARK.agreement) {
+      const note = w.watermark.replaceAll('{generator}', name).replaceAll('{matched}', matched).replaceAll('{bits}', n);
+      return {found: true, generator: name, agreement, note};
+    }
+  }
+  return best;
+}
+
+// What only the decoded pixels show, added to a file's provenance, as Python reads a PNG's
+// pixels: `stealth`, novelaiStealth's text; `watermark`, sdWatermark's answer (offscreen.js).
+export function withPixelEvidence(provenance, {stealth = null, watermark = null} = {}) {
+  const findings = [...provenance.findings];
+  if (stealth !== null && stealth !== undefined) findings.push({source: 'png', tier: 'declared', message: "NovelAI's hidden generation metadata is in the alpha channel"});
+  if (watermark && watermark.note) findings.push({source: 'watermark', tier: watermark.found ? 'declared' : null, message: watermark.note});
+  return findings.length === provenance.findings.length ? provenance : summarise(findings, provenance.c2pa);
 }
 
 // models.provenance.combine: signed or declared AI makes the picture fake, with or without a

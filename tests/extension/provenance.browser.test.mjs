@@ -14,7 +14,7 @@ import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {serveFiles} from './harness/servers.mjs';
 import {buildExtension, fixtureImages, modelUnderTest, provenanceFixtures} from './harness/setup.mjs';
 
-const RIGHT_CLICKED = ['xmp_ai.jpg', 'a1111.png', 'c2pa_ai.jpg', 'chart_a1111.png', 'novelai_stealth.png', 'plain.jpg', 'text_bomb.png'];
+const RIGHT_CLICKED = ['xmp_ai.jpg', 'a1111.png', 'c2pa_ai.jpg', 'chart_a1111.png', 'novelai_stealth.png', 'sdxl_watermark.png', 'sdxl_watermark.jpg', 'plain.jpg', 'text_bomb.png'];
 
 // The extension draws in a closed shadow root: read it in the content script's own world.
 let session;

@@ -12,7 +12,7 @@ import {tmpdir} from 'node:os';
 import * as esbuild from 'esbuild';
 
 import RULES from '../../models/provenance.json' with {type: 'json'};
-import {combineProvenance, novelaiStealth, pngText, readProvenance, withPixelEvidence} from '../../extension/src/provenance.js';
+import {combineProvenance, novelaiStealth, pngText, readProvenance, sdWatermark, withPixelEvidence} from '../../extension/src/provenance.js';
 import {wording} from '../../extension/src/wording.js';
 import {provenanceFixtures, ROOT} from './harness/setup.mjs';
 
@@ -39,12 +39,14 @@ describe('provenance, as Python reads it', {timeout: 300000}, () => {
     verify = (bytes, mime) => reader.readManifestStore(bytes, mime, {wasm: C2PA_WASM});
   });
 
+  const pixelsOf = (name) => new Uint8Array(readFileSync(join(fx.root, 'pixels', `${name}.rgba`)));
+
   // As background.js reads a file: its bytes, then for a PNG what its decoded pixels show.
   const provenanceOf = async (name, want) => {
     const read = await readProvenance(readFileSync(join(fx.root, name)), {verify});
     if (!want.size) return read;
-    const rgba = new Uint8Array(readFileSync(join(fx.root, 'pixels', `${name}.rgba`)));
-    return withPixelEvidence(read, {stealth: await novelaiStealth(rgba, ...want.size)});
+    const rgba = pixelsOf(name);
+    return withPixelEvidence(read, {stealth: await novelaiStealth(rgba, ...want.size), watermark: sdWatermark(rgba, ...want.size)});
   };
 
   it('gives every fixture the tier and the sentence Python gives it', async () => {
@@ -118,6 +120,34 @@ describe('provenance, as Python reads it', {timeout: 300000}, () => {
     const notGzip = setBits(rgba, 8 * 19, [0x00, 0x01, 0x02, 0x03]); // the body's gzip header broken
     assert.equal(await novelaiStealth(notGzip, w, h), null);
     assert.equal(await novelaiStealth(rgba, 3, 3), null); // too few pixels for the header
+  });
+
+  it('reads the Stable Diffusion watermark bit for bit as Python does, in pixels only', async () => {
+    const withPixels = Object.entries(fx.expect).filter(([, want]) => want.size);
+    assert.ok(withPixels.length >= 8);
+    for (const [name, want] of withPixels) {
+      const got = sdWatermark(pixelsOf(name), ...want.size);
+      // The same bits give the same share of each message's bits, to the last digit.
+      assert.equal(got.agreement, want.watermark.agreement, name);
+      assert.equal(got.found, want.watermark.found, name);
+      assert.equal(got.generator, want.watermark.generator, name);
+      assert.equal(got.note, want.watermark.note, name);
+    }
+    for (const name of ['sd_watermark.png', 'sdxl_watermark.png']) {
+      assert.equal(fx.expect[name].tier, 'declared', `Python: ${name}`);
+      assert.equal((await readProvenance(readFileSync(join(fx.root, name)))).tier, null, `${name}: the bytes alone say nothing`);
+    }
+    // A copy saved as JPEG has lost it, on Python's side (the device does not look in JPEGs).
+    assert.equal(fx.expect['sdxl_watermark.jpg'].tier, null);
+    assert.equal(fx.expect['sdxl_watermark.jpg'].watermark.found, false);
+    // Moved by one pixel, the blocks no longer line up: nothing found.
+    const [w, h] = fx.expect['sdxl_watermark.png'].size;
+    const shifted = pixelsOf('sdxl_watermark.png').subarray(4);
+    assert.equal(sdWatermark(shifted, w, h - 1).found, false);
+    // Too small to carry it: said, not searched.
+    const tiny = sdWatermark(new Uint8Array(4 * 31 * 31), 31, 31);
+    assert.deepEqual(tiny, {found: false, generator: null, agreement: null, note: wording.provenance.watermark_too_small});
+    assert.equal(withPixelEvidence(await readProvenance(readFileSync(join(fx.root, 'plain.jpg'))), {watermark: tiny}).tier, null);
   });
 
   it('makes a declared picture fake, with or without a face, and never real', async () => {

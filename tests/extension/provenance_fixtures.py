@@ -5,7 +5,8 @@ of each (models/provenance.py), for the extension's tests of its JS twin.
 
 expect.json: {file: {tier, ai, statement, c2pa, signer, claim_generator, validation_codes}}, and
 for a PNG its decoded pixels (OUT/pixels/NAME.rgba, RGBA rows, with `size`: [width, height]),
-which the extension reads for what only pixels show (NovelAI's hidden metadata).
+which the extension reads for what only pixels show (NovelAI's hidden metadata, the Stable
+Diffusion watermark), and Python's watermark search (`watermark`).
 Both sides trust only the official C2PA trust list here, so the test CA's credentials are
 declared (signed by a signer on no trust list) on both.
 """
@@ -44,7 +45,18 @@ def make() -> dict[str, bytes]:
         "novelai_stealth.png": files.novelai_stealth_png({"Description": "a portrait", "steps": 28}, seed=14),
         "novelai_stealth_plain.png": files.novelai_stealth_png({"steps": 28}, seed=15, compressed=False),
         "chart_a1111.png": encode(files.chart(), "PNG", pnginfo=_info({"parameters": "a chart, Steps: 20, Sampler: Euler a"})),
+        # The Stable Diffusion watermark: only decoded pixels show it, and JPEG destroys it.
+        "sd_watermark.png": encode(_marked("Stable Diffusion v1/v2", 16), "PNG"),
+        "sdxl_watermark.png": encode(_marked("Stable Diffusion XL", 17), "PNG"),
+        "sdxl_watermark.jpg": encode(_marked("Stable Diffusion XL", 17), "JPEG"),
+        "sd_watermark_large.png": encode(_marked("Stable Diffusion v1/v2", 18, size=1200), "PNG"),  # read in its middle
     }
+
+
+def _marked(generator: str, seed: int, size: int = 256):
+    from models.watermark import MESSAGES
+
+    return files.sd_watermark(files.textured(size, seed), MESSAGES[generator])
 
 
 def _info(chunks):
@@ -68,6 +80,15 @@ def _write_pixels(data: bytes, path: Path) -> list[int]:
     return list(rgba.size)
 
 
+def _pixels(data: bytes):
+    from models.preprocessing import ImageError, load_image
+
+    try:
+        return load_image(data)
+    except ImageError:  # the bombs: the server refuses them before provenance
+        return None
+
+
 def write(out: Path) -> dict:
     from models.provenance import inspect
     from server.uploads import sniff
@@ -76,9 +97,10 @@ def write(out: Path) -> dict:
     expect = {}
     for name, data in make().items():
         (out / name).write_bytes(data)
-        p = inspect(data, sniff(data))
+        p = inspect(data, sniff(data), pixels=_pixels(data))  # as the server reads an upload
         expect[name] = {"tier": p["tier"], "ai": p["ai"], "statement": p["statement"], "c2pa": p["c2pa"]["present"],
-                        "signer": p["signer"], "claim_generator": p["claim_generator"], "validation_codes": p["validation_codes"]}
+                        "signer": p["signer"], "claim_generator": p["claim_generator"], "validation_codes": p["validation_codes"],
+                        "watermark": p["metadata"].get("watermark")}
         if name.endswith(".png") and "bomb" not in name:  # Pillow refuses the bombs' text, by design
             expect[name]["size"] = _write_pixels(data, out / "pixels" / f"{name}.rgba")
     (out / "expect.json").write_text(json.dumps(expect, indent=1))

@@ -146,6 +146,19 @@ def test_the_stable_diffusion_watermark_is_declared_and_dies_under_jpeg(name):
     assert provenance.inspect(encode(plain, "PNG"), "png", pixels=plain)["tier"] is None
 
 
+def test_a_large_picture_is_read_in_its_middle_at_a_flat_cost():
+    from models.preprocessing import load_image
+    from models.watermark import MAX_BLOCKS, block_bits
+
+    marked = files.sd_watermark(files.textured(1200, 3), MESSAGES["Stable Diffusion v1/v2"])
+    bits, number = block_bits(marked)
+    assert len(bits) <= MAX_BLOCKS < (1200 // 8) ** 2 and number[0] > 0  # a band, not the whole picture
+    marked[:300] = marked[-300:] = 255  # the top and bottom quarters washed out: the mark is clipped there
+    png = encode(marked, "PNG")
+    p = provenance.inspect(png, "png", pixels=load_image(png))
+    assert p["tier"] == "declared" and p["metadata"]["watermark"]["generator"] == "Stable Diffusion v1/v2"
+
+
 # --- hostile files: a clear finding, no crash ---------------------------------------------------
 def test_a_watermark_search_on_a_one_pixel_image_says_why_not():
     p = provenance.inspect(encode(np.zeros((1, 1, 3), np.uint8), "PNG"), "png", pixels=np.zeros((1, 1, 3), np.uint8))

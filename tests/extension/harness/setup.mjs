@@ -178,7 +178,7 @@ export function tempDir(prefix = 'unmask-test-') {
 // Files with provenance and Python's reading of each (tests/extension/provenance_fixtures.py):
 // {root, expect: {file: {tier, ai, statement, c2pa}}}.
 export async function provenanceFixtures() {
-  const inputs = ['tests/extension/provenance_fixtures.py', 'tests/server/files.py', 'models/provenance.py', 'models/provenance.json', 'models/wording.json']
+  const inputs = ['tests/extension/provenance_fixtures.py', 'tests/server/files.py', 'models/provenance.py', 'models/provenance.json', 'models/watermark.py', 'models/wording.json']
     .map((p) => join(ROOT, p));
   const dir = join(CACHE, `provenance-${hashOf(...inputs)}`);
   await cached(dir, (tmp) => mustRun(PYTHON, [join(ROOT, 'tests/extension/provenance_fixtures.py'), tmp]));
