@@ -58,3 +58,19 @@ def import_tensorflow():
 
         tf.config.list_physical_devices()  # CUDA starts here, and says so
     return tf
+
+
+def set_cpu_threads(threads: int):
+    """TensorFlow's CPU threads in this process: `threads` for one op's work (intra-op) and as
+    many for running ops side by side (inter-op). Must come before TensorFlow's first op, which
+    fixes both pools; asking again for the same number is fine. Returns the tensorflow module."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"TensorFlow threads must be a whole number of at least 1, not {threads!r}")
+    tf = import_tensorflow()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as e:  # TensorFlow already ran an op here with other pools
+        raise RuntimeError(f"cannot give TensorFlow {threads} thread(s) in process {os.getpid()}: it has already "
+                           f"started with {tf.config.threading.get_intra_op_parallelism_threads() or 'its default'} ({e})") from e
+    return tf

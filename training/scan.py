@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any, Iterable, NamedTuple, Sequence
 
@@ -31,7 +32,9 @@ from apache_beam.metrics import Metrics
 from training.scoring import COLUMNS, IMAGE_SUFFIXES, decode, judge, predict_row
 
 NAMESPACE = "unmask.scan"
-WORKERS_NAMESPACE = "unmask.scan.workers"  # one counter per worker process: pictures by PID
+# Per worker process, named "WHAT_pid_PID": pictures, first_batch (its pictures), batch_done_ms
+# (when each batch finished, ms since the epoch) and tf_threads (TensorFlow's intra-op threads there).
+WORKERS_NAMESPACE = "unmask.scan.workers"
 DEAD_LETTERS = "dead_letters"
 PROGRESS_EVERY_S = 10.0
 # Column types of the rows; an empty CSV field of `unmask predict` is a null here.
@@ -150,9 +153,11 @@ class FaceCheckHandler(ModelHandler[Picture, dict, Any]):
     detector's calibrated scores) on a batch of pictures, then each file's provenance.
     Returns predict's row for each picture."""
 
-    def __init__(self, model: str, *, min_batch_size: int = 1, max_batch_size: int = 32, progress: bool = True):
+    def __init__(self, model: str, *, min_batch_size: int = 1, max_batch_size: int = 32, progress: bool = True,
+                 threads: int | None = None):
         super().__init__()
         self.model, self.min_batch_size, self.max_batch_size, self.progress = model, min_batch_size, max_batch_size, progress
+        self.threads = threads  # TensorFlow's threads in each worker process; None: TensorFlow's default
         self.pictures = Metrics.counter(NAMESPACE, "pictures")
         self.faces = Metrics.counter(NAMESPACE, "faces")
         self.no_face = Metrics.counter(NAMESPACE, "no_face")
@@ -162,7 +167,10 @@ class FaceCheckHandler(ModelHandler[Picture, dict, Any]):
     def load_model(self):
         from models.detector import Detector
         from models.inference import FaceCheck
+        from models.tensorflow_import import set_cpu_threads
 
+        if self.threads is not None:  # here, in the worker process, before its TensorFlow's first op
+            set_cpu_threads(self.threads)
         return FaceCheck(Detector.load(self.model))
 
     def batch_elements_kwargs(self):
@@ -176,7 +184,7 @@ class FaceCheckHandler(ModelHandler[Picture, dict, Any]):
         rows = [typed(predict_row(p.path, judge(p.data, p.image, r), None)) for p, r in zip(batch, results)]
         self.latency.update(int(round((time.perf_counter() - start) * 1000)))
         self.pictures.inc(len(batch))
-        Metrics.counter(WORKERS_NAMESPACE, f"pid_{os.getpid()}").inc(len(batch))
+        _worker_batch_done(len(batch))
         self.faces.inc(sum(r["faces"] for r in rows))
         self.no_face.inc(sum(r["verdict"] == "no_face" for r in rows))
         self._progress.tick(pictures=len(batch))
@@ -184,6 +192,26 @@ class FaceCheckHandler(ModelHandler[Picture, dict, Any]):
 
     def get_metrics_namespace(self) -> str:
         return NAMESPACE
+
+
+_first_batch_lock = threading.Lock()
+_first_batch_done = False  # in this worker process, by any of its handlers
+
+
+def _worker_batch_done(pictures: int):
+    """This worker process's figures for one finished batch (see WORKERS_NAMESPACE)."""
+    global _first_batch_done
+    import tensorflow as tf  # imported by load_model already
+
+    pid = os.getpid()
+    Metrics.counter(WORKERS_NAMESPACE, f"pictures_pid_{pid}").inc(pictures)
+    Metrics.distribution(WORKERS_NAMESPACE, f"batch_done_ms_pid_{pid}").update(int(time.time() * 1000))
+    with _first_batch_lock:
+        first, _first_batch_done = not _first_batch_done, True
+    if first:
+        Metrics.counter(WORKERS_NAMESPACE, f"first_batch_pid_{pid}").inc(pictures)
+        Metrics.distribution(WORKERS_NAMESPACE, f"tf_threads_pid_{pid}").update(
+            tf.config.threading.get_intra_op_parallelism_threads())  # 0: TensorFlow's default (all cores)
 
 
 def _skip_if_empty(write):
@@ -194,7 +222,7 @@ def _skip_if_empty(write):
 
 
 def build(p: beam.Pipeline, src: str, dst: str, *, model: str, run_id: str, done: frozenset = frozenset(),
-          min_batch_size: int = 1, max_batch_size: int = 32, progress: bool = True):
+          min_batch_size: int = 1, max_batch_size: int = 32, progress: bool = True, threads: int | None = None):
     """The scan as transforms on `p` (see the module doc)."""
     base = source_base(src)
     read = (p
@@ -202,7 +230,8 @@ def build(p: beam.Pipeline, src: str, dst: str, *, model: str, run_id: str, done
             | "Pending" >> beam.ParDo(Pending(base, done))
             | "Spread" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadPicture(base, progress)).with_outputs(DEAD_LETTERS, main="pictures"))
-    handler = FaceCheckHandler(model, min_batch_size=min_batch_size, max_batch_size=max_batch_size, progress=progress)
+    handler = FaceCheckHandler(model, min_batch_size=min_batch_size, max_batch_size=max_batch_size, progress=progress,
+                               threads=threads)
     checked = read.pictures | "Check" >> RunInference(handler) | "Row" >> beam.Map(lambda r: r.inference)
     refused = read[DEAD_LETTERS] | "ErrorRow" >> beam.Map(lambda d: typed(predict_row(d["path"], None, (d["reason"], d["message"]))))
     rows = (checked, refused) | "Rows" >> beam.Flatten()
@@ -217,22 +246,44 @@ def build(p: beam.Pipeline, src: str, dst: str, *, model: str, run_id: str, done
 
 
 def summary(result) -> dict:
-    """The scan's metrics from a finished pipeline: counters by name, per-worker pictures,
-    and the batch latency distribution (ms)."""
+    """The scan's metrics from a finished pipeline: counters by name, the batch latency
+    distribution (ms), each worker process's figures and the steady rate (see steady_state)."""
     from apache_beam.metrics.metric import MetricsFilter
+
+    def value(m):
+        return m.committed if m.committed is not None else m.attempted
 
     out: dict = {"workers": {}}
     query = result.metrics().query(MetricsFilter())
-    for c in query["counters"]:
-        ns, name = c.key.metric.namespace, c.key.metric.name
-        value = c.committed if c.committed is not None else c.attempted
-        if ns == NAMESPACE:
-            out[name] = out.get(name, 0) + value
-        elif ns == WORKERS_NAMESPACE:
-            out["workers"][name.removeprefix("pid_")] = out["workers"].get(name.removeprefix("pid_"), 0) + value
-    for d in query["distributions"]:
-        if d.key.metric.namespace == NAMESPACE and d.key.metric.name == "batch_latency_ms":
-            v = d.committed if d.committed is not None else d.attempted
+    for m in query["counters"] + query["distributions"]:
+        ns, name, v = m.key.metric.namespace, m.key.metric.name, value(m)
+        if ns == WORKERS_NAMESPACE:
+            what, pid = name.rsplit("_pid_", 1)
+            w = out["workers"].setdefault(pid, {"pictures": 0, "first_batch": 0})
+            if what == "batch_done_ms":
+                w.update(batches=v.count, first_done_ms=v.min, last_done_ms=v.max)
+            elif what == "tf_threads":
+                w["tf_threads"] = v.max
+            else:
+                w[what] += v
+        elif ns == NAMESPACE and name == "batch_latency_ms":
             if v is not None and v.count:
                 out["batch_latency_ms"] = {"batches": v.count, "mean": round(v.sum / v.count, 1), "min": v.min, "max": v.max}
+        elif ns == NAMESPACE and isinstance(v, int):
+            out[name] = out.get(name, 0) + v
+    out["steady"] = steady_state(out["workers"])
     return out
+
+
+def steady_state(workers: dict) -> dict:
+    """The scan's rate once it has started: the pictures each worker checked after its own first
+    batch (which carries its start-up and model load), over the window from the first batch
+    finished by any worker to the last one finished by any:
+        pictures_per_s = sum(pictures - first_batch) / (max(last_done) - min(first_done))
+    A worker that starts late counts its wait inside the window, so this errs low. None when
+    no worker finished a second batch."""
+    timed = [w for w in workers.values() if w.get("batches")]
+    pictures = sum(w["pictures"] - w["first_batch"] for w in timed)
+    window_ms = max((w["last_done_ms"] for w in timed), default=0) - min((w["first_done_ms"] for w in timed), default=0)
+    rate = round(pictures / (window_ms / 1000), 2) if pictures and window_ms > 0 else None
+    return {"pictures": pictures, "window_s": round(window_ms / 1000, 3), "pictures_per_s": rate}

@@ -346,6 +346,15 @@ def test_smoke_scan(tmp_path):
     assert set(sec["runs"]) == {"predict", "scan_1", "scan_2"}
     for run in sec["runs"].values():
         assert is_num(run["wall_s"]) and run["wall_s"] > 0 and is_num(run["cpu_s"]) and run["pictures_per_s"] > 0
-    for t in sec["targets"].values():
-        assert is_num(t["value"]) and t["met"] in (True, False)
+    assert sec["threads_per_worker"] >= 1 and sec["cores"] >= 1
+    for workers in (1, 2):
+        run = sec["runs"][f"scan_{workers}"]
+        assert sum(w["pictures"] for w in run["workers"].values()) == 12
+        assert all(w["tf_threads"] == sec["threads_per_worker"] for w in run["workers"].values())
+        assert run["steady_pictures"] == sum(w["pictures"] - w["first_batch"] for w in run["workers"].values())
+        assert run["steady_pictures_per_s"] is None or run["steady_pictures_per_s"] > 0
+    o = sec["targets"]["one_worker_overhead"]
+    assert is_num(o["value"]) and o["met"] in (True, False)
+    s = sec["targets"]["two_workers_speedup"]  # None when a worker of a 12-picture run had a single batch
+    assert (is_num(s["value"]) and s["met"] in (True, False)) or (s["value"] is None and s["met"] is None)
     assert "unmask scan (Apache Beam) against unmask predict" in out.with_suffix(".md").read_text()

@@ -22,6 +22,9 @@ from training.scoring import COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 600  # a pipeline here takes about a minute; the machine may be loaded
+# TensorFlow threads asked of each worker in the first run: one more than the default, so only
+# the option (not the default, nor TensorFlow's own) can give it.
+THREADS = max(1, len(os.sched_getaffinity(0)) // 2) + 1
 BAD = {"corrupt.jpg": "not_an_image",  # Pillow cannot tell it is a JPEG at all
         "truncated.jpg": "truncated", "notes.jpg": "not_an_image", "empty.png": "empty"}
 
@@ -109,7 +112,8 @@ def predicted(folder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def first(folder, tmp_path_factory):
     dst = tmp_path_factory.mktemp("scanned") / "out"
-    run = scan(folder, dst, "--workers", "2", "--max-batch", "2")
+    run = scan(folder, dst, "--workers", "2", "--max-batch", "2", "--threads-per-worker", str(THREADS),
+               "--metrics", str(dst.parent / "metrics.json"))
     return dst, run
 
 
@@ -134,6 +138,26 @@ def test_metrics_are_counted(first, predicted):
     assert m["faces"] == sum(int(r["faces"]) for r in good) == 3
     assert m["already_written"] == 0
     assert re.search(r"scan: \d+ batches, latency mean [\d.]+ ms", first[1].stderr)
+
+
+def test_each_worker_runs_tensorflow_on_the_threads_asked_and_times_its_batches(first):
+    dst, run = first
+    m = json.loads((dst.parent / "metrics.json").read_text())
+    workers = m["workers"]
+    assert len(workers) == 2 and m["threads_per_worker"] == THREADS
+    # Said by TensorFlow inside each worker process, after its model was loaded there.
+    assert {pid: w["tf_threads"] for pid, w in workers.items()} == {pid: THREADS for pid in workers}
+    assert f"scan: TensorFlow threads by worker process: {', '.join(f'{pid}: {THREADS}' for pid in sorted(workers))}" in run.stderr
+    assert sum(w["pictures"] for w in workers.values()) == m["pictures"] == 4
+    assert sum(w["batches"] for w in workers.values()) == m["batch_latency_ms"]["batches"]
+    for w in workers.values():
+        assert 1 <= w["first_batch"] <= w["pictures"] and w["first_done_ms"] <= w["last_done_ms"]
+    steady = m["steady"]
+    assert steady["pictures"] == sum(w["pictures"] - w["first_batch"] for w in workers.values())
+    window_ms = max(w["last_done_ms"] for w in workers.values()) - min(w["first_done_ms"] for w in workers.values())
+    assert steady["window_s"] == round(window_ms / 1000, 3)
+    assert steady["pictures_per_s"] == (round(steady["pictures"] / (window_ms / 1000), 2) if steady["pictures"] else None)
+    assert f"scan: steady rate {steady['pictures_per_s'] or '-'} pictures/s ({steady['pictures']} pictures" in run.stderr
 
 
 def test_bad_files_are_dead_letters_with_their_reason(first, predicted):
@@ -204,6 +228,8 @@ def test_portable_runner_with_a_job_service_and_an_external_worker_pool(folder, 
 
 def test_settings_are_checked_and_other_commands_still_refuse_unknown_options(folder, tmp_path, capsys):
     assert main(["scan", str(folder), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert main(["scan", str(folder), "--out", str(tmp_path / "o"), "--threads-per-worker", "0"]) == 2
+    assert "--threads-per-worker must be at least 1" in capsys.readouterr().err
     assert main(["scan", str(folder), "--out", str(tmp_path / "o"), "--min-batch", "4", "--max-batch", "2"]) == 2
     assert "--min-batch is over --max-batch" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
