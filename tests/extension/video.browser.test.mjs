@@ -4,10 +4,12 @@
 // canvas (the tab is captured instead) gives a tracked, timed verdict; the second opinion sends
 // the same frames to `unmask serve` (POST /api/v1/check/frames under gunicorn, with the same
 // model as the extension), which must give the same verdict within models/video.json's parity
-// tolerance. Bad input: a paused video, black frames (as DRM-protected video reads), a source
-// changed mid-way and a video removed mid-way each end with a message, never a stuck spinner.
+// tolerance. Bad input: a live stream (a MediaStream) and a 4K video are checked, each with its
+// note; a Clear Key–encrypted video (EME, played by the page through MSE) reads black and gets the
+// DRM message; a paused video, black frames, a source changed mid-way and a video removed
+// mid-way each end with a message, never a stuck spinner.
 import assert from 'node:assert/strict';
-import {rmSync} from 'node:fs';
+import {readFileSync, rmSync} from 'node:fs';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
@@ -39,6 +41,7 @@ async function overlayOf(page) {
       marks: [...panel.querySelectorAll('.mark')].map((m) => m.dataset.verdict || null),
       boxes: boxes && !boxes.hidden ? [...boxes.querySelectorAll('.track')].map((b) => ({...b.dataset, rect: b.getBoundingClientRect().toJSON()})) : [],
       second: second ? {...second.dataset, text: second.innerText} : null,
+      notes: [...panel.querySelectorAll('[data-note]')].map((n) => ({code: n.dataset.note, text: n.textContent})),
     };
   })) ?? null;
 }
@@ -46,12 +49,13 @@ async function overlayOf(page) {
 const settled = (o) => o && (o.state === 'done' || o.state === 'error') ? o : null;
 
 describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
-  let media, model, ext, site, other, page, server, serverStarting;
+  let media, index, model, ext, site, other, page, server, serverStarting;
 
   before(async () => {
     media = tempDir('unmask-video-');
-    const made = await run(PYTHON, ['-m', 'tests.video.media', media], {env: {PYTHONPATH: ROOT}});
+    const made = await run(PYTHON, ['-m', 'tests.video.media', media, '--bad'], {env: {PYTHONPATH: ROOT}});
     if (made.code !== 0) throw new Error(`tests/video/media.py failed:\n${made.stderr.slice(-3000)}`);
+    index = JSON.parse(readFileSync(join(media, 'index.json'), 'utf8'));
     model = await modelUnderTest(null);
     ext = await buildExtension(model);
     other = await serveFiles({dirs: [media], host: '127.0.0.2'});
@@ -152,6 +156,101 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
     assert.equal(o.via, 'tab');
     assert.equal(o.tracks, '1');
     assert.ok(o.marks.every((v) => ['fake', 'real', 'uncertain'].includes(v)), `every frame holds the face: ${o.marks}`);
+  });
+
+  // A video added at the top of the page (made by `setup` in the page), its check, and the
+  // video removed again, so the page's layout stays as the other tests expect.
+  async function checkAddedVideo(id, setup, arg, what) {
+    await page.evaluate(async ({id, setup, arg}) => {
+      const v = document.createElement('video');
+      v.id = id;
+      v.muted = true;
+      v.playsInline = true;
+      document.body.prepend(v);
+      await new Function('v', 'arg', `return (${setup})(v, arg)`)(v, arg);
+      window.scrollTo(0, 0);
+    }, {id, setup: setup.toString(), arg});
+    await waitFor(() => page.evaluate((id) => {
+      const v = document.getElementById(id);
+      return v.readyState >= 2 && !v.paused && v.currentTime > 0;
+    }, id), {what: `#${id} to play`});
+    await rightClickCheck(id);
+    const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 60000, what});
+    return o;
+  }
+  const removeVideo = async (id) => {
+    await page.keyboard.press('Escape');
+    await page.evaluate((id) => document.getElementById(id).remove(), id);
+  };
+  const FACE = ['fake', 'real', 'uncertain'];
+
+  it('a live stream (a MediaStream, duration Infinity): a tracked verdict, with the live note', async () => {
+    // The face video's own stream, as a page shows a camera or a live broadcast.
+    const o = await checkAddedVideo('live', (v) => {
+      v.srcObject = document.getElementById('face').captureStream();
+      return v.play();
+    }, null, 'the live stream verdict');
+    assert.equal(await page.evaluate(() => document.getElementById('live').duration), Infinity);
+    assert.equal(o.state, 'done', o.text);
+    assert.equal(o.via, 'canvas');
+    assert.equal(o.tracks, '1', o.text);
+    assert.ok(o.marks.length === FRAMES && o.marks.every((v) => FACE.includes(v)), `every frame holds the face: ${o.marks}`);
+    assert.deepEqual(o.notes, [{code: 'live', text: wording.video.problems.live}]);
+    await removeVideo('live');
+  });
+
+  it('a 4K video: frames scaled down to max_side, a tracked verdict, with the 4K note', async () => {
+    const [height, width] = index.face4k.size;
+    const o = await checkAddedVideo('big', (v) => {
+      v.loop = true;
+      v.src = '/face4k.webm';
+      return v.play();
+    }, null, 'the 4K verdict');
+    assert.deepEqual(await page.evaluate(() => [document.getElementById('big').videoWidth, document.getElementById('big').videoHeight]), [width, height]);
+    assert.equal(o.state, 'done', o.text);
+    const side = VIDEO_RULES.sampling.max_side;
+    assert.equal(o.frameSize, `${side}x${Math.round((height * side) / width)}`, 'frames are judged at max_side');
+    assert.equal(o.tracks, '1', o.text);
+    assert.ok(o.marks.length === FRAMES && o.marks.every((v) => FACE.includes(v)), `every frame holds the face: ${o.marks}`);
+    const note = wording.video.problems.too_large.replace('{width}', width).replace('{height}', height).replace('{max_side}', side);
+    assert.deepEqual(o.notes, [{code: 'too_large', text: note}]);
+    await removeVideo('big');
+  });
+
+  it('a Clear Key-encrypted video (EME): on screen it plays, read into a canvas it is black: the DRM message', async () => {
+    const o = await checkAddedVideo('drm', (v, {url, clearkey}) => window.playClearKey(v, url, clearkey),
+      {url: '/face-cenc.mp4', clearkey: index['face-cenc']}, 'the DRM answer');
+    assert.equal(o.error, 'drm', o.text);
+    assert.ok(o.text.includes(wording.video.problems.drm), o.text);
+    assert.equal(o.text.includes('Try again'), false, 'trying again cannot help');
+    // What Chromium does with an EME video, even a Clear Key one that it decrypts in software:
+    // the page shows the face, but drawing the element into a canvas gives black pixels (the
+    // canvas is not tainted, so nothing tells the sampler but the pixels and video.mediaKeys).
+    const read = await page.evaluate(() => {
+      const v = document.getElementById('drm');
+      const c = document.createElement('canvas');
+      c.width = 64;
+      c.height = 36;
+      const ctx = c.getContext('2d');
+      ctx.drawImage(v, 0, 0, 64, 36);
+      return {protected: v.mediaKeys !== null, max: ctx.getImageData(0, 0, 64, 36).data.reduce((m, x, i) => (i % 4 === 3 ? m : Math.max(m, x)), 0)};
+    });
+    assert.deepEqual(read, {protected: true, max: 0});
+    await page.keyboard.press('Escape');
+    const shot = (await page.locator('#drm').screenshot()).toString('base64');
+    const shown = await page.evaluate(async (png) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${png}`;
+      await img.decode();
+      const c = document.createElement('canvas');
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      const ctx = c.getContext('2d');
+      ctx.drawImage(img, 0, 0);
+      return ctx.getImageData(0, 0, c.width, c.height).data.reduce((m, x, i) => (i % 4 === 3 ? m : Math.max(m, x)), 0);
+    }, shot);
+    assert.ok(shown > 100, `the decrypted video is on screen (brightest channel ${shown})`);
+    await removeVideo('drm');
   });
 
   it('a paused video, black frames, a source changed and a video removed mid-way: a message, no spinner', async () => {

@@ -1,10 +1,15 @@
 """Videos for the extension's video tests, made here (never downloaded):
 
-    python -m tests.video.media OUT [HEIGHT]    # OUT/face.webm, OUT/noface.webm, OUT/index.json (360 px tall by default)
+    python -m tests.video.media OUT [HEIGHT] [--bad]    # OUT/face.webm, OUT/noface.webm, OUT/index.json (360 px tall by default)
 
 face.webm: one synthetic face (tests.synthetic.face_image) drifting across a plain background
 and back (the loop does not jump), chosen so that the face finder sees it clearly in every frame; noface.webm: a chart
 whose bars move. VP8 in WebM, which every Chromium plays.
+
+With --bad, also the videos of the bad-input tests: face4k.webm, the same face at 3840x2160 (every
+fifth frame scaled up 6x, at 2 frames a second: a few frames keep a 4K encode quick), and
+face-cenc.mp4, the face video encrypted with Clear Key (ISO common encryption, cenc-aes-ctr, VP9 in
+fragmented MP4, which Media Source Extensions take), whose key and key ID go in index.json.
 """
 from __future__ import annotations
 
@@ -73,15 +78,60 @@ def write_webm(path: Path, frames) -> Path:
     return path
 
 
-def main(out: Path, height: int = SIZE[0]) -> None:
+def write_4k(path: Path, frames) -> Path:
+    import av
+
+    big = [np.repeat(np.repeat(f, 6, axis=0), 6, axis=1) for f in frames[::5]]  # 360x640 -> 2160x3840
+    h, w = big[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libvpx", rate=FPS // 5, options={"deadline": "realtime", "cpu-used": "8", "b:v": "2M"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for f in big:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+# A fixed test key: the page hands it to Chromium's Clear Key CDM (org.w3.clearkey).
+CLEARKEY = {"key": "00112233445566778899aabbccddeeff", "kid": "0123456789abcdef0123456789abcdef"}
+
+
+def write_cenc_mp4(path: Path, frames) -> Path:
+    """Encrypted, fragmented MP4 (no pssh box: the page asks for the key by its ID, 'keyids')."""
+    import av
+
+    h, w = frames[0].shape[:2]
+    options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "encryption_scheme": "cenc-aes-ctr",
+               "encryption_key": CLEARKEY["key"], "encryption_kid": CLEARKEY["kid"]}
+    with av.open(str(path), "w", format="mp4", options=options) as c:
+        s = c.add_stream("libvpx-vp9", rate=FPS, options={"deadline": "realtime", "cpu-used": "8", "b:v": "1M"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def main(out: Path, height: int = SIZE[0], bad: bool = False) -> None:
     size = (height, round(height * 16 / 9))
     out.mkdir(parents=True, exist_ok=True)
     seed, frames = clear_face_frames(size)
     write_webm(out / "face.webm", frames)
     write_webm(out / "noface.webm", chart_frames(size))
-    (out / "index.json").write_text(json.dumps({"face": {"seed": seed, "seconds": SECONDS, "fps": FPS, "size": size},
-                                                "noface": {"seconds": SECONDS, "fps": FPS, "size": size}}))
+    index = {"face": {"seed": seed, "seconds": SECONDS, "fps": FPS, "size": size},
+             "noface": {"seconds": SECONDS, "fps": FPS, "size": size}}
+    if bad:
+        write_4k(out / "face4k.webm", frames)
+        write_cenc_mp4(out / "face-cenc.mp4", frames)
+        index["face4k"] = {"size": [size[0] * 6, size[1] * 6]}
+        index["face-cenc"] = {"codecs": 'video/mp4; codecs="vp09.00.10.08"', **CLEARKEY}
+    (out / "index.json").write_text(json.dumps(index))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else SIZE[0])
+    args = [a for a in sys.argv[1:] if a != "--bad"]
+    main(Path(args[0]), int(args[1]) if len(args) > 1 else SIZE[0], bad="--bad" in sys.argv)
