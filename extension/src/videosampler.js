@@ -12,7 +12,7 @@ import {VIDEO_RULES} from './videotracks.js';
 import {wording} from './wording.js';
 
 const SAMPLING = VIDEO_RULES.sampling;
-const BLACK_MEAN = 6; // 0..255: a frame this dark everywhere reads as black (DRM)
+const BLACK_MEAN = 6; // 0..255: a frame this dark everywhere reads as black
 const BLACK_MAX = 24;
 const CAPTURE_GAP_MS = 550; // Chrome allows two tab captures a second
 
@@ -108,7 +108,6 @@ export class VideoSampler {
     this.hide = hide; // hides the extension's own overlay while the tab is captured; returns undo
     this.src = video.currentSrc;
     this.tainted = false;
-    this.black = 0;
     this.canvas = document.createElement('canvas');
     this.changed = false;
     this.onChange = () => (this.changed = true);
@@ -183,7 +182,12 @@ export class VideoSampler {
       this.tainted = true;
       got = await this.grabFromTab();
     }
-    if (isBlack(got.ctx, got.width, got.height)) this.black += 1;
+    // DRM: Chromium draws a video under Encrypted Media Extensions into a canvas as black, even
+    // Clear Key's, which it decrypts in software and shows on screen (video.browser.test.mjs).
+    // Protected video plays only through EME in Chrome, so black pixels mean DRM only when the
+    // element has MediaKeys: black frames without them (a fade from black) are checked as they
+    // are, and an EME video whose pixels do read is checked on those real pixels.
+    if (this.video.mediaKeys && isBlack(got.ctx, got.width, got.height)) throw new VideoProblem('drm');
     const blob = await new Promise((resolve) => this.canvas.toBlob(resolve, 'image/jpeg', SAMPLING.jpeg_quality));
     if (!blob) throw new VideoProblem('unreadable');
     return {jpeg: new Uint8Array(await blob.arrayBuffer()), time_s: Math.round(time * 1000) / 1000, width: got.width, height: got.height,
@@ -192,7 +196,7 @@ export class VideoSampler {
 
   // Frames one by one, `frames` of them spread over `windowS` seconds of playback (a shorter
   // video: over what is left of it). Stops with a VideoProblem when the video is paused,
-  // ends, changes source, leaves the page, reads as black (DRM) or `signal` aborts; a video
+  // ends, changes source, leaves the page, is EME-protected and reads as black (DRM) or `signal` aborts; a video
   // that ends after some frames stops quietly (the check is made on what was taken).
   async *take(signal) {
     const left = Number.isFinite(this.video.duration) ? this.video.duration - this.video.currentTime : Infinity;
@@ -209,7 +213,6 @@ export class VideoSampler {
       if (this.video.paused) throw new VideoProblem('paused');
       const frame = await this.grab();
       this.checkStill(signal);
-      if (this.black === 2 && taken === 1) throw new VideoProblem('drm'); // two black frames in a row from the start
       if (this.tainted) gap = Math.max(gap, CAPTURE_GAP_MS);
       taken += 1;
       yield frame;
