@@ -63,12 +63,13 @@ def chart_frames(size=SIZE):
     return [np.ascontiguousarray(np.roll(base, 5 * i, axis=1)) for i in range(FPS * SECONDS)]
 
 
-def write_webm(path: Path, frames) -> Path:
+def write_video(path: Path, frames, codec="libvpx", rate=FPS, codec_options=None, **container) -> Path:
+    """frames (RGB arrays) encoded with `codec`; `container`: av.open's format= and options=."""
     import av
 
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libvpx", rate=FPS, options={"crf": "8", "b:v": "3M"})
+    with av.open(str(path), "w", **container) as c:
+        s = c.add_stream(codec, rate=rate, options=codec_options or {"crf": "8", "b:v": "3M"})
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
@@ -78,20 +79,12 @@ def write_webm(path: Path, frames) -> Path:
     return path
 
 
-def write_4k(path: Path, frames) -> Path:
-    import av
+FAST = {"deadline": "realtime", "cpu-used": "8"}  # libvpx's quickest settings: the bad-input videos only need to play
 
+
+def write_4k(path: Path, frames) -> Path:
     big = [np.repeat(np.repeat(f, 6, axis=0), 6, axis=1) for f in frames[::5]]  # 360x640 -> 2160x3840
-    h, w = big[0].shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libvpx", rate=FPS // 5, options={"deadline": "realtime", "cpu-used": "8", "b:v": "2M"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for f in big:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_video(path, big, rate=FPS // 5, codec_options={**FAST, "b:v": "2M"})
 
 
 # A fixed test key: the page hands it to Chromium's Clear Key CDM (org.w3.clearkey).
@@ -100,28 +93,17 @@ CLEARKEY = {"key": "00112233445566778899aabbccddeeff", "kid": "0123456789abcdef0
 
 def write_cenc_mp4(path: Path, frames) -> Path:
     """Encrypted, fragmented MP4 (no pssh box: the page asks for the key by its ID, 'keyids')."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "encryption_scheme": "cenc-aes-ctr",
-               "encryption_key": CLEARKEY["key"], "encryption_kid": CLEARKEY["kid"]}
-    with av.open(str(path), "w", format="mp4", options=options) as c:
-        s = c.add_stream("libvpx-vp9", rate=FPS, options={"deadline": "realtime", "cpu-used": "8", "b:v": "1M"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    muxer = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "encryption_scheme": "cenc-aes-ctr",
+             "encryption_key": CLEARKEY["key"], "encryption_kid": CLEARKEY["kid"]}
+    return write_video(path, frames, "libvpx-vp9", codec_options={**FAST, "b:v": "1M"}, format="mp4", options=muxer)
 
 
 def main(out: Path, height: int = SIZE[0], bad: bool = False) -> None:
     size = (height, round(height * 16 / 9))
     out.mkdir(parents=True, exist_ok=True)
     seed, frames = clear_face_frames(size)
-    write_webm(out / "face.webm", frames)
-    write_webm(out / "noface.webm", chart_frames(size))
+    write_video(out / "face.webm", frames)
+    write_video(out / "noface.webm", chart_frames(size))
     index = {"face": {"seed": seed, "seconds": SECONDS, "fps": FPS, "size": size},
              "noface": {"seconds": SECONDS, "fps": FPS, "size": size}}
     if bad:
