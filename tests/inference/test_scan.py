@@ -239,9 +239,18 @@ def test_settings_are_checked_and_other_commands_still_refuse_unknown_options(fo
 
 
 def test_local_runner_by_default_and_the_users_runner_otherwise():
-    from training.commands.scan import pipeline_options
+    from argparse import Namespace
+
+    from training.commands.scan import pipeline_options, threads_per_worker
 
     local = pipeline_options([], 3)
     assert "--runner=FnApiRunner" in local and "--direct_running_mode=multi_processing" in local
     assert "--direct_num_workers=3" in local
     assert pipeline_options(["--", "--runner=FlinkRunner", "--flink_master=h:8081"], 3) == ["--runner=FlinkRunner", "--flink_master=h:8081"]
+    # TensorFlow's threads: the cores here shared among the local workers; on a named runner's
+    # workers (maybe other machines) TensorFlow's own default, unless asked.
+    cores = len(os.sched_getaffinity(0))
+    assert threads_per_worker(Namespace(threads_per_worker=None, workers=cores + 1), []) == 1
+    assert threads_per_worker(Namespace(threads_per_worker=None, workers=1), []) == cores
+    assert threads_per_worker(Namespace(threads_per_worker=None, workers=1), ["--runner=FlinkRunner"]) is None
+    assert threads_per_worker(Namespace(threads_per_worker=3, workers=1), ["--runner=FlinkRunner"]) == 3

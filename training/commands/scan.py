@@ -52,20 +52,22 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def names_runner(beam_args: list[str]) -> bool:
+    return any(a == "--runner" or a.startswith("--runner=") for a in beam_args)
+
+
 def threads_per_worker(args, beam_args: list[str]) -> int | None:
     """--threads-per-worker, or its default: the cores shared among the local runner's workers;
-    None (TensorFlow's default) for a runner the user named, whose workers are elsewhere."""
+    None (TensorFlow's default) for a runner the user named, whose workers may be elsewhere."""
     if args.threads_per_worker is not None:
         return args.threads_per_worker
-    if pipeline_options(beam_args, args.workers)[0] == "--runner=FnApiRunner":
-        return max(1, cores() // args.workers)
-    return None
+    return None if names_runner(beam_args) else max(1, cores() // args.workers)
 
 
 def pipeline_options(beam_args: list[str], workers: int) -> list[str]:
     """The Beam options: the user's, or the local multi-process runner when no runner is named."""
     args = [a for a in beam_args if a != "--"]
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+    if not names_runner(args):
         args = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
                 f"--direct_num_workers={workers}", "--default_sdk_harness_log_level=ERROR"] + args
     return args
