@@ -60,7 +60,7 @@ def _workers(workers: dict) -> dict:
 def measure(smoke: bool, data: Path | None, work: Path) -> dict:
     from training.commands.scan import cores
 
-    n = 12 if smoke else 400
+    n = 12 if smoke else 1600  # the steady window must be long beside one batch and the start-up (at 400: about 3 s)
     folder = work / "scan" / "src"
     images = image_set(n, data, work / "scan" / "made")
     folder.mkdir(parents=True, exist_ok=True)
