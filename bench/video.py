@@ -29,7 +29,7 @@ def measure(smoke: bool, data: Path | None, work: Path) -> dict:
     say(SECTION, "making a 720p face video (tests/video/media.py)")
     subprocess.run([sys.executable, "-m", "tests.video.media", str(media), "720"], cwd=ROOT, check=True,
                    env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
-    config = {"media": str(media), "runs": 2 if smoke else 10, "frames": 4 if smoke else 16,
+    config = {"media": str(media), "runs": 2 if smoke else 30, "frames": 4 if smoke else 16,
               "window_s": 2 if smoke else 8, "out": str(work / "video-raw.json")}
     say(SECTION, f"running bench/video_bench.mjs ({config['runs']} checks of {config['frames']} frames over {config['window_s']} s)")
     raw = run_node_bench("video_bench.mjs", config, work)
