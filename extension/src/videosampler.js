@@ -201,8 +201,9 @@ export class VideoSampler {
 
   // Frames one by one, `frames` of them spread over `windowS` seconds of playback (a shorter
   // video: over what is left of it). Stops with a VideoProblem when the video is paused,
-  // ends, changes source, leaves the page, is EME-protected and reads as black (DRM) or `signal` aborts; a video
-  // that ends after some frames stops quietly (the check is made on what was taken).
+  // ends, changes source, leaves the page, is EME-protected and reads as black (DRM) or
+  // `signal` aborts; a video that ends after some frames stops quietly (the check is made on
+  // what was taken).
   async *take(signal) {
     const left = Number.isFinite(this.video.duration) ? this.video.duration - this.video.currentTime : Infinity;
     const windowS = Math.min(this.windowS, Math.max(left, SAMPLING.min_window_s));
