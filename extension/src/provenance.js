@@ -531,8 +531,8 @@ export function sdWatermark(rgba, width, height) {
   return best;
 }
 
-// What only the decoded pixels show, added to a file's provenance, as Python reads a PNG's
-// pixels: `stealth`, novelaiStealth's text; `watermark`, sdWatermark's answer (offscreen.js).
+// What only the decoded pixels show, added to a file's provenance as Python adds it:
+// `stealth`, novelaiStealth's text (a PNG); `watermark`, sdWatermark's answer (offscreen.js).
 export function withPixelEvidence(provenance, {stealth = null, watermark = null} = {}) {
   const findings = [...provenance.findings];
   if (stealth !== null && stealth !== undefined) findings.push({source: 'png', tier: 'declared', message: "NovelAI's hidden generation metadata is in the alpha channel"});
