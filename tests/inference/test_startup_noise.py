@@ -70,3 +70,33 @@ def test_unmask_check_prints_the_verdict_and_no_startup_lines(tmp_path):
     assert r.stdout.startswith(f"{image}: ")
     for line in NOISE:
         assert line not in r.stderr, r.stderr
+
+
+def test_cpu_threads_are_set_before_the_first_op_or_refused_with_why():
+    """models.tensorflow_import.set_cpu_threads (unmask scan --threads-per-worker, in each
+    worker): a count under 1 is refused; after TensorFlow's first op fixed its pools, another
+    count is refused with the process and the threads it has, the same count is fine. In a
+    process of its own: the suite's TensorFlow keeps its pools."""
+    code = textwrap.dedent("""
+        from models.tensorflow_import import set_cpu_threads
+        try:
+            set_cpu_threads(0)
+        except ValueError as e:
+            print("refused:", e)
+        tf = set_cpu_threads(1)
+        print("threads:", tf.config.threading.get_intra_op_parallelism_threads())
+        tf.constant(1.0) + 1.0
+        set_cpu_threads(1)
+        try:
+            set_cpu_threads(2)
+        except RuntimeError as e:
+            print("late:", e)
+    """)
+    r = subprocess.run([sys.executable, "-c", f"import sys; sys.path[:0] = [{str(ROOT)!r}]\n{code}"],
+                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout.splitlines()
+    assert "refused: TensorFlow threads must be a whole number of at least 1, not 0" in out
+    assert "threads: 1" in out
+    late = next(line for line in out if line.startswith("late:"))
+    assert "cannot give TensorFlow 2 thread(s) in process" in late and "it has already started with 1" in late
