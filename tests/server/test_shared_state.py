@@ -162,9 +162,12 @@ def test_requests_in_flight_when_redis_hangs_are_answered_not_failed(tmp_path, m
     # Flask-Limiter switches to its memory on the first storage error; a request whose error
     # comes while another already switched it used to be raised (HTTP 500; 35 of 73,498 in the
     # soak). Eight requests at once on four threads all meet the hanging Redis together.
+    # Eight clients, one request each (trust_proxy: X-Forwarded-For tells them apart): no count,
+    # in Redis or in the fallback's memory, can refuse one, however the eight interleave.
     hole = BlackHole()
     try:
-        with run_server(tmp_path, models_dir, workers=1, threads=4, rate_limit=f"{LIMIT}/hour", storage_uri=hole.uri) as s:
+        with run_server(tmp_path, models_dir, workers=1, threads=4, rate_limit=f"{LIMIT}/hour", trust_proxy=1,
+                        storage_uri=hole.uri) as s:
             go = threading.Barrier(8)
 
             def one(n):
