@@ -9,7 +9,8 @@
 // of the check in the page (the menu's message arrived) until the first frame's
 // verdict, each frame's JPEG sent until its faces came back judged (find + crop + classify every
 // face in the offscreen document, TF.js wasm, one thread, plus the messages), each frame's grab
-// on the page's main thread (draw, read, JPEG); and the page's long tasks (PerformanceObserver
+// on the page's main thread (draw, read, JPEG), the offscreen document's own steps per frame
+// (decode, find, crop + classify); and the page's long tasks (PerformanceObserver
 // 'longtask', over 50 ms) with the largest lateness of a 10 ms timer heartbeat. The first run
 // (the offscreen document starts and loads both models) is kept apart.
 import {readFileSync, rmSync, writeFileSync} from 'node:fs';
@@ -63,7 +64,7 @@ async function main() {
       if (done.state !== 'done') throw new Error(`the video check failed: ${done.error} ${done.detail || ''}`);
       const stalls = await page.evaluate(() => ({longTasks: [...window.longTasks], lateness: window.lateness}));
       out.runs.push({first_verdict_ms: Number(done.firstVerdictMs), frame_ms: done.frameMs.split(',').map(Number),
-        grab_ms: done.grabMs.split(',').map(Number), long_tasks_ms: stalls.longTasks, heartbeat_lateness_ms: stalls.lateness,
+        grab_ms: done.grabMs.split(',').map(Number), steps: JSON.parse(done.frameSteps || '[]'), long_tasks_ms: stalls.longTasks, heartbeat_lateness_ms: stalls.lateness,
         verdict: done.verdict, tracks: Number(done.tracks)});
       log(`run ${r}: first frame verdict after ${done.firstVerdictMs} ms, ${done.frames} frames, ${done.verdict}`);
       await sleep(300);

@@ -101,7 +101,12 @@ let modelQueue = Promise.resolve();
 
 // One image at a time through the model, in the order asked.
 function runModel(bytes, message = {type: 'check'}) {
-  const job = modelQueue.then(() => askOffscreen({...message, data: toBase64(bytes)}));
+  return runModelOn(toBase64(bytes), message);
+}
+
+// The same for bytes already in base64 (a video frame arrives so, and goes on as it is).
+function runModelOn(data, message) {
+  const job = modelQueue.then(() => askOffscreen({...message, data}));
   modelQueue = job.catch(() => {});
   return job;
 }
@@ -572,7 +577,7 @@ async function openOptions(msg) {
   return {};
 }
 
-const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, report, sendKeptReport, ...videoHandlers({model, runModel}),
+const HANDLERS = {check, secondOpinion, explain, stats, limits, sitesChanged, enableSite, clearData, openOptions, report, sendKeptReport, ...videoHandlers({model, runModel: runModelOn}),
   // Test builds only: the browser tests' full disk (historystore.js); extension pages only.
   ...(UNMASK_TEST_HOOKS ? {testDiskFull: async (msg) => (history.setDiskFullForTests(msg.full), {})} : {})};
 // What the content script in a web page may ask; the rest is for the extension's own pages.

@@ -79,16 +79,19 @@ async function thumbnail(bitmap) {
 // pixelEvidence: what to look for in the decoded pixels, which only they show (the worker
 // asks by format, as Python reads them): {stealth} NovelAI's hidden metadata in a PNG's alpha
 // channel, {watermark} the Stable Diffusion watermark, which JPEG destroys.
+// timing: milliseconds per step (decode, find, judge), which the benches read.
 async function check({data, thumb = true, pixelEvidence = {}}) {
   const fc = await faceCheck();
+  const t0 = performance.now();
   const {bitmap, pixels} = await decode(fromBase64(data));
+  const timing = {decode_ms: performance.now() - t0};
   try {
     // Raw scores per face: the worker applies the calibration at the user's sensitivity.
-    const found = await fc.score(pixels);
+    const found = await fc.score(pixels, timing);
     runs += 1;
     const stealth = pixelEvidence.stealth ? await novelaiStealth(pixels.data, pixels.width, pixels.height) : null;
     const watermark = pixelEvidence.watermark ? sdWatermark(pixels.data, pixels.width, pixels.height) : null;
-    return {...found, stealth, watermark, thumb: thumb ? await thumbnail(bitmap) : null};
+    return {...found, stealth, watermark, thumb: thumb ? await thumbnail(bitmap) : null, timing};
   } finally {
     bitmap.close();
   }

@@ -57,23 +57,41 @@ export function boxAverage(pixels, {left, top, width, height}, k) {
   const nh = Math.floor(height / k);
   const nw = Math.floor(width / k);
   const out = new Float32Array(nh * nw * 3);
-  const rowSums = new Float64Array(nw * 3);
+  if (k === 1) { // a copy: the common case for a face crop under twice the model's size
+    let o = 0;
+    for (let y = 0; y < nh; y++) {
+      for (let src = ((top + y) * w + left) * ch, end = src + nw * ch; src < end; src += ch) {
+        out[o++] = data[src];
+        out[o++] = data[src + 1];
+        out[o++] = data[src + 2];
+      }
+    }
+    return {values: out, height: nh, width: nw};
+  }
+  // Integer sums (255 k^2 stays far below 2^32), a block row at a time: the same values as
+  // summing floats, and faster (Node, 1280x720 RGBA, k = 6: 1.7 against 2.8 ms).
+  const sums = new Uint32Array(nw * 3);
   const area = k * k;
   for (let by = 0; by < nh; by++) {
-    rowSums.fill(0);
+    sums.fill(0);
     for (let dy = 0; dy < k; dy++) {
       let src = ((top + by * k + dy) * w + left) * ch;
-      for (let bx = 0; bx < nw; bx++) {
-        const o = bx * 3;
+      for (let o = 0; o < nw * 3; o += 3) {
+        let r = 0;
+        let g = 0;
+        let b = 0;
         for (let dx = 0; dx < k; dx++, src += ch) {
-          rowSums[o] += data[src];
-          rowSums[o + 1] += data[src + 1];
-          rowSums[o + 2] += data[src + 2];
+          r += data[src];
+          g += data[src + 1];
+          b += data[src + 2];
         }
+        sums[o] += r;
+        sums[o + 1] += g;
+        sums[o + 2] += b;
       }
     }
     const base = by * nw * 3;
-    for (let i = 0; i < nw * 3; i++) out[base + i] = rowSums[i] / area;
+    for (let i = 0; i < nw * 3; i++) out[base + i] = sums[i] / area;
   }
   return {values: out, height: nh, width: nw};
 }

@@ -4,7 +4,6 @@
 // taken, the faces tracked and the video judged by the rule shared with Python
 // (videotracks.js = models/video.py judge_video), and shown over the video (videopanel.js).
 // The check stops when the overlay closes or the video leaves the page.
-import {toBase64} from './bytes.js';
 import {judge} from './facecheck.js';
 import {makeVideoButton, makeVideoOverlay, placeVideoButton, placeVideoOverlay, renderVideoOverlay} from './videopanel.js';
 import {notes, problemBefore, samplingPlan, VideoProblem, VideoSampler} from './videosampler.js';
@@ -25,7 +24,7 @@ export class VideoCheck {
   reset() {
     this.state = 'starting';
     this.plan = null;
-    this.frames = []; // {jpeg, time_s, width, height, view, via}
+    this.frames = []; // {data (base64 JPEG), time_s, width, height, view, via}
     this.rows = []; // per frame: the picture's result (facecheck.judge) with time_s, or undefined while judging
     this.result = null;
     this.server = null;
@@ -36,6 +35,7 @@ export class VideoCheck {
     this.model = {name: '', version: ''};
     this.firstVerdictMs = null;
     this.frameMs = []; // per frame: its JPEG sent until its faces came back judged (bench/video.py reads them)
+    this.frameSteps = []; // per frame: the offscreen document's {decode_ms, find_ms, judge_ms} of it
   }
 
   handlers() {
@@ -143,9 +143,10 @@ export class VideoCheck {
 
   async judgeFrame(k, frame, clicked, signal) {
     const sent = performance.now();
-    const reply = await this.must('videoFrame', {data: toBase64(frame.jpeg)});
+    const reply = await this.must('videoFrame', {data: frame.data});
     if (signal.aborted) return;
     this.frameMs[k] = performance.now() - sent;
+    this.frameSteps[k] = reply.timing || null;
     const picture = judge({faces: reply.faces, too_small: reply.too_small, over_limit: reply.over_limit, width: reply.width, height: reply.height}, this.calibration);
     this.rows[k] = {...picture, time_s: frame.time_s};
     if (this.firstVerdictMs === null) this.firstVerdictMs = performance.now() - clicked;
@@ -179,7 +180,7 @@ export class VideoCheck {
     if (!this.frames.length || (this.server && this.server.state === 'asking')) return;
     this.server = {state: 'asking'};
     this.draw();
-    const reply = await this.ask('videoSecondOpinion', {frames: this.frames.map((f) => toBase64(f.jpeg)), times: this.frames.map((f) => f.time_s)});
+    const reply = await this.ask('videoSecondOpinion', {frames: this.frames.map((f) => f.data), times: this.frames.map((f) => f.time_s)});
     this.server = reply.ok ? {...reply.server, state: 'done'} : {state: 'error', error: reply.error};
     this.draw();
   }

@@ -86,6 +86,7 @@ export function renderVideoOverlay(overlay, check, handlers) {
   if (check.via) panel.dataset.via = check.via;
   if (check.firstVerdictMs !== null) panel.dataset.firstVerdictMs = Math.round(check.firstVerdictMs);
   if (check.frameMs.length) panel.dataset.frameMs = check.frameMs.map((ms) => ms.toFixed(1)).join(',');
+  if (check.frameSteps.length) panel.dataset.frameSteps = JSON.stringify(check.frameSteps);
   if (check.frames.length) panel.dataset.grabMs = check.frames.map((f) => f.grabMs.toFixed(1)).join(',');
   if (check.frames.length) panel.dataset.frameSize = `${check.frames.at(-1).width}x${check.frames.at(-1).height}`; // as judged (4K: scaled down)
   panel.append(el('button', {class: 'close', title: 'Close', 'aria-label': 'Close', textContent: '×', onclick: trusted(handlers.close)}));

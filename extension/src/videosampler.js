@@ -7,7 +7,6 @@
 //
 //   const sampler = new VideoSampler(video, {frames: 16, windowS: 8, capture});
 //   for await (const frame of sampler.take(signal)) ...   // {jpeg, time_s, width, height, via}
-import {fromBase64} from './bytes.js';
 import {drawnRect} from './geometry.js';
 import {VIDEO_RULES} from './videotracks.js';
 import {wording} from './wording.js';
@@ -195,7 +194,8 @@ export class VideoSampler {
     const url = this.canvas.toDataURL('image/jpeg', SAMPLING.jpeg_quality);
     const comma = url.indexOf(',');
     if (!url.startsWith('data:image/jpeg') || comma < 0) throw new VideoProblem('unreadable');
-    return {jpeg: fromBase64(url.slice(comma + 1)), time_s: Math.round(time * 1000) / 1000, width: got.width, height: got.height,
+    // The JPEG stays base64, as the messages carry it (bytes.js): decoded only where it is judged.
+    return {data: url.slice(comma + 1), time_s: Math.round(time * 1000) / 1000, width: got.width, height: got.height,
       view: got.view, via: this.tainted ? 'tab' : 'canvas', grabMs: performance.now() - started};
   }
 

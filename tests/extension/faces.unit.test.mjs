@@ -75,6 +75,37 @@ describe('preprocess.js box average', () => {
       }
     }
   });
+
+  // The block mean by its definition, for any region, k and RGB or RGBA pixels.
+  function blockMeans(px, {left, top, width, height}, k) {
+    const ch = px.data.length / (px.width * px.height);
+    const nh = Math.floor(height / k);
+    const nw = Math.floor(width / k);
+    const out = new Float32Array(nh * nw * 3);
+    for (let by = 0; by < nh; by++) {
+      for (let bx = 0; bx < nw; bx++) {
+        for (let c = 0; c < 3; c++) {
+          let sum = 0;
+          for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) sum += px.data[((top + by * k + dy) * px.width + left + bx * k + dx) * ch + c];
+          out[(by * nw + bx) * 3 + c] = sum / (k * k);
+        }
+      }
+    }
+    return out;
+  }
+
+  for (const ch of [3, 4]) {
+    it(`is the block mean of any region, k = 1 (a copy) to 9, ${ch} channels, white at the top of the range`, () => {
+      const px = image(61, 43, ch);
+      const white = {width: 61, height: 43, data: new Uint8Array(61 * 43 * ch).fill(255)};
+      for (const k of [1, 2, 3, 6, 9]) {
+        for (const region of [{left: 0, top: 0, width: 61, height: 43}, {left: 5, top: 3, width: 50, height: 37}]) {
+          assert.deepEqual(boxAverage(px, region, k).values, blockMeans(px, region, k), `k ${k} ${JSON.stringify(region)}`);
+          assert.ok(boxAverage(white, region, k).values.every((v) => v === 255), `white, k ${k}`);
+        }
+      }
+    });
+  }
 });
 
 describe('faces.js contract and steps', () => {

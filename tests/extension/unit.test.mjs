@@ -13,7 +13,7 @@ import {describe, it} from 'node:test';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 
-import {fromBase64, toBase64} from '../../extension/src/bytes.js';
+import {base64Length, fromBase64, toBase64} from '../../extension/src/bytes.js';
 import {combine, escalatesImage, judge, mergeServerFaces, requireSize} from '../../extension/src/facecheck.js';
 import {drawnRect, faceRect, panelWidth, placePanelRect, smallestFaceFound} from '../../extension/src/geometry.js';
 import {NEXT_STEP, nextStep} from '../../extension/src/ui.js';
@@ -259,6 +259,11 @@ describe('bytes across messages', () => {
   it('round-trips through base64, also in large chunks', () => {
     const b = new Uint8Array(200001).map((_, i) => (i * 7919) % 256);
     assert.deepEqual(fromBase64(toBase64(b)), b);
+  });
+
+  it('counts the bytes of base64 without decoding it, and refuses what is not base64', () => {
+    for (const n of [0, 1, 2, 3, 4, 5, 200001]) assert.equal(base64Length(toBase64(new Uint8Array(n).fill(255))), n, `${n} bytes`);
+    for (const bad of ['abc', 'ab=c', 'a b=', '====', 'ab==\n', null, 42]) assert.equal(base64Length(bad), null, JSON.stringify(bad));
   });
 });
 
