@@ -4,8 +4,8 @@ size or re-compressed (issue 20, item 8: one real face was "Likely real 97%" alo
 
 Each faces-v1 face photo (reals and fakes of several sources) is shown at 64-512 px, alone
 (the picture is the face photo at that size) and pasted into scikit-image's coffee photo at
-1200x800, each as it is and re-compressed as JPEG quality 70, and checked by the bundled
-ensemble (models/inference.py FaceCheck, the server's code). Per face: the spread of its
+1200x800, each as it is and re-compressed as JPEG quality 70, and checked by each bundled
+model, tiny (the device's) and the ensemble (models/inference.py FaceCheck, the server's code). Per face: the spread of its
 calibrated p(fake) (max - min) over the sizes, the largest move from its p(fake) alone at
 256 px, and whether its verdict changes.
 """
@@ -20,6 +20,7 @@ from bench.common import say
 
 SECTION = "face-stability"
 SIZES = (64, 96, 128, 192, 256, 384, 512)
+MODELS = ("tiny", "ensemble")  # the bundled ones
 PICKS = ("dfdc/real", "stylegan1-ffhq/real", "yonsei-photoshop/real", "sd21/fake", "genphotos/fake", "stylegan1-ffhq/fake")
 
 
@@ -45,17 +46,14 @@ def _jpeg(img: np.ndarray, quality: int = 70) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
-def measure(smoke: bool, data: Path | None) -> dict:
+def stability(check, faces: list, sizes) -> dict:
+    """One detector's figures: per face, its p(fake) at every size, alone and in a scene, as is
+    and as JPEG 70, and how far it moves."""
     from PIL import Image
     from skimage import data as skdata
 
-    from models.detector import Detector
-    from models.inference import FaceCheck
     from tests.synthetic import paste_scene
 
-    check = FaceCheck(Detector.load("ensemble"))
-    faces = _faces(data, 1 if smoke else 2)[: 2 if smoke else None]
-    sizes = (96, 256) if smoke else SIZES
     rows = {}
     for name, face in faces:
         shown = {}
@@ -79,15 +77,27 @@ def measure(smoke: bool, data: Path | None) -> dict:
             "largest_move_from_alone_256": round(max(abs(p - ref[0]) for p in ps), 3) if ref and ps else None,
             "verdicts": sorted({v[1] for v in found.values()}),
         }
-        say(SECTION, f"{name}: spread {rows[name]['spread']}, verdicts {rows[name]['verdicts']} ({rows[name]['found']} found)")
+        say(SECTION, f"{check.detector.name}: {name}: spread {rows[name]['spread']}, verdicts {rows[name]['verdicts']} ({rows[name]['found']} found)")
     spreads = [r["spread"] for r in rows.values() if r["spread"] is not None]
     return {
-        "model": "bundled ensemble",
-        "sizes_px": list(sizes),
+        "version": check.detector.version,
         "faces": rows,
         "median_spread": round(float(np.median(spreads)), 3) if spreads else None,
         "max_spread": round(max(spreads), 3) if spreads else None,
         "faces_whose_verdict_changes": sum(len(r["verdicts"]) > 1 for r in rows.values()),
+    }
+
+
+def measure(smoke: bool, data: Path | None) -> dict:
+    from models.detector import Detector
+    from models.inference import FaceCheck
+
+    faces = _faces(data, 1 if smoke else 2)[: 2 if smoke else None]
+    sizes = (96, 256) if smoke else SIZES
+    # Both bundled models: the device's (tiny, in the extension) and the server's.
+    return {
+        "sizes_px": list(sizes),
+        "models": {name: stability(FaceCheck(Detector.load(name)), faces, sizes) for name in MODELS},
         "how": "each face photo resized (bilinear) to each size, alone and pasted into coffee at 1200x800, as is and "
                "as JPEG q70; p(fake) of the judged face whose box centre lies in the pasted square",
     }

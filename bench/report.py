@@ -201,11 +201,13 @@ def _face_recall(sec: dict) -> list[str]:
 
 
 def _face_stability(sec: dict) -> list[str]:
-    lines = [f"Model: {sec['model']}; {sec['how']}.", ""]
-    lines += table(["face", "found", "p(fake) spread over sizes", "largest move from alone at 256 px", "verdicts"],
-                    [[n, r["found"], r["spread"], r["largest_move_from_alone_256"], ", ".join(r["verdicts"])] for n, r in sec["faces"].items()])
-    lines += [f"- median spread {sec['median_spread']}, largest {sec['max_spread']}; faces whose verdict changes with size "
-              f"or compression: {sec['faces_whose_verdict_changes']} of {len(sec['faces'])}", ""]
+    lines = [f"{sec['how']}; sizes {', '.join(map(str, sec['sizes_px']))} px.", ""]
+    for name, m in sec["models"].items():
+        lines += [f"Model: bundled {name} ({m['version']}).", ""]
+        lines += table(["face", "found", "p(fake) spread over sizes", "largest move from alone at 256 px", "verdicts"],
+                       [[n, r["found"], r["spread"], r["largest_move_from_alone_256"], ", ".join(r["verdicts"])] for n, r in m["faces"].items()])
+        lines += [f"- {name}: median spread {m['median_spread']}, largest {m['max_spread']}; faces whose verdict changes with size "
+                  f"or compression: {m['faces_whose_verdict_changes']} of {len(m['faces'])}", ""]
     return lines
 
 

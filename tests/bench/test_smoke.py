@@ -330,7 +330,9 @@ def test_smoke_face_recall_and_stability(tmp_path):
         assert 0 <= recall["recall"]["no_tiles"][size] <= share <= 1
     check_summary(recall["no_face_search_ms"]["tiles"])
     stability = sections["face-stability"]
-    assert stability["faces"] and all(0 <= r["spread"] <= 1 for r in stability["faces"].values() if r["spread"] is not None)
+    assert set(stability["models"]) == {"tiny", "ensemble"}  # the device's model and the server's
+    for m in stability["models"].values():
+        assert m["faces"] and all(0 <= r["spread"] <= 1 for r in m["faces"].values() if r["spread"] is not None)
     md = out.with_suffix(".md").read_text()
     assert "Faces found, by size and place" in md and "how far its p(fake) moves" in md
 
