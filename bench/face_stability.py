@@ -46,6 +46,14 @@ def _jpeg(img: np.ndarray, quality: int = 70) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
+def _spread(ps: list) -> float | None:
+    return round(max(ps) - min(ps), 3) if ps else None
+
+
+def _median(xs: list) -> float | None:
+    return round(float(np.median(xs)), 3) if xs else None
+
+
 def stability(check, faces: list, sizes) -> dict:
     """One detector's figures: per face, its p(fake) at every size, alone and in a scene, as is
     and as JPEG 70, and how far it moves."""
@@ -70,19 +78,25 @@ def stability(check, faces: list, sizes) -> dict:
         found = {k: v for k, v in shown.items() if v}
         ps = [v[0] for v in found.values()]
         ref = shown.get("alone 256 as is")
+        spread = lambda where: _spread([v[0] for k, v in found.items() if k.startswith(where)])  # noqa: E731
         rows[name] = {
             "found": f"{len(found)}/{len(shown)}",
             "p_fake": {k: (round(v[0], 3) if v else None) for k, v in shown.items()},
-            "spread": round(max(ps) - min(ps), 3) if ps else None,
+            "spread": _spread(ps),
+            "spread_alone": spread("alone"),
+            "spread_scene": spread("scene"),
             "largest_move_from_alone_256": round(max(abs(p - ref[0]) for p in ps), 3) if ref and ps else None,
             "verdicts": sorted({v[1] for v in found.values()}),
         }
         say(SECTION, f"{check.detector.name}: {name}: spread {rows[name]['spread']}, verdicts {rows[name]['verdicts']} ({rows[name]['found']} found)")
     spreads = [r["spread"] for r in rows.values() if r["spread"] is not None]
+    median = lambda key: _median([r[key] for r in rows.values() if r[key] is not None])  # noqa: E731
     return {
         "version": check.detector.version,
         "faces": rows,
-        "median_spread": round(float(np.median(spreads)), 3) if spreads else None,
+        "median_spread": median("spread"),
+        "median_spread_alone": median("spread_alone"),
+        "median_spread_scene": median("spread_scene"),
         "max_spread": round(max(spreads), 3) if spreads else None,
         "faces_whose_verdict_changes": sum(len(r["verdicts"]) > 1 for r in rows.values()),
     }
@@ -99,5 +113,7 @@ def measure(smoke: bool, data: Path | None) -> dict:
         "sizes_px": list(sizes),
         "models": {name: stability(FaceCheck(Detector.load(name)), faces, sizes) for name in MODELS},
         "how": "each face photo resized (bilinear) to each size, alone and pasted into coffee at 1200x800, as is and "
-               "as JPEG q70; p(fake) of the judged face whose box centre lies in the pasted square",
+               "as JPEG q70; p(fake) of the judged face whose box centre lies in the pasted square. Alone, only the size "
+               "and the compression change; in the scene, the judged crop (1.6 times the face box) also holds coffee "
+               "and the pasted photo's straight edges, a splice that no real photo of a face has",
     }

@@ -204,10 +204,12 @@ def _face_stability(sec: dict) -> list[str]:
     lines = [f"{sec['how']}; sizes {', '.join(map(str, sec['sizes_px']))} px.", ""]
     for name, m in sec["models"].items():
         lines += [f"Model: bundled {name} ({m['version']}).", ""]
-        lines += table(["face", "found", "p(fake) spread over sizes", "largest move from alone at 256 px", "verdicts"],
-                       [[n, r["found"], r["spread"], r["largest_move_from_alone_256"], ", ".join(r["verdicts"])] for n, r in m["faces"].items()])
-        lines += [f"- {name}: median spread {m['median_spread']}, largest {m['max_spread']}; faces whose verdict changes with size "
-                  f"or compression: {m['faces_whose_verdict_changes']} of {len(m['faces'])}", ""]
+        lines += table(["face", "found", "p(fake) spread: alone", "in the scene", "over all", "largest move from alone at 256 px", "verdicts"],
+                       [[n, r["found"], r.get("spread_alone"), r.get("spread_scene"), r["spread"], r["largest_move_from_alone_256"],
+                         ", ".join(r["verdicts"])] for n, r in m["faces"].items()])
+        lines += [f"- {name}: median spread alone {m.get('median_spread_alone')}, in the scene {m.get('median_spread_scene')}, "
+                  f"over all {m['median_spread']} (largest {m['max_spread']}); faces whose verdict changes with size, "
+                  f"compression or scene: {m['faces_whose_verdict_changes']} of {len(m['faces'])}", ""]
     return lines
 
 
