@@ -254,7 +254,9 @@ def training_augmentation(args):
     """The augmentation of training images: the defaults, and with --same-chain the one chain for every image."""
     from training.augment import AugmentConfig
 
-    return AugmentConfig(same_chain=bool(getattr(args, "same_chain", False)))
+    floor = getattr(args, "rescale_floor", "0.4")
+    return AugmentConfig(same_chain=bool(getattr(args, "same_chain", False)),
+                         min_rescale=None if floor == "smallest-face" else float(floor))
 
 
 def self_blended_pipeline(samples, input_size: int, settings: dict, args, class_weight, validation: bool = False,

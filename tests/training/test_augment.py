@@ -1,6 +1,8 @@
 """Augmentations keep shape and range, repeat for a seed, and do what they say."""
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -104,7 +106,18 @@ def test_rescaling_reaches_the_smallest_face_crop_judged(fake):
     faces that far, so a small face is not new to the model."""
     assert A.smallest_judged_crop() == 77
     assert float(A.rescale_floor(256)) == pytest.approx(77 / 256) and float(A.rescale_floor(60)) == 1.0
-    assert A.AugmentConfig().min_rescale is None  # the default follows the face contract
+    # The default stays at 0.4 of the side (it kept unseen generators better); --rescale-floor
+    # smallest-face asks for the face contract's floor.
+    from training.commands.train import rescale_floor
+    from training.train import training_augmentation
+
+    assert A.AugmentConfig().min_rescale == 0.4
+    assert training_augmentation(argparse.Namespace(rescale_floor="smallest-face")).min_rescale is None
+    assert training_augmentation(argparse.Namespace(rescale_floor="0.5")).min_rescale == 0.5
+    assert training_augmentation(argparse.Namespace()).min_rescale == 0.4
+    for bad in ("0", "1.5", "tiny", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a share"):
+            rescale_floor(bad)
     floor = float(A.rescale_floor(SIZE))
     smallest = A.random_rescale(fake, seed(0), min_scale=floor)  # shrunk at most as far as a 77 px crop
     assert high_freq(smallest) < high_freq(fake)

@@ -38,6 +38,19 @@ from training.train import (
 )
 
 
+def rescale_floor(text: str) -> str:
+    """--rescale-floor: a share in (0, 1], or smallest-face."""
+    if text == "smallest-face":
+        return text
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1, nor smallest-face")
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from models.preprocessing import contract  # not the registry: it imports Keras, and --help must be fast
 
@@ -56,6 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also push every training image, real or fake, through one processing chain (crop jitter, "
                         "rescale 0.5-1 and back, JPEG 60-95; training/augment.py), so that the collections' own "
                         "framing, size and compression stop telling the label (issue 17, python -m training.shortcuts)")
+    p.add_argument("--rescale-floor", type=rescale_floor, default="0.4", metavar="SHARE|smallest-face",
+                   help="the random rescale shrinks a training crop to between this share of its side and all of it "
+                        "(default 0.4); smallest-face: down to the smallest face crop judged, 77 px (steadier across "
+                        "sizes, worse on unseen generators: docs/EVALUATION.md)")
     p.add_argument("--sbi", choices=["off", "add", "only"], default="off",
                    help="self-blended images (training/sbi.py): each real face next to a blended copy of itself, made "
                         "afresh every epoch; add: besides the collection fakes; only: instead of them (default off)")
