@@ -6,7 +6,7 @@
 // from models/wording.json's video.problems and a sentence a person can act on.
 //
 //   const sampler = new VideoSampler(video, {frames: 16, windowS: 8, capture});
-//   for await (const frame of sampler.take(signal)) ...   // {jpeg, time_s, width, height, via}
+//   for await (const frame of sampler.take(signal)) ...   // {data (base64 JPEG), time_s, width, height, via}
 import {drawnRect} from './geometry.js';
 import {VIDEO_RULES} from './videotracks.js';
 import {wording} from './wording.js';
