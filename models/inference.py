@@ -105,8 +105,8 @@ class FaceCheck:
         times = times if times is not None else [None] * len(images)
         rows = [{"time_s": t, **r} for t, r in zip(times, results)]
         out = judge_video(rows, self.detector.calibration, self.detector.video_calibration)
-        out["video"] = {k: out.pop(k) for k in ("frames_sampled", "frames_with_face", "calibration", "aggregate",
-                                                  "min_track_frames")}
+        out["video"] = {k: out.pop(k) for k in ("frames_sampled", "frames_with_face", "calibration", "calibrated_on_videos",
+                                                  "aggregate", "min_track_frames")}
         return out
 
     def check_video(self, frames) -> dict:

@@ -255,11 +255,20 @@ def mean_logit(p_raw) -> float:
     return float(sigmoid(np.mean(logit(list(p_raw)))))
 
 
+def calibrated_on_videos(video_calibration) -> bool:
+    """Whether a video calibration was fitted on videos of several frames (its fitted_on's
+    frames_per_video: min, mean, max). faces-v1 has one frame per video, so a calibration fitted
+    there is the image calibration again, and a video's confidence must say so."""
+    per = ((getattr(video_calibration, "fitted_on", None) or {}).get("frames_per_video")) or []
+    return bool(per) and max(per) > 1
+
+
 def judge_video(frames: list[dict], calibration, video_calibration=None, rules: dict | None = None) -> dict:
     """The video's verdict from its sampled frames, each judged like a picture (models/inference.py
     check_images: "faces" with "box" and "p_fake_raw"; "time_s"). Faces are tracked
     (track_faces); each track's mean-logit p(fake) is judged by `video_calibration` (the image
-    `calibration` when the detector has none yet, said in "calibration"); the video is fake
+    `calibration` when the detector has none yet, said in "calibration"; "calibrated_on_videos"
+    is false unless it was fitted on videos of several frames); the video is fake
     when any judged track is, real when every judged track is, else uncertain, and no_face
     when no frame holds a face. Its confidence and p(fake) are the most suspicious judged
     track's. Each face in the returned frames gets its "track" number."""
@@ -285,6 +294,7 @@ def judge_video(frames: list[dict], calibration, video_calibration=None, rules: 
         tracks.append(track)
     with_face = sum(1 for f in frames if f.get("faces"))
     info = {"frames_sampled": len(frames), "frames_with_face": with_face, "calibration": which,
+            "calibrated_on_videos": video_calibration is not None and calibrated_on_videos(video_calibration),
             "aggregate": rules["aggregate"], "min_track_frames": need}
     judged = [t for t in tracks if t["judged"]]
     if not judged:

@@ -141,7 +141,8 @@ class Detection:
         out = combine(result, provenance)
         info = result["video"]
         out.update(frames_sampled=len(rows), frames_with_face=info["frames_with_face"], aggregate=info["aggregate"],
-                   calibration=info["calibration"], tracks=result["tracks"], frames=rows, timeline=timeline(rows),
+                   calibration=info["calibration"], calibrated_on_videos=info["calibrated_on_videos"], tracks=result["tracks"],
+                   frames=rows, timeline=timeline(rows),
                    video=info)
         return out
 

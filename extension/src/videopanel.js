@@ -112,6 +112,7 @@ export function renderVideoOverlay(overlay, check, handlers) {
     } else {
       panel.append(el('h2', {textContent: LABELS[r.verdict]}),
         el('div', {class: 'conf', textContent: `${confidenceText(r.verdict, r.confidence, r.p_fake)} · ${W.tracks.replace('{n}', r.tracks.filter((t) => t.judged).length).replace('{frames}', done)}`}));
+      if (!r.calibrated_on_videos) panel.append(el('div', {class: 'small', textContent: W.calibration_single_frame}));
       const judged = r.tracks.filter((t) => t.judged);
       if (judged.length > 1) {
         panel.append(el('ol', {}, judged.map((t) => el('li', {'data-verdict': t.verdict}, `${describe(t.verdict, t.confidence, t.p_fake)} (${t.frames.length} frames)`))));

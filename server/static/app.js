@@ -304,7 +304,8 @@ function showTimeline(result) {
     bar.append(div);
   }
   $("video-note").textContent = `${result.frames_with_face} of ${result.frames_sampled} sampled frames show a face. ` +
-    "Each frame is judged like a picture; the video's verdict comes from the frames with a face.";
+    "Each frame is judged like a picture; the video's verdict comes from the frames with a face." +
+    (result.verdict !== "no_face" && !result.calibrated_on_videos ? ` ${WORDS.video.calibration_single_frame}` : "");
   const body = $("frames").tBodies[0];
   body.replaceChildren();
   for (const f of result.frames) {

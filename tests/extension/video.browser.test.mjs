@@ -13,7 +13,7 @@ import {readFileSync, rmSync} from 'node:fs';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
 
-import {VIDEO_RULES} from '../../extension/src/videotracks.js';
+import {calibratedOnVideos, VIDEO_RULES} from '../../extension/src/videotracks.js';
 import {wording} from '../../extension/src/wording.js';
 import {launch, sleep, waitFor} from './harness/browser.mjs';
 import {deadPort, serveFiles} from './harness/servers.mjs';
@@ -123,6 +123,9 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
     const b = o.boxes[0].rect;
     assert.ok(b.left >= video.left - 1 && b.right <= video.right + 1 && b.top >= video.top - 1 && b.bottom <= video.bottom + 1, 'the track box lies on the video');
     t.diagnostic(`device: ${o.verdict} p_fake ${o.pFake}, first frame verdict after ${o.firstVerdictMs} ms`);
+    // The confidence says when it is calibrated as for one picture (the model's video calibration had no multi-frame videos).
+    const metadata = JSON.parse(readFileSync(join(model.tfjs, 'metadata.json'), 'utf8'));
+    assert.equal(o.text.includes(wording.video.calibration_single_frame), !calibratedOnVideos(metadata.video_calibration), o.text);
 
     // "Get a second opinion": the same JPEG frames to the frames endpoint under gunicorn.
     await page.bringToFront();
@@ -146,6 +149,7 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
     assert.equal(o.verdict, 'no_face');
     assert.deepEqual(o.marks, Array(FRAMES).fill('no_face'));
     assert.ok(o.text.includes(wording.no_face));
+    assert.ok(!o.text.includes(wording.video.calibration_single_frame), 'no confidence, nothing said of its calibration');
   });
 
   it('a cross-origin video whose canvas is tainted: frames from the captured tab, the same face track', async () => {

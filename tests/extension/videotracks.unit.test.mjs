@@ -26,6 +26,7 @@ describe('video rule: the JS twin gives Python\'s answers on the same frames', (
       close(js.p_fake, py.p_fake, 'p_fake');
       assert.equal(js.summary, py.summary);
       assert.equal(js.calibration, py.calibration);
+      assert.equal(js.calibrated_on_videos, py.calibrated_on_videos);
       for (const key of ['frames_sampled', 'frames_with_face', 'min_track_frames']) assert.equal(js[key], py[key], key);
       assert.deepEqual(js.tracks.map((t) => [t.frames, t.judged, t.verdict]), py.tracks.map((t) => [t.frames, t.judged, t.verdict]));
       js.tracks.forEach((t, n) => close(t.p_fake, py.tracks[n].p_fake, `track ${n} p_fake`));

@@ -55,6 +55,7 @@ def test_images_and_a_video(tiny, tiny_dir, files, capsys):
     assert video["kind"] == "video"
     v = video["video"]
     assert v["frames_sampled"] == len(video["frames"]) == 4 and v["frame_count"] == 10
+    assert v["calibration"] == "image" and v["calibrated_on_videos"] is False  # the test tiny has no video calibration
     assert v["frames_with_face"] == sum(f["verdict"] != "no_face" for f in video["frames"]) > 0
     used = [f for f in video["frames"] if f["verdict"] != "no_face"]
     for f in used:
@@ -71,6 +72,11 @@ def test_text_output(tiny_dir, files, capsys):
     assert out[1].strip().startswith("face 1 at (") and "p(fake)" in out[1]
     assert out[2].startswith(f"{files['video']}: ") and "3 frames sampled" in out[2]
     assert sum(" s  frame " in line for line in out) == 3
+    # The test tiny has no video calibration: a video verdict says its confidence is a picture's.
+    from models.wording import wording
+
+    single = wording()["video"]["calibration_single_frame"]
+    assert [line.strip() for line in out if single in line] == ([] if ": no_face" in out[2] else [single])
 
 
 def test_video_without_faces_says_so(tiny_dir, tmp_path, capsys):

@@ -71,6 +71,7 @@ try {
     verdict: document.querySelector("#verdict").dataset.verdict,
     frames: document.querySelectorAll("#frames tbody tr").length,
     timelineSegments: document.querySelectorAll("#timeline > div").length,
+    note: document.querySelector("#video-note").textContent,
   }));
 
   // 4. Pick a picture without a face.

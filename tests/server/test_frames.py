@@ -74,6 +74,7 @@ def test_frames_of_a_face_video_are_tracked_and_judged_by_the_video_rule(server,
     want = judge_video(rows, Calibration.from_dict(info["calibration"]), video_cal)
     tol = video_rules()["parity_tolerance"]
     assert body["verdict"] == want["verdict"] and body["calibration"] == want["calibration"]
+    assert body["calibrated_on_videos"] is want["calibrated_on_videos"] is False  # no video calibration from videos here
     assert abs(body["p_fake"] - want["p_fake"]) <= tol
     assert [len(t["frames"]) for t in body["tracks"]] == [len(t["frames"]) for t in want["tracks"]]
 

@@ -440,6 +440,8 @@ def test_page_in_chromium_shows_faces_verdict_heatmap_models_and_provenance(serv
     assert "damaged" in res["corrupt"]["error"] or "corrupt" in res["corrupt"]["error"]
     assert res["video"]["verdict"] in ("real", "fake", "uncertain") and res["video"]["frames"] == 6
     assert res["video"]["timelineSegments"] >= 1
+    # The test ensemble has no video calibration: the video's confidence says it is a picture's.
+    assert res["video"]["note"].endswith(" " + words["video"]["calibration_single_frame"])
     no_face = res["noFace"]
     assert no_face["shown"] == words["labels"]["no_face"] and "turned away" in no_face["summary"]
     assert no_face["boxes"] == 0 and no_face["facesHidden"] and no_face["heatmapHidden"]

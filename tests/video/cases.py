@@ -54,6 +54,9 @@ def cases() -> list[dict]:
         c["calibration"], c["video_calibration"] = IMAGE_CAL, VIDEO_CAL
     # The image calibration judges tracks until a video calibration is fitted.
     out.append({**out[1], "name": "no video calibration yet", "video_calibration": None})
+    # One fitted on videos of several frames (faces-v1's has one frame per video: [1, 1.0, 1]).
+    out.append({**out[1], "name": "a video calibration fitted on videos of several frames",
+                "video_calibration": {**VIDEO_CAL, "fitted_on": {"frames_per_video": [4, 8.5, 16]}}})
     return out
 
 

@@ -60,3 +60,16 @@ def test_overlap_threshold_decides_whether_moving_faces_join(min_iou):
     frames = frames_of(moving(4, 0, 0, 100, 30, 0, [0.5]), n=4)  # IoU of consecutive boxes: 70/130
     tracks = track_faces(frames, min_iou)
     assert len(tracks) == (1 if min_iou < 70 / 130 else 4)
+
+
+def test_a_confidence_says_whether_videos_of_several_frames_calibrated_it():
+    """faces-v1 has one frame per video: a video calibration fitted there is the image one again."""
+    frames = frames_of(moving(3, 0, 0, 100, 2, 0, [0.9, 0.6, 0.3]), n=3)
+    single = {**VIDEO_CAL, "fitted_on": {"frames_per_video": [1, 1.0, 1]}}
+    several = {**VIDEO_CAL, "fitted_on": {"frames_per_video": [1, 3.5, 12]}}
+    image = Calibration.from_dict(IMAGE_CAL)
+    assert judge_video(frames, image)["calibrated_on_videos"] is False
+    assert judge_video(frames, image, Calibration.from_dict(VIDEO_CAL))["calibrated_on_videos"] is False  # nothing recorded
+    assert judge_video(frames, image, Calibration.from_dict(single))["calibrated_on_videos"] is False
+    r = judge_video(frames, image, Calibration.from_dict(several))
+    assert r["calibrated_on_videos"] is True and r["calibration"] == "video"

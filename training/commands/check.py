@@ -135,6 +135,8 @@ def _faces_lines(r: dict, indent: str) -> str:
 
 
 def _line(name: str, r: dict) -> str:
+    from models.wording import wording
+
     if r["verdict"] == "no_face" or r.get("confidence") is None:
         text = f"{name}: {r['verdict']}: {r['summary']}"
     else:
@@ -150,6 +152,8 @@ def _line(name: str, r: dict) -> str:
             text += (f"\n    face track {t['track'] + 1}: {len(t['frames'])} frame(s), {t['start_s']:.2f}-{t['end_s']:.2f} s  "
                      f"{judged}")
         text += f"\n    tracks judged by the {v['calibration']} calibration"
+        if r["verdict"] != "no_face" and not v["calibrated_on_videos"]:
+            text += f"\n    {wording()['video']['calibration_single_frame']}"
         for f in r["frames"]:
             verdict = f["verdict"] if f["verdict"] == "no_face" else f"{f['verdict']:<9} p(fake) {f['p_fake']:.3f}"
             tracks = ",".join(str(face["track"] + 1) for face in f["faces"])
