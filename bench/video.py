@@ -42,8 +42,10 @@ def measure(smoke: bool, data: Path | None, work: Path) -> dict:
     grabs = summary([ms for r in raw["runs"] for ms in r["grab_ms"]], p95=True, digits=1)
     # Where a frame's time goes: the offscreen document's steps, and the rest (messages, base64, queue).
     pairs = [(ms, s) for r in warm for ms, s in zip(r["frame_ms"], r.get("steps", [])) if s]
-    steps = {k: summary([s[f"{k}_ms"] for _, s in pairs], p95=True, digits=1) for k in ("decode", "find", "judge")} if pairs else {}
+    steps = {}
     if pairs:
+        for k in ("decode", "find", "judge"):
+            steps[k] = summary([s[f"{k}_ms"] for _, s in pairs], p95=True, digits=1)
         offscreen = [s["decode_ms"] + s["find_ms"] + s["judge_ms"] for _, s in pairs]
         steps["offscreen"] = summary(offscreen, p95=True, digits=1)
         steps["rest"] = summary([ms - o for (ms, _), o in zip(pairs, offscreen)], p95=True, digits=1)

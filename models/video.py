@@ -256,8 +256,8 @@ def mean_logit(p_raw) -> float:
 
 
 def calibrated_on_videos(video_calibration) -> bool:
-    """Whether a video calibration was fitted on videos of several frames (its fitted_on's
-    frames_per_video: min, mean, max). faces-v1 has one frame per video, so a calibration fitted
+    """Whether a video calibration (None: there is none) was fitted on videos of several frames
+    (its fitted_on's frames_per_video: min, mean, max). faces-v1 has one frame per video, so a calibration fitted
     there is the image calibration again, and a video's confidence must say so."""
     per = ((getattr(video_calibration, "fitted_on", None) or {}).get("frames_per_video")) or []
     return bool(per) and max(per) > 1
@@ -294,7 +294,7 @@ def judge_video(frames: list[dict], calibration, video_calibration=None, rules: 
         tracks.append(track)
     with_face = sum(1 for f in frames if f.get("faces"))
     info = {"frames_sampled": len(frames), "frames_with_face": with_face, "calibration": which,
-            "calibrated_on_videos": video_calibration is not None and calibrated_on_videos(video_calibration),
+            "calibrated_on_videos": calibrated_on_videos(video_calibration),
             "aggregate": rules["aggregate"], "min_track_frames": need}
     judged = [t for t in tracks if t["judged"]]
     if not judged:

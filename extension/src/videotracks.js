@@ -58,7 +58,7 @@ export function meanLogit(pRaw) {
   return 1 / (1 + Math.exp(-(sum / pRaw.length)));
 }
 
-// models.video.calibrated_on_videos: fitted on videos of several frames (fitted_on.frames_per_video: min, mean, max).
+// models.video.calibrated_on_videos: fitted on videos of several frames (fitted_on.frames_per_video: min, mean, max); null: none.
 export function calibratedOnVideos(videoCalibration) {
   const per = (videoCalibration && videoCalibration.fitted_on && videoCalibration.fitted_on.frames_per_video) || [];
   return per.length > 0 && Math.max(...per) > 1;
@@ -84,7 +84,7 @@ export function judgeVideo(frames, calibration, videoCalibration = null, rules =
   });
   const info = {
     frames_sampled: frames.length, frames_with_face: frames.filter((f) => (f.faces || []).length).length,
-    calibration: which, calibrated_on_videos: Boolean(videoCalibration) && calibratedOnVideos(videoCalibration),
+    calibration: which, calibrated_on_videos: calibratedOnVideos(videoCalibration),
     aggregate: rules.aggregate, min_track_frames: need,
   };
   const judged = tracks.filter((t) => t.judged);
