@@ -335,6 +335,21 @@ describe('video checks in Chromium', {timeout: 20 * 60000}, () => {
     assert.equal(o.frames, String(FRAMES));
   });
 
+  it('a frame that is not base64, empty or over 4 MB is refused as unreadable, and a good one still judged', async () => {
+    // What a page's content script could send: the worker checks the base64 before the offscreen document sees it.
+    const replies = await session.contentScript(page, async () => {
+      const ask = (data) => chrome.runtime.sendMessage({target: 'worker', type: 'videoFrame', data});
+      return Promise.all([ask('not base64!'), ask(''), ask('A'.repeat(6 * 1024 * 1024)), ask(42)]);
+    });
+    for (const r of replies) {
+      assert.equal(r.ok, false, JSON.stringify(r).slice(0, 200));
+      assert.deepEqual([r.error.code, r.error.message], ['unreadable', wording.video.problems.unreadable]);
+    }
+    await rightClickCheck('face');
+    const o = await waitFor(async () => settled(await overlayOf(page)), {timeout: 60000, what: 'a verdict after the refusals'});
+    assert.equal(o.state, 'done', o.text);
+  });
+
   it('recorded no errors in chrome://extensions', async () => {
     const errors = await session.extensionErrors();
     assert.deepEqual(errors.manifest, []);
