@@ -70,9 +70,10 @@ def convert(model, out, *, quantize: str | None = None, samples=None, data_note:
     with tempfile.TemporaryDirectory(prefix="unmask-convert-") as tmp:
         tmp = Path(tmp)
         saved = tmp / "saved_model"
+        graph_model, folded = _fold_batch_norms(detector.model, log)
         log("  exporting a SavedModel (keras ExportArchive, inference mode)")
         try:
-            export_saved_model(detector.model, saved)
+            export_saved_model(graph_model, saved)
         except Exception as e:  # Keras raises many kinds; say which step failed
             raise ValueError(f"Keras could not export {detector.name} as a SavedModel: {e}") from e
         names = layer_names(detector.model)
@@ -88,7 +89,7 @@ def convert(model, out, *, quantize: str | None = None, samples=None, data_note:
             meta_mod.write(dirs[q], meta_mod.build(detector, dirs[q], q))
         sizes = {q: sum(e["bytes"] for e in meta_mod.file_entries(dirs[q], meta_mod.model_files(dirs[q]))) for q in QUANTIZATIONS}
 
-        checks: dict = {}
+        checks: dict = {"folded_batch_norms": folded}
         if js_checks:
             kernels = ops.check_wasm_kernels(dirs["none"], layer_names=names)
             log(f"  wasm kernels: {', '.join(kernels)} (all registered by @tensorflow/tfjs-backend-wasm)")
@@ -132,6 +133,22 @@ def convert(model, out, *, quantize: str | None = None, samples=None, data_note:
     total = sum(e["bytes"] for e in files) + (out / meta_mod.METADATA_FILE).stat().st_size
     log(f"Wrote {out}: {chosen}, {len(files) + 1} files, {total / 1024:,.1f} KB in all")
     return metadata
+
+
+def _fold_batch_norms(model, log):
+    """The model to export: with the depthwise convolutions' batch norms folded in
+    (converter/fold.py), or as it is when folding fails, since folding only saves time.
+    Returns (model, how many were folded)."""
+    from converter.fold import fold_batch_norms
+
+    try:
+        folded, n = fold_batch_norms(model)
+    except Exception as e:  # a layer Keras cannot clone; the unfolded graph is still correct
+        log(f"  batch norms not folded ({type(e).__name__}: {e}); converting the model as it is")
+        return model, 0
+    if n:
+        log(f"  folded {n} batch norms into the depthwise convolutions before them")
+    return folded, n
 
 
 def _measure_accuracy(detector, samples, dirs: dict, note: str, log) -> dict:

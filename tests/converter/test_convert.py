@@ -54,7 +54,12 @@ def test_each_quantization_writes_a_graph_model_with_true_metadata(converted, ti
         assert f"{q}" in next(ln for ln in lines if "<- chosen" in ln)
         assert meta["conversion"]["model_bytes_by_quantization"][q] == sizes[q]
         assert meta["conversion"]["parity"]["passed"] is True
-        assert "Relu6" in meta["conversion"]["wasm_kernels"]
+        # Each depthwise block is one fused kernel: batch norm folded in (converter/fold.py), Relu6 fused.
+        assert meta["conversion"]["folded_batch_norms"] == 13
+        graph_ops = [node["op"] for node in model_json["modelTopology"]["node"]]
+        assert graph_ops.count("FusedDepthwiseConv2dNative") == 13
+        assert "DepthwiseConv2dNative" not in graph_ops and "Relu6" not in graph_ops
+        assert "FusedDepthwiseConv2D" in meta["conversion"]["wasm_kernels"]
     assert sizes["none"] > sizes["mixed"] > sizes["float16"] > sizes["uint8"]
 
 
