@@ -87,12 +87,14 @@ class BudgetFusion:
         return ["fake" if f else ("real" if v == "real" else "uncertain") for f, v in zip(fake, stack_verdicts)]
 
     @classmethod
-    def fit(cls, members: list[str], real_scores, sources=None, budget: float = 0.05) -> "BudgetFusion":
-        """real_scores: (n reals, members) on held-in validation reals; sources: each real's.
+    def fit(cls, members: list[str], real_scores, sources=None, budget: float = 0.05,
+            min_source_reals: int = MIN_SOURCE_REALS) -> "BudgetFusion":
+        """real_scores: (n reals, members) on held-in validation reals; sources: each real's
+        (a source with fewer than min_source_reals counts only in the pooled tail).
         The smallest tail a source of n reals can give is 1 / (n + 1): a share of the budget
         below that could never call a face fake, which is refused rather than shipped."""
         r = np.asarray(real_scores, dtype=np.float64).reshape(-1, len(members))
-        fusion = cls(list(members), [RealTail.fit(r[:, j], sources) for j in range(len(members))], budget)
+        fusion = cls(list(members), [RealTail.fit(r[:, j], sources, min_source_reals) for j in range(len(members))], budget)
         sizes = {"all reals": len(fusion.tails[0].pooled),
                  **{k: len(v) for k, v in fusion.tails[0].per_source.items()}}
         name, n = min(sizes.items(), key=lambda kv: kv[1])

@@ -186,6 +186,27 @@ def augment(image, seed, config: AugmentConfig = AugmentConfig()):
     return tf.clip_by_value(x, 0.0, 255.0)
 
 
+def face_size_degrade(image_uint8: np.ndarray, face_px: int, margin: float | None = None) -> np.ndarray:
+    """A face crop as it is cut from a picture in which the face is `face_px` tall: the crop
+    (margin x the face box; the contract's margin by default) shrunk, antialiased (Pillow
+    bicubic, as image hosts shrink), to round(margin x face_px) a side. A crop that is
+    already that small is returned as it is: nothing is enlarged."""
+    from PIL import Image
+
+    if margin is None:
+        from models.faces import face_contract
+
+        margin = face_contract().crop_margin
+    side = max(1, round(margin * face_px))
+    img = np.asarray(image_uint8, dtype=np.uint8)
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        return img
+    scale = side / max(h, w)
+    small = Image.fromarray(img).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+    return np.asarray(small, dtype=np.uint8)
+
+
 def web_degrade(image_uint8: np.ndarray, scale: float = 0.5, quality: int = 60) -> np.ndarray:
     """The fixed web degradation for evaluation: shrink by `scale` (Pillow, antialiased, as
     image hosts do), then JPEG at `quality`. uint8 (H, W, 3) in, uint8 out (smaller)."""

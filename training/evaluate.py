@@ -15,7 +15,10 @@ from training.data import from_record, recorded
 
 THRESHOLD = 0.5  # the binary decision for accuracy/precision/recall: calibrated p(fake) >= 0.5
 LEFT_OUT_FALSE_ALARM = 0.05  # left-out fakes are counted at the threshold that calls this share of known reals fake
-DEGRADATIONS = ("web",)
+# web: half size, then JPEG q60. faceN: each face crop shrunk as if the face were N px tall in
+# its picture (training/augment.py face_size_degrade); 48 is the smallest face judged.
+FACE_SIZES = (48, 64, 96, 128)
+DEGRADATIONS = ("web", *(f"face{n}" for n in FACE_SIZES))
 
 
 # --- metrics ----------------------------------------------------------------------------
@@ -239,6 +242,12 @@ def web_transform(name: str | None):
         from training.augment import web_degrade
 
         return web_degrade
+    if name in DEGRADATIONS and name.startswith("face"):
+        from functools import partial
+
+        from training.augment import face_size_degrade
+
+        return partial(face_size_degrade, face_px=int(name[len("face"):]))
     raise ValueError(f"unknown degradation {name!r}; known: {', '.join(DEGRADATIONS)}")
 
 

@@ -221,7 +221,59 @@ def shortcuts(results: dict) -> list[str]:
             *table(["task", "chance", "features", "before", "after the chain", "drop"], rows, ["l", "r", "l", "r", "r", "r"])]
 
 
-TABLES = {"fusion": fusion, "specialists": specialists, "shortcuts": shortcuts, "roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
+def face_sizes(results: dict) -> list[str]:
+    """Verdicts on the test split with every face shown at N px (python -m training.face_sizes)."""
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.1f}%"
+
+    def moved(c):
+        return "—" if c is None else f"{c['changed']:,} of {c['of']:,} ({c['opposite']})"
+
+    rows = []
+    for name, sizes in results["models"].items():
+        for i, (size, d) in enumerate(sizes.items()):
+            worst = max(d["false_alarm_by_source"], key=d["false_alarm_by_source"].get) if d["false_alarm_by_source"] else None
+            rows.append([name if i == 0 else "", size if size == "as is" else f"{size} px", f"{d['faces']:,}",
+                         _f(d["mean_auc_paired"]), pct(d["precision_fake"]), pct(d["precision_real"]), pct(d["share_confident"]),
+                         f"{pct(d['worst_false_alarm'])} ({worst})" if worst else "—", moved(d.get("verdicts_from_as_is"))])
+    return [f"From `{results['command']}`:", "",
+            *table(["model", "face", "faces", "mean AUC (paired)", "precision of fake", "precision of real", "with a verdict",
+                    "most reals called fake (source)", "verdict not as when shown as is (fake <-> real)"], rows,
+                   ["l", "l", "r", "r", "r", "r", "r", "r", "r"])]
+
+
+def fusion_left_out(results: dict) -> list[str]:
+    """Rules combining a detector and a self-blended specialist, per left-out source
+    (python -m training.fusion_left_out)."""
+    folds = results["folds"]
+    sources = sorted(folds)
+    rows = []
+    for rule in ("baseline", "stack", "equal", "budget"):
+        cells, paired, fake_only, worst = [], [], [], []
+        for s in sources:
+            r = folds[s]["rules"].get(rule)
+            if r is None or isinstance(r, str):
+                cells.append("refused" if isinstance(r, str) else "—")
+                continue
+            figure = (f"AUC {_f(r['figure'])}" if r["kind"] == "paired"
+                      else f"{100 * r['figure']:.1f}% at 5% FA" if r["figure"] is not None else "—")
+            (paired if r["kind"] == "paired" else fake_only).append(r["figure"])
+            right = "—" if r["verdicts_right"] is None else f"{100 * r['verdicts_right']:.0f}%"
+            cells.append(f"{figure}; fake {100 * r['fakes_called_fake']:.1f}%; right {right} of {100 * r['with_a_verdict']:.0f}%")
+            worst += [v for v in (r["reals_called_fake"], r["worst_other_reals_called_fake"]) if v is not None]
+        mean = lambda xs: _f(sum(xs) / len(xs)) if xs and None not in xs else "—"  # noqa: E731
+        rows.append([rule, *cells, mean(paired), mean(fake_only), f"{100 * max(worst):.1f}%" if worst else "—"])
+    refused = {s: folds[s]["rules"]["budget"] for s in sources if isinstance(folds[s]["rules"].get("budget"), str)}
+    notes = [f"- budget refused on {s}: {why}" for s, why in refused.items()]
+    return [f"From `{results['command']}` (budget {100 * results['budget']:.0f}%; a source with fewer than "
+            f"{results.get('per_source_min_reals', 20)} validation reals counts only in the pooled tail). Per left-out source: the rule's "
+            "left-out figure; the share of its fakes called `fake`; how many of its confident verdicts are right, of the "
+            "share of its faces that get one.", "",
+            *table(["rule", *sources, "mean AUC (paired)", "mean caught (fakes only)", "most reals called fake"], rows),
+            *([""] + notes if notes else [])]
+
+
+TABLES = {"fusion-left-out": fusion_left_out, "face-sizes": face_sizes, "fusion": fusion, "specialists": specialists, "shortcuts": shortcuts, "roc-auc": roc_auc, "web-degraded": web_degraded, "calibration": calibration, "targets": targets,
           "cascade-bands": cascade_bands, "commands": commands, "size-and-speed": size_and_speed}
 
 

@@ -179,6 +179,48 @@ def test_cli_degraded_then_clean(run_dir, capsys):
     assert "Web-degraded copies" in (run_dir / "MODEL_CARD.md").read_text()
 
 
+def test_verdict_changes_count_opposites_only_between_fake_and_real():
+    from training.face_sizes import changes
+
+    shown = {"a": "fake", "b": "uncertain", "c": "real", "e": "real"}
+    as_is = {"a": "real", "b": "uncertain", "c": "uncertain", "d": "fake", "e": "real"}
+    assert changes(shown, as_is) == {"changed": 2, "opposite": 1, "of": 4}
+
+
+def test_cli_face_size_degradation_and_the_study_of_face_sizes(run_dir, tmp_path, capsys):
+    """--degrade face48 judges every face crop shrunk as a 48 px face's; python -m
+    training.face_sizes runs it at every size and records each size's verdict figures."""
+    from training import face_sizes
+    from training.evaluate import FACE_SIZES
+
+    out = tmp_path / "face48"
+    assert main(["evaluate", str(run_dir), "--degrade", "face48", "--out", str(out), "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["data"]["degrade"] == "face48" and "--degrade face48" in m["command"]
+    with open(out / "predictions.csv", newline="") as f:
+        small = {r["path"]: r["p_fake_raw"] for r in csv.DictReader(f) if r["verdict"] != "error"}
+
+    record, figure, doc = tmp_path / "face-sizes.json", tmp_path / "face-sizes.png", tmp_path / "EVALUATION.md"
+    doc.write_text(f"<!-- table face-sizes from {record}: python -m training.report -->\n<!-- end table face-sizes -->\n")
+    assert face_sizes.main(["--models", str(run_dir), "--out", str(tmp_path / "study"), "--record", str(record),
+                            "--figure", str(figure), "--doc", str(doc)]) == 0
+    results = json.loads(record.read_text())
+    sizes = results["models"][run_dir.name]
+    assert list(sizes) == [*(str(n) for n in sorted(FACE_SIZES)), "as is"]
+    for d in sizes.values():
+        assert d["faces"] == m["data"]["n_scored"]
+        assert set(d["auc"]) == {"alpha", "beta"} and 0 <= d["mean_auc_paired"] <= 1
+    assert "verdicts_from_as_is" not in sizes["as is"]
+    assert sizes["48"]["verdicts_from_as_is"]["of"] == m["data"]["n_scored"]
+    with open(tmp_path / "study" / run_dir.name / "face48" / "predictions.csv", newline="") as f:
+        assert {r["path"]: r["p_fake_raw"] for r in csv.DictReader(f) if r["verdict"] != "error"} == small
+    with open(tmp_path / "study" / run_dir.name / "clean" / "predictions.csv", newline="") as f:
+        assert {r["path"]: r["p_fake_raw"] for r in csv.DictReader(f) if r["verdict"] != "error"} != small
+    valid_png(figure)
+    table = doc.read_text()
+    assert "| 48 px |" in table and "| as is |" in table and f"{sizes['48']['mean_auc_paired']:.3f}" in table
+
+
 def test_cli_whole_folder(tiny_dir, data_root, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", str(tiny_dir), "--data", str(data_root), "--split", "all", "--out", str(out), "--quiet"]) == 0

@@ -101,6 +101,23 @@ def test_web_degrade_halves_and_recompresses_deterministically():
     assert A.web_degrade(img, scale=1.0, quality=95).shape == img.shape
 
 
+def test_face_size_degrade_shows_the_crop_as_if_the_face_were_n_px():
+    from models.faces import face_contract
+
+    img = face_image("fake", 200, 2)
+    side = round(face_contract().crop_margin * 64)  # the crop of a 64 px face: 102 px
+    out = A.face_size_degrade(img, 64)
+    assert out.shape == (side, side, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(A.face_size_degrade(img, 64), out)
+    assert high_freq(out) < 0.5 * high_freq(img)  # detail lost, as in a small face
+    wide = np.concatenate([img, img], axis=1)  # 200 x 400: the longer side is shrunk to the crop's side
+    assert A.face_size_degrade(wide, 64).shape == (side // 2, side, 3)
+    # A crop already that small is not enlarged.
+    small = face_image("real", 60, 3)
+    np.testing.assert_array_equal(A.face_size_degrade(small, 64), small)
+    assert A.face_size_degrade(img, 48, margin=2.0).shape == (96, 96, 3)
+
+
 def test_rescaling_reaches_the_smallest_face_crop_judged(fake):
     """Issue 20: faces are judged from crops of round(1.6 x 48) = 77 px; training shrinks
     faces that far, so a small face is not new to the model."""

@@ -4,6 +4,7 @@
     unmask evaluate runs/tiny --data ../shared/data/faces-v1   # the same, data moved
     unmask evaluate ensemble --data photos/ --split all        # every image of a folder
     unmask evaluate runs/tiny --degrade web                    # half size, then JPEG q60
+    unmask evaluate runs/tiny --degrade face64                 # each face as if 64 px tall in its picture
     unmask evaluate runs/tiny-without-sd21 --split left-out    # the source a run was trained without
 
 Reported: accuracy, precision, recall, F1 and ROC AUC (pooled, p(fake) >= 0.5 is "fake");
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.evaluate import DEGRADATIONS, evaluate_folder, evaluate_left_out, evaluate_run
+from training.evaluate import DEGRADATIONS, FACE_SIZES, evaluate_folder, evaluate_left_out, evaluate_run
 
 
 def add_arguments(p):
@@ -40,7 +41,8 @@ def add_arguments(p):
                         "the source the run was trained without (unmask train --leave-out), beside the reals of its "
                         "test split (default: test when the model folder has a split.json, else all)")
     p.add_argument("--out", help="folder for the results (default: see above)")
-    p.add_argument("--degrade", choices=DEGRADATIONS, help="web: evaluate copies at half size, re-saved as JPEG q60")
+    p.add_argument("--degrade", choices=DEGRADATIONS, help="web: evaluate copies at half size, re-saved as JPEG q60; faceN (N = "
+                   f"{', '.join(str(n) for n in FACE_SIZES)}): each face crop shrunk as if the face were N px tall")
     p.add_argument("--batch-size", type=int, default=32, help="images per model call (default: 32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
