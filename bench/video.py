@@ -27,6 +27,12 @@ STEPS = (("offscreen", "the offscreen document's work: decode, find, crop + clas
          ("judge", "cropping and classifying them"), ("rest", "the rest: messages, base64, waiting"))
 
 
+def _max_side() -> int:
+    import json
+
+    return json.loads((ROOT / "models" / "video.json").read_text())["sampling"]["max_side"]
+
+
 def measure(smoke: bool, data: Path | None, work: Path) -> dict:
     media = work / "video-media"
     say(SECTION, "making a 720p face video (tests/video/media.py)")
@@ -51,7 +57,8 @@ def measure(smoke: bool, data: Path | None, work: Path) -> dict:
         steps["rest"] = summary([ms - o for (ms, _), o in zip(pairs, offscreen)], p95=True, digits=1)
     long_tasks = [ms for r in raw["runs"] for ms in r["long_tasks_ms"]]
     return {
-        "model": raw["model"], "video": f"{raw['video']['width']}x{raw['video']['height']} VP8 (tests/video/media.py), shown at 960x540",
+        "model": raw["model"], "video": f"{raw['video']['width']}x{raw['video']['height']} VP8 (tests/video/media.py), shown at 960x540; frames taken "
+                 f"at most {_max_side()} px on the longer side (models/video.json sampling.max_side)",
         "sampling": f"{config['frames']} frames over {config['window_s']} s, {config['runs']} checks after a first",
         "first_check_first_verdict_ms": first["first_verdict_ms"],
         "first_verdict_ms": firsts, "first_verdict_budget_ms": FIRST_VERDICT_BUDGET_MS,

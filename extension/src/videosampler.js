@@ -46,7 +46,7 @@ export function problemBefore(video) {
 export function notes(video) {
   const out = [];
   if (video.duration === Infinity) out.push({code: 'live', text: new VideoProblem('live').message});
-  if (Math.max(video.videoWidth, video.videoHeight) > SAMPLING.max_side) {
+  if (Math.max(video.videoWidth, video.videoHeight) > SAMPLING.note_above_side) {
     out.push({code: 'too_large', text: new VideoProblem('too_large', {width: video.videoWidth, height: video.videoHeight, max_side: SAMPLING.max_side}).message});
   }
   return out;

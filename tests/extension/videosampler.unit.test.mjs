@@ -37,6 +37,10 @@ describe('video sampler: before the first frame', () => {
     const big = notes({...playing, videoWidth: 3840, videoHeight: 2160});
     assert.deepEqual(big.map((n) => n.code), ['too_large']);
     assert.ok(big[0].text.includes('3840x2160') && big[0].text.includes(String(VIDEO_RULES.sampling.max_side)), big[0].text);
+    // 720p is scaled to max_side without a note; the note starts above note_above_side.
+    assert.ok(VIDEO_RULES.sampling.max_side < 1280 && VIDEO_RULES.sampling.note_above_side === 1280);
+    assert.deepEqual(notes({...playing, videoWidth: 1281}).map((n) => n.code), ['too_large']);
+    assert.deepEqual(notes({...playing, videoWidth: 720, videoHeight: 1280}), []);
     assert.equal(new VideoProblem('no such code').message, wording.video.problems.unreadable);
   });
 
