@@ -16,7 +16,7 @@ class VideoWorkerProblem extends Error {
   }
 }
 
-const MAX_FRAME_BYTES = 4 * 1024 * 1024; // one JPEG frame of at most 1280 px
+const MAX_FRAME_BYTES = 4 * 1024 * 1024; // far above one JPEG frame of at most sampling.max_side px
 
 // deps: {model: () => {metadata, calibration}, runModel: (base64 bytes, message) => found faces with raw scores}
 export function videoHandlers({model, runModel}) {
