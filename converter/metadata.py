@@ -94,7 +94,7 @@ def build(detector, tfjs_dir, quantization: str, conversion: dict | None = None)
 
     model_json = read_model_json(tfjs_dir)
     out = p_fake_output(model_json)
-    return {
+    meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": detector.name,
@@ -124,6 +124,10 @@ def build(detector, tfjs_dir, quantization: str, conversion: dict | None = None)
         "conversion": conversion or {},
         "files": file_entries(tfjs_dir, model_files(tfjs_dir)),
     }
+    # The video calibration (`unmask calibrate --video`), when fitted: the extension's video checks use it.
+    if detector.info.get("video_calibration"):
+        meta["video_calibration"] = detector.info["video_calibration"]
+    return meta
 
 
 def write(folder, metadata: dict) -> Path:

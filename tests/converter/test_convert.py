@@ -119,6 +119,25 @@ def test_the_escalation_band_chosen_by_the_bundle_reaches_the_extension_metadata
     assert c["test"]["escalated"] == round(band.escalated, 4) and c["test"]["n"] == 400
 
 
+def test_the_video_calibration_reaches_the_extension_metadata(tmp_path):
+    """unmask calibrate --video stores it in detector.json; a later conversion must carry it
+    (a reconversion once dropped it from extension/model/metadata.json)."""
+    from converter.export import convert
+    from models.detector import Detector
+    from tests.synthetic import small_detector
+
+    small_detector(tmp_path / "tiny", "tiny", steps=0)
+    meta = convert(tmp_path / "tiny", tmp_path / "plain", quantize="float16", js_checks=False, faces=False, log=lambda _: None)
+    assert "video_calibration" not in meta
+    det = Detector.load(tmp_path / "tiny")
+    stored = {**det.calibration.to_dict(), "temperature": 2.5, "fitted_on": {"videos": 12, "frames_per_video": [1, 3.0, 5]}}
+    det.info["video_calibration"] = stored
+    det.save_info()
+    meta = convert(tmp_path / "tiny", tmp_path / "out", quantize="float16", js_checks=False, faces=False, log=lambda _: None)
+    assert meta["video_calibration"] == stored
+    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["video_calibration"] == stored
+
+
 def test_reconverting_into_a_folder_replaces_the_old_files(converted, tiny_detector, tmp_path):
     from converter.export import convert
 
