@@ -78,7 +78,7 @@ def fold_rules(val: dict, left: dict, baseline_cal, budget: float) -> dict:
     return out
 
 
-def left_out_figures(score, verdicts, y, src, source: str) -> dict:
+def rule_figures(score, verdicts, y, src, source: str) -> dict:
     """One rule on one fold: its ranking figure on `source` and what its verdicts do there."""
     from training.evaluate import LEFT_OUT_FALSE_ALARM, threshold_at_false_alarm
     from training.fusion import rule_metrics
@@ -119,7 +119,7 @@ def fold(baseline: Path, specialist: Path, data, budget: float, cache: Path) -> 
         sets[key] = {"m": m, "y": np.array([s.label for s in faces]), "src": np.array([s.source for s in faces])}
     rules = fold_rules(sets["val"], sets["left"], Detector.load(baseline).calibration, budget)
     return {"source": source, "faces": {k: int(len(d["y"])) for k, d in sets.items()},
-            "rules": {name: (r if isinstance(r, str) else left_out_figures(*r, sets["left"]["y"], sets["left"]["src"], source))
+            "rules": {name: (r if isinstance(r, str) else rule_figures(*r, sets["left"]["y"], sets["left"]["src"], source))
                       for name, r in rules.items()}}
 
 

@@ -34,7 +34,7 @@ def test_the_budget_rule_lets_the_specialist_catch_what_the_fitted_rules_ignore(
     cal = fit_calibration(val["m"][:, 0], val["y"], 0.9, 0.05, sources=val["src"])
     rules = F.fold_rules(val, left, cal, 0.05)
     assert set(rules) == set(F.RULES)
-    figures = {name: F.left_out_figures(*r, left["y"], left["src"], "new") for name, r in rules.items()}
+    figures = {name: F.rule_figures(*r, left["y"], left["src"], "new") for name, r in rules.items()}
     for f in figures.values():
         assert f["kind"] == "fake-only" and f["reals_called_fake"] is None
     # The specialist's votes are worth nothing on validation, so the stack learns to ignore them.
