@@ -28,9 +28,9 @@ STEPS = (("offscreen", "the offscreen document's work: decode, find, crop + clas
 
 
 def _max_side() -> int:
-    import json
+    from models.video import video_rules
 
-    return json.loads((ROOT / "models" / "video.json").read_text())["sampling"]["max_side"]
+    return video_rules()["sampling"]["max_side"]
 
 
 def measure(smoke: bool, data: Path | None, work: Path) -> dict:

@@ -198,13 +198,18 @@ def face_size_degrade(image_uint8: np.ndarray, face_px: int, margin: float | Non
 
         margin = face_contract().crop_margin
     side = max(1, round(margin * face_px))
-    img = np.asarray(image_uint8, dtype=np.uint8)
-    h, w = img.shape[:2]
-    if max(h, w) <= side:
-        return img
-    scale = side / max(h, w)
-    small = Image.fromarray(img).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
-    return np.asarray(small, dtype=np.uint8)
+    img = Image.fromarray(np.asarray(image_uint8, dtype=np.uint8))
+    if max(img.size) <= side:
+        return np.asarray(img)
+    return np.asarray(_shrink(img, side / max(img.size)), dtype=np.uint8)
+
+
+def _shrink(img, scale: float):
+    """A Pillow image scaled by `scale` (<= 1), antialiased bicubic, as image hosts shrink."""
+    from PIL import Image
+
+    w, h = img.size
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
 
 
 def web_degrade(image_uint8: np.ndarray, scale: float = 0.5, quality: int = 60) -> np.ndarray:
@@ -213,9 +218,8 @@ def web_degrade(image_uint8: np.ndarray, scale: float = 0.5, quality: int = 60) 
     from PIL import Image
 
     img = Image.fromarray(np.asarray(image_uint8, dtype=np.uint8))
-    w, h = img.size
     if scale != 1:
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+        img = _shrink(img, scale)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=int(quality))
     buf.seek(0)

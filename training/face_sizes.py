@@ -133,7 +133,7 @@ def main(argv=None) -> int:
                "command": "python -m training.face_sizes --models " + " ".join(recorded(m) for m in args.models)
                           + (f" --data {args.data}" if args.data else ""), "commands": log}
     plot(results, args.figure)
-    report.record(results, args.record, **({"doc": args.doc} if args.doc else {}))
+    report.record(results, args.record, args.doc)
     return 0
 
 

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         print(f"fold {name}", flush=True)
         r = fold(args.baselines / name, args.specialists / name, args.data, args.budget, args.baselines / "fusion-scores")
         results["folds"][r["source"]] = r
-    report.record(results, args.record, **({"doc": args.doc} if args.doc else {}))
+    report.record(results, args.record, args.doc)
     return 0
 
 

@@ -297,9 +297,10 @@ def regenerate(text: str, root: Path = REPO) -> str:
     return MARKER.sub(fill, text)
 
 
-def record(results: dict, path: Path, doc: Path = DOC) -> None:
+def record(results: dict, path: Path, doc: Path | None = None) -> None:
     """Write a results file (docs/results/*.json), then make every table of the document
-    again from its results file; says what it did."""
+    (default docs/EVALUATION.md) again from its results file; says what it did."""
+    doc = doc or DOC
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
     doc.write_text(regenerate(doc.read_text()))

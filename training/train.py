@@ -254,7 +254,7 @@ def training_augmentation(args):
     """The augmentation of training images: the defaults, and with --same-chain the one chain for every image."""
     from training.augment import AugmentConfig
 
-    floor = getattr(args, "rescale_floor", "0.4")
+    floor = getattr(args, "rescale_floor", None) or str(AugmentConfig.min_rescale)
     return AugmentConfig(same_chain=bool(getattr(args, "same_chain", False)),
                          min_rescale=None if floor == "smallest-face" else float(floor))
 
