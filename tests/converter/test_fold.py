@@ -116,3 +116,30 @@ def test_a_model_with_nothing_to_fold_is_returned_as_it_is():
     x = keras.layers.BatchNormalization()(x)
     model = keras.Model(inputs, x)
     assert fold_batch_norms(model) == (model, 0)
+
+
+def test_a_model_that_cannot_be_cloned_is_converted_unfolded_and_the_log_says_so():
+    """Folding only saves time: where Keras cannot rebuild a layer from its config, the
+    conversion goes on with the model as it is."""
+    import keras
+
+    from converter.export import _fold_batch_norms
+
+    class NeedsAnArgument(keras.layers.Layer):  # its config lacks `factor`: from_config fails
+        def __init__(self, factor, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
+        def get_config(self):
+            return {"name": self.name}
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.DepthwiseConv2D(3, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, NeedsAnArgument(2.0)(x))
+    lines = []
+    assert _fold_batch_norms(model, lines.append) == (model, 0)
+    assert len(lines) == 1 and "batch norms not folded" in lines[0] and "converting the model as it is" in lines[0]

@@ -221,6 +221,14 @@ def test_cli_face_size_degradation_and_the_study_of_face_sizes(run_dir, tmp_path
     assert "| 48 px |" in table and "| as is |" in table and f"{sizes['48']['mean_auc_paired']:.3f}" in table
 
 
+def test_the_study_of_face_sizes_refuses_a_folder_without_a_split(tmp_path, capsys):
+    from training import face_sizes
+
+    (tmp_path / "model").mkdir()
+    assert face_sizes.main(["--models", str(tmp_path / "model"), "--out", str(tmp_path / "out")]) == 2
+    assert "no split.json in" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 def test_cli_whole_folder(tiny_dir, data_root, tmp_path):
     out = tmp_path / "eval"
     assert main(["evaluate", str(tiny_dir), "--data", str(data_root), "--split", "all", "--out", str(out), "--quiet"]) == 0
