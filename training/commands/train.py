@@ -31,7 +31,6 @@ import json
 import time
 from pathlib import Path
 
-from training.augment import AugmentConfig
 from training.commands import CLIError
 from training.train import (
     DEFAULTS, calibrate, ensemble_members_and_data, evaluate, evaluate_left_out, fit_ensemble, fit_model,
@@ -70,9 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also push every training image, real or fake, through one processing chain (crop jitter, "
                         "rescale 0.5-1 and back, JPEG 60-95; training/augment.py), so that the collections' own "
                         "framing, size and compression stop telling the label (issue 17, python -m training.shortcuts)")
-    p.add_argument("--rescale-floor", type=rescale_floor, default=str(AugmentConfig.min_rescale), metavar="SHARE|smallest-face",
+    # No default here: training.augment imports TensorFlow, which the CLI must not do at start-up;
+    # training_augmentation falls back to AugmentConfig's.
+    p.add_argument("--rescale-floor", type=rescale_floor, metavar="SHARE|smallest-face",
                    help="the random rescale shrinks a training crop to between this share of its side and all of it "
-                        f"(default {AugmentConfig.min_rescale}); smallest-face: down to the smallest face crop judged, 77 px (steadier across "
+                        "(default: AugmentConfig.min_rescale, the bundled models' 0.4); smallest-face: down to the smallest face crop judged, 77 px (steadier across "
                         "sizes, worse on unseen generators: docs/EVALUATION.md)")
     p.add_argument("--sbi", choices=["off", "add", "only"], default="off",
                    help="self-blended images (training/sbi.py): each real face next to a blended copy of itself, made "
